@@ -1,0 +1,84 @@
+"""The one Settings object: everything configurable, read from the environment and .env."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET = "dev-only-change-me"
+
+
+class Settings(BaseSettings):
+    """paperboy's configuration. Every field can be set as an upper-case environment variable."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    environment: str = Field("development", description="'production' refuses default secrets")
+    var_dir: Path = Path("var")
+    database_url: str = ""  # empty: SQLite file in var_dir
+
+    # Ingest
+    drop_dir: Path | None = None  # default var_dir/drop
+    ingest_max_bytes: int = 200 * 1024 * 1024
+    http_timeout_s: float = 30.0
+    http_retries: int = 3
+
+    # Matching
+    semantic: bool = True  # use the embedding model when the [semantic] extra is installed
+    default_threshold: float = 0.0
+    default_top_k: int = 20
+
+    # Email
+    smtp_url: SecretStr | None = None  # smtp://user:pass@host:587 (STARTTLS) or smtps://...
+    smtp_from: str = "paperboy <digest@paperboy.localhost>"
+    smtp_rate_per_s: float = 20.0
+    smtp_timeout_s: float = 30.0
+    outbox_dir: Path | None = None  # default var_dir/outbox; used when smtp_url is unset
+    send_empty_digests: bool = False
+    delivery_max_attempts: int = 5
+    hard_bounce_limit: int = 3
+
+    # Web and links
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
+    token_max_age_days: int = 30
+    admin_token: SecretStr | None = None
+    unsubscribe_mailto: str = "unsubscribe@paperboy.localhost"
+
+    # Slack
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_rate_per_channel_s: float = 1.0
+
+    # Scheduler
+    dispatch_interval_s: int = 300
+    ingest_interval_s: int = 900
+    lease_seconds: int = 60
+
+    @model_validator(mode="after")
+    def _refuse_default_secret_in_production(self) -> Settings:
+        if self.environment == "production" and self.secret_key.get_secret_value() == DEFAULT_SECRET:
+            raise ValueError("SECRET_KEY must be set to a real secret when ENVIRONMENT=production")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.var_dir / 'paperboy.db').as_posix()}"
+
+    @property
+    def resolved_outbox_dir(self) -> Path:
+        return self.outbox_dir or self.var_dir / "outbox"
+
+    @property
+    def resolved_drop_dir(self) -> Path:
+        return self.drop_dir or self.var_dir / "drop"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (tests build their own Settings instead)."""
+    return Settings()

@@ -1,0 +1,307 @@
+"""SQLAlchemy 2 typed models: the whole schema. Changes go through Alembic only."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    Time,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite would hand back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given; paperboy stores aware UTC datetimes")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, dt.datetime: UTCDateTime()}
+
+
+class Timestamped:
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
+
+
+# --- papers and ingest -------------------------------------------------------------------------
+
+
+class Paper(Timestamped, Base):
+    """One paper, stored once whatever the number of dumps it appeared in."""
+
+    __tablename__ = "papers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(300), unique=True)  # "arxiv:2401.01234" or "title:<norm>"
+    arxiv_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    title: Mapped[str] = mapped_column(Text)
+    abstract: Mapped[str] = mapped_column(Text, default="")
+    authors: Mapped[list[Any]] = mapped_column(default=list)
+    author_count: Mapped[int | None] = mapped_column(Integer)
+    organization: Mapped[str | None] = mapped_column(String(300))
+    published_on: Mapped[dt.date | None] = mapped_column(Date)
+    upvotes: Mapped[int | None] = mapped_column(Integer)
+    url: Mapped[str | None] = mapped_column(String(500))
+    code_url: Mapped[str | None] = mapped_column(String(500))
+    links: Mapped[list[Any]] = mapped_column(default=list)
+    source: Mapped[str] = mapped_column(String(300), default="")
+    first_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+class PaperEmbedding(Base):
+    """A paper's sentence embedding, computed once per model."""
+
+    __tablename__ = "paper_embeddings"
+
+    paper_id: Mapped[int] = mapped_column(ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(100), primary_key=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class IngestRun(Base):
+    """One file or feed read: what it held and what became of it."""
+
+    __tablename__ = "ingest_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(300))
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    format: Mapped[str | None] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20), default="running")  # running|done|skipped|failed
+    new: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    duplicate: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[list[Any]] = mapped_column(default=list)
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class Source(Timestamped, Base):
+    """An HTTP feed polled for new papers."""
+
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    format: Mapped[str | None] = mapped_column(String(40))  # None: detect
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    etag: Mapped[str | None] = mapped_column(String(300))
+    last_modified: Mapped[str | None] = mapped_column(String(100))
+    last_polled_at: Mapped[dt.datetime | None] = mapped_column()
+    last_status: Mapped[str | None] = mapped_column(String(40))
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+# --- subscribers and profiles ------------------------------------------------------------------
+
+
+class Subscriber(Timestamped, Base):
+    __tablename__ = "subscribers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    hard_bounces: Mapped[int] = mapped_column(Integer, default=0)
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False)  # too many hard bounces
+
+    profiles: Mapped[list[Profile]] = relationship(back_populates="subscriber")
+    subscriptions: Mapped[list[Subscription]] = relationship(back_populates="subscriber")
+
+
+class Profile(Timestamped, Base):
+    """A named set of interests: a person's, or a Slack channel's."""
+
+    __tablename__ = "profiles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+
+    subscriber: Mapped[Subscriber | None] = relationship(back_populates="profiles")
+    interests: Mapped[list[Interest]] = relationship(
+        back_populates="profile", cascade="all, delete-orphan", order_by="Interest.id"
+    )
+    feedback: Mapped[list[Feedback]] = relationship(back_populates="profile", cascade="all, delete-orphan")
+
+
+class Interest(Timestamped, Base):
+    """One interest: weighted keywords, a query, excluded terms, seed papers."""
+
+    __tablename__ = "interests"
+    __table_args__ = (UniqueConstraint("profile_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    keywords: Mapped[str] = mapped_column(Text, default="")  # `"sparse attention"^2, kv cache`
+    query: Mapped[str | None] = mapped_column(Text)  # query language
+    exclude: Mapped[str] = mapped_column(Text, default="")  # comma-separated excluded terms
+    seeds: Mapped[list[Any]] = mapped_column(default=list)  # paper ids
+    threshold: Mapped[float | None] = mapped_column(Float)
+    top_k: Mapped[int | None] = mapped_column(Integer)
+
+    profile: Mapped[Profile] = relationship(back_populates="interests")
+
+
+class Feedback(Timestamped, Base):
+    """A subscriber's verdict on one paper; the latest verdict wins."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (UniqueConstraint("profile_id", "paper_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id", ondelete="CASCADE"), index=True)
+    paper_id: Mapped[int] = mapped_column(ForeignKey("papers.id", ondelete="CASCADE"))
+    relevant: Mapped[bool] = mapped_column(Boolean)
+    channel: Mapped[str] = mapped_column(String(20), default="cli")  # cli|email|web|slack
+
+    profile: Mapped[Profile] = relationship(back_populates="feedback")
+
+
+# --- subscriptions and deliveries --------------------------------------------------------------
+
+
+class Subscription(Timestamped, Base):
+    """Where, when and how a profile's digest is delivered."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(20))  # email|slack
+    address: Mapped[str] = mapped_column(String(500))  # email address, Slack channel id, or webhook name
+    secret: Mapped[str | None] = mapped_column(Text)  # encrypted Slack token/webhook URL (Fernet)
+    interests: Mapped[list[Any]] = mapped_column(default=list)  # interest names; empty: all
+    cadence: Mapped[str] = mapped_column(String(20), default="daily")  # daily|weekdays|weekly
+    weekday: Mapped[int | None] = mapped_column(Integer)  # 0=Monday, for weekly
+    send_time: Mapped[dt.time] = mapped_column(Time, default=dt.time(8, 0))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    max_papers: Mapped[int] = mapped_column(Integer, default=10)
+    min_score: Mapped[float] = mapped_column(Float, default=0.0)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(20), default="active")  # pending|active|unsubscribed
+    needs_attention: Mapped[str | None] = mapped_column(Text)  # permanent channel error
+    next_digest_at: Mapped[dt.datetime | None] = mapped_column(index=True)
+    last_sent_at: Mapped[dt.datetime | None] = mapped_column()
+
+    subscriber: Mapped[Subscriber | None] = relationship(back_populates="subscriptions")
+    profile: Mapped[Profile] = relationship()
+
+
+class Delivery(Timestamped, Base):
+    """One digest for one subscription and one period: claimed, then sent, then recorded."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "period"),
+        Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"))
+    period: Mapped[str] = mapped_column(String(40))  # e.g. 2026-11-23 or 2026-W48
+    status: Mapped[str] = mapped_column(String(20), default="claimed")  # claimed|sent|retry|failed|empty
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(300))  # email Message-ID or Slack ts
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claimed_at: Mapped[dt.datetime | None] = mapped_column()
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column()
+    sent_at: Mapped[dt.datetime | None] = mapped_column()
+
+    subscription: Mapped[Subscription] = relationship()
+    papers: Mapped[list[DeliveryPaper]] = relationship(
+        back_populates="delivery", cascade="all, delete-orphan", order_by="DeliveryPaper.rank"
+    )
+
+
+class DeliveryPaper(Base):
+    """A paper a delivery holds; unique per subscription so a paper is never sent twice."""
+
+    __tablename__ = "delivery_papers"
+    __table_args__ = (UniqueConstraint("subscription_id", "paper_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"), index=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"))
+    paper_id: Mapped[int] = mapped_column(ForeignKey("papers.id", ondelete="CASCADE"))
+    rank: Mapped[int] = mapped_column(Integer)
+    score: Mapped[float] = mapped_column(Float)
+    reason: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    delivery: Mapped[Delivery] = relationship(back_populates="papers")
+    paper: Mapped[Paper] = relationship()
+
+
+class Lease(Base):
+    """A named lease: which instance runs the scheduler, until when."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[dt.datetime] = mapped_column()
+
+
+class RateLimitHit(Base):
+    """A request counted against a rate limit (web subscribe form), kept briefly."""
+
+    __tablename__ = "rate_limit_hits"
+    __table_args__ = (Index("ix_rate_limit_hits_bucket_at", "bucket", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(400))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)

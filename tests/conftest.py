@@ -1,0 +1,93 @@
+"""Shared fixtures: a migrated database on SQLite and on the real PostgreSQL, one test at a time."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from service.db import make_engine
+from service.migrations import upgrade
+from service.models import Base
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+PG_SERVER = os.environ.get("PAPERBOY_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def shared_path(*parts: str) -> Path:
+    """A file under ../shared; skipped (failed in CI) when it is not there."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        message = f"{path} is not present (../shared beside the repository)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def _postgres_database(name: str) -> str:
+    """Create a fresh, empty database `name` on the test server and return its URL."""
+    admin = make_engine(f"{PG_SERVER}/test")
+    try:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the server means the same here
+        message = f"PostgreSQL at {PG_SERVER} is unreachable: {type(exc).__name__}: {exc}"
+        if IN_CI:
+            pytest.fail(f"{message} (CI=true: PostgreSQL tests must run)")
+        pytest.skip(message)
+    finally:
+        admin.dispose()
+    return f"{PG_SERVER}/{name}"
+
+
+def _new_database_url(kind: str, tmp_dir: Path, label: str) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{(tmp_dir / f'{label}.db').as_posix()}"
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    return _postgres_database(f"paperboy_test_{label}_{worker}")
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A database migrated to head by Alembic, once per backend per session."""
+    url = _new_database_url(request.param, tmp_path_factory.mktemp("db"), "shared")
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = make_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def db(engine: Engine) -> Iterator[Session]:
+    """A session inside a transaction rolled back after the test: commits become savepoints."""
+    with engine.connect() as conn:
+        trans = conn.begin()
+        session = Session(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
+        try:
+            yield session
+        finally:
+            session.close()
+            trans.rollback()
+
+
+@pytest.fixture
+def committed_engine(engine: Engine) -> Iterator[Engine]:
+    """The engine for tests whose work must really commit (several connections, processes);
+    every table is emptied afterwards."""
+    yield engine
+    with engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
