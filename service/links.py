@@ -1,0 +1,45 @@
+"""The public URLs paperboy puts in emails and Slack messages; the web app serves these paths."""
+
+from __future__ import annotations
+
+from service.config import Settings, get_settings
+from service.tokens import make_token
+
+# Paths the web app routes (service/web): keep both sides in step through these constants.
+CONFIRM_PATH = "/confirm/{token}"
+MANAGE_PATH = "/manage/{token}"
+UNSUBSCRIBE_PATH = "/unsubscribe/{token}"
+FEEDBACK_PATH = "/feedback/{token}"
+
+
+def _url(path: str, token: str, settings: Settings) -> str:
+    return settings.base_url.rstrip("/") + path.format(token=token)
+
+
+def confirm_url(subscriber_id: int, settings: Settings | None = None) -> str:
+    s = settings or get_settings()
+    return _url(CONFIRM_PATH, make_token("confirm", subscriber_id=subscriber_id, settings=s), s)
+
+
+def manage_url(subscriber_id: int, subscription_id: int | None, settings: Settings | None = None) -> str:
+    s = settings or get_settings()
+    token = make_token("manage", subscriber_id=subscriber_id, subscription_id=subscription_id, settings=s)
+    return _url(MANAGE_PATH, token, s)
+
+
+def unsubscribe_url(subscriber_id: int | None, subscription_id: int, settings: Settings | None = None) -> str:
+    s = settings or get_settings()
+    token = make_token(
+        "unsubscribe", subscriber_id=subscriber_id, subscription_id=subscription_id, settings=s
+    )
+    return _url(UNSUBSCRIBE_PATH, token, s)
+
+
+def feedback_url(
+    subscription_id: int, paper_id: int, relevant: bool, settings: Settings | None = None
+) -> str:
+    s = settings or get_settings()
+    token = make_token(
+        "feedback", subscription_id=subscription_id, settings=s, paper=paper_id, relevant=relevant
+    )
+    return _url(FEEDBACK_PATH, token, s)
