@@ -15,6 +15,7 @@ from service.models import Base, UTCDateTime
 config = context.config
 target_metadata = Base.metadata
 
+
 def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"

@@ -14,9 +14,7 @@ from service.models import Base, Paper
 def test_models_and_migrations_agree(engine: Engine) -> None:
     """Autogenerate finds no difference between the migrated database and the models."""
     with engine.connect() as conn:
-        ctx = MigrationContext.configure(
-            conn, opts={"include_object": include_object, "compare_type": True}
-        )
+        ctx = MigrationContext.configure(conn, opts={"include_object": include_object, "compare_type": True})
         diff = compare_metadata(ctx, Base.metadata)
     assert diff == []
 
