@@ -79,6 +79,9 @@ class Paper(Timestamped, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(300), unique=True)  # "arxiv:2401.01234" or "title:<norm>"
+    # Normalised title, so a paper first seen without an arXiv id is found again when a later dump
+    # brings the id (and vice versa).
+    title_key: Mapped[str] = mapped_column(String(300), index=True, default="", server_default="")
     arxiv_id: Mapped[str | None] = mapped_column(String(40), index=True)
     title: Mapped[str] = mapped_column(Text)
     abstract: Mapped[str] = mapped_column(Text, default="")
