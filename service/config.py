@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     token_max_age_days: int = 30
     admin_token: SecretStr | None = None
     unsubscribe_mailto: str = "unsubscribe@paperboy.localhost"
+    # Subscribe form: at most this many attempts per client IP and per address in the window
+    subscribe_limit_per_ip: int = 10
+    subscribe_limit_per_address: int = 3
+    subscribe_limit_window_s: int = 3600
 
     # Slack
     slack_bot_token: SecretStr | None = None
