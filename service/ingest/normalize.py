@@ -1,0 +1,176 @@
+"""Text normalisation, link and arXiv id extraction, and the keys that deduplicate papers.
+
+Everything here runs once or twice per paper on every ingest, so it leans on C-speed regexes and
+skips work when a quick check shows there is none to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+from service.ingest.records import PaperRecord
+
+# Control characters (C0 but tab/newline/CR, DEL, C1) and U+FFFD: signs of binary data or a bad decode.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd]")
+# Invisible characters that only get in the way of comparing and searching.
+_INVISIBLE = re.compile(r"[\u00ad\u200b\u200c\u200e\u200f\u2060\ufeff]")
+# Anything but single plain spaces between words: tabs, newlines, NBSP, runs of spaces, edges.
+_ODD_SPACE = re.compile(r"[^\S ]|  |^ | $")
+_NON_WORD = re.compile(r"[\W_]+")
+_ODD_CHAR = re.compile(r"[^\w\s.,:;\-'\"()?!/&%+\u2010-\u2015\u2018-\u201f]")
+
+_NEW_ID = r"\d{4}\.\d{4,5}"
+_OLD_ID = r"[a-z][a-z\-]+(?:\.[A-Z]{2})?/\d{7}"
+_ARXIV_ID = re.compile(rf"^(?:arxiv:)?({_NEW_ID}|{_OLD_ID})(v\d+)?$", re.IGNORECASE)
+_ARXIV_URL_ID = re.compile(
+    rf"arxiv\.org/(?:abs|pdf|html)/({_NEW_ID}|{_OLD_ID})(?:v\d+)?(?:\.pdf)?", re.IGNORECASE
+)
+# URLs end at whitespace, quotes, angle brackets or braces (dumps glue LaTeX `\url{...}` remnants on).
+_URL = re.compile(r"https?://[^\s<>\"'{}|\\^`\[\]]+", re.IGNORECASE)
+_ARXIV_REF = re.compile(rf"\barxiv:\s?({_NEW_ID})(?:v\d+)?", re.IGNORECASE)
+_GITHUB_REPO = re.compile(r"^https?://(?:www\.)?github\.com/([\w.\-]+)/([\w.\-]+)", re.IGNORECASE)
+_GITHUB_NOT_REPOS = {"orgs", "topics", "features", "about", "sponsors", "marketplace", "settings"}
+
+KEY_MAX = 300  # papers.key and papers.title_key are String(300)
+
+
+def clean_text(text: str) -> str:
+    """NFC, invisible characters dropped, whitespace collapsed to single spaces; wording kept."""
+    if not text.isascii():
+        if not unicodedata.is_normalized("NFC", text):
+            text = unicodedata.normalize("NFC", text)
+        text = _INVISIBLE.sub("", text)
+    if _ODD_SPACE.search(text):
+        text = " ".join(text.split())
+    return text
+
+
+def garbage_reason(text: str) -> str | None:
+    """Why `text` looks like binary data rather than prose, or None when it looks fine."""
+    if "\x00" in text:
+        return "binary data (NUL bytes)"
+    if _CONTROL.search(text) is not None:
+        bad = len(_CONTROL.findall(text))
+        if bad * 20 > len(text) or bad > 8:
+            return f"binary data ({bad} control characters)"
+    if not text.isascii():
+        # Random bytes read as Windows-1252 are full of symbols (¤ § ¬ ± ...); prose is not.
+        odd = len(_ODD_CHAR.findall(text))
+        if odd >= 3 and odd * 7 > len(text):
+            return f"binary data ({odd} of {len(text)} characters are stray symbols)"
+    return None
+
+
+def strip_controls(text: str) -> str:
+    """Drop the odd stray control character from otherwise good text."""
+    return _CONTROL.sub("", text) if _CONTROL.search(text) else text
+
+
+def looks_like_abstract(text: str) -> bool:
+    """Titles are short single phrases; abstracts are long or several sentences."""
+    if len(text) > 320:
+        return True
+    return len(text) > 160 and text.count(". ") >= 2
+
+
+def normalize_arxiv_id(value: str) -> str | None:
+    """'arXiv:2401.01234v2', 'https://arxiv.org/abs/2401.01234v2' -> '2401.01234'; None if no id."""
+    value = value.strip()
+    match = _ARXIV_ID.match(value)
+    if match:
+        found = match.group(1)
+    else:
+        url_match = _ARXIV_URL_ID.search(value)
+        if not url_match:
+            return None
+        found = url_match.group(1)
+    return found if "/" not in found else found.lower()
+
+
+def arxiv_abs_url(arxiv_id: str) -> str:
+    return f"https://arxiv.org/abs/{arxiv_id}"
+
+
+def _trim_url(url: str) -> str:
+    url = url.rstrip(".,;:!?'\"")
+    # A closing bracket belongs to the URL only if the URL opened one.
+    while url.endswith(")") and url.count("(") < url.count(")"):
+        url = url[:-1].rstrip(".,;:!?")
+    return url
+
+
+def github_repo_url(url: str) -> str | None:
+    """https://github.com/owner/repo for any link into a repository, else None."""
+    match = _GITHUB_REPO.match(url)
+    if not match or match.group(1).lower() in _GITHUB_NOT_REPOS:
+        return None
+    repo = match.group(2)
+    repo = repo.removesuffix(".git")
+    return f"https://github.com/{match.group(1)}/{repo}" if repo else None
+
+
+def extract_links(text: str) -> list[str]:
+    """arXiv and GitHub links in `text`, in order, without duplicates.
+
+    `arXiv:2401.01234` references become abs URLs. Other links (project pages, datasets) are left out
+    on purpose: the issue asks for arXiv and code links only.
+    """
+    links: list[str] = []
+    if "://" in text:
+        for raw in _URL.findall(text):
+            url = _trim_url(raw)
+            low = url.lower()
+            wanted = ("github.com/" in low and github_repo_url(url)) or "arxiv.org/" in low
+            if wanted and url not in links:
+                links.append(url)
+    if "rxiv:" in text or "RXIV:" in text:
+        for found in _ARXIV_REF.findall(text):
+            url = arxiv_abs_url(found)
+            if url not in links:
+                links.append(url)
+    return links
+
+
+def first_code_url(links: list[str]) -> str | None:
+    for link in links:
+        repo = github_repo_url(link)
+        if repo:
+            return repo
+    return None
+
+
+def _bounded(prefix: str, body: str) -> str:
+    """prefix+body, or a truncated body plus a hash when it would not fit in KEY_MAX."""
+    key = prefix + body
+    if len(key) <= KEY_MAX:
+        return key
+    digest = hashlib.sha1(body.encode("utf-8")).hexdigest()[:16]
+    return f"{prefix}{body[: KEY_MAX - len(prefix) - 17]}#{digest}"
+
+
+def title_key(title: str) -> str:
+    """Case, accents-as-composed, punctuation and spacing do not make two titles different papers."""
+    norm = unicodedata.normalize("NFKC", title).casefold()
+    norm = _NON_WORD.sub(" ", norm).strip()
+    return _bounded("", norm)
+
+
+def paper_key(record: PaperRecord) -> str:
+    """The stored identity of a new paper: its arXiv id when known, else its normalised title."""
+    if record.arxiv_id:
+        return f"arxiv:{record.arxiv_id}"
+    return _bounded("title:", title_key(record.title))
+
+
+def finish_record(record: PaperRecord, extra_text: str = "") -> PaperRecord:
+    """Fill links, code URL and paper URL from what the record already holds."""
+    text = f"{record.abstract} {extra_text}" if extra_text else record.abstract
+    links = record.links or extract_links(text)
+    if record.arxiv_id and not record.url:
+        record.url = arxiv_abs_url(record.arxiv_id)
+    record.links = links
+    if record.code_url is None:
+        record.code_url = first_code_url(links)
+    return record

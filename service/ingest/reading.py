@@ -1,0 +1,127 @@
+"""Bytes to text, one line at a time, whatever the file's encoding and line endings.
+
+Files are read as a user hands them over: UTF-8 with or without a BOM, Latin-1/Windows-1252, CRLF or
+CR line endings, binary junk in the middle. Memory stays bounded by MAX_PIECE whatever the file size:
+a line longer than that arrives in several pieces.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+MAX_PIECE = 1 << 20  # 1 MiB: no title or abstract is anywhere near; JSON/XML get it in pieces
+MAX_LINE = MAX_PIECE  # a text line longer than this is not a paper line
+
+
+@dataclass
+class Decoding:
+    """What decoding found out about a file, for the ingest report."""
+
+    encoding: str = "utf-8"
+    fallback_lines: list[int] = field(default_factory=list)  # lines decoded as Windows-1252/Latin-1
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        if not self.fallback_lines:
+            return self.encoding
+        return f"{self.encoding}, {len(self.fallback_lines)} line(s) as Windows-1252/Latin-1"
+
+
+def read_pieces(stream: BinaryIO, max_piece: int = MAX_PIECE) -> Iterator[bytes]:
+    """Lines of a binary stream, none longer than max_piece bytes."""
+    while True:
+        piece = stream.readline(max_piece)
+        if not piece:
+            return
+        yield piece
+
+
+def _decode_legacy(raw: bytes) -> str:
+    # Windows-1252 is what "Latin-1" files usually are; its five undefined bytes fall back to Latin-1.
+    try:
+        return raw.decode("cp1252")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def decode_pieces(raw_pieces: Iterable[bytes], decoding: Decoding | None = None) -> Iterator[str]:
+    """Decode each piece as UTF-8, falling back per line to Windows-1252/Latin-1 (noted in `decoding`).
+
+    A multi-byte character cut at a piece boundary is carried over to the next piece.
+    """
+    decoding = decoding if decoding is not None else Decoding()
+    line = 1
+    carry = b""
+    first = True
+    for piece in raw_pieces:
+        if first:
+            first = False
+            if piece.startswith(codecs.BOM_UTF8):
+                piece = piece[len(codecs.BOM_UTF8) :]
+                decoding.encoding = "utf-8-sig"
+            elif piece.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+                decoding.notes.append("file starts with a UTF-16 byte-order mark; save it as UTF-8")
+        if carry:
+            piece = carry + piece
+            carry = b""
+        try:
+            text = piece.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            cut = exc.reason == "unexpected end of data" and exc.start >= len(piece) - 3
+            if cut and not piece.endswith(b"\n"):
+                # A character split across pieces: finish it with the next piece.
+                carry = piece[exc.start :]
+                piece = piece[: exc.start]
+                text = piece.decode("utf-8")
+            else:
+                text = _decode_legacy(piece)
+                if len(decoding.fallback_lines) < 1000:
+                    decoding.fallback_lines.append(line)
+        if text:
+            yield text
+        line += piece.count(b"\n")
+    if carry:
+        yield _decode_legacy(carry)
+
+
+def numbered_lines(pieces: Iterable[str], max_line: int = MAX_LINE) -> Iterator[tuple[int, str | None]]:
+    """(line number, line without its ending) for \\n, \\r\\n and \\r endings; None for an overlong line.
+
+    Pieces may hold many lines (a test's whole string) or part of one (a long line read in pieces).
+    """
+    number = 1
+    buf = ""  # the start of the current line, not ended yet
+    overlong = False
+    pending_cr = False  # the last piece ended with \r: a \n starting the next one is the same ending
+    for piece in pieces:
+        if pending_cr:
+            pending_cr = False
+            if piece.startswith("\n"):
+                piece = piece[1:]
+        if "\r" in piece:
+            pending_cr = piece.endswith("\r")
+            piece = piece.replace("\r\n", "\n").replace("\r", "\n")
+        parts = piece.split("\n")
+        for part in parts[:-1]:
+            line = buf + part if buf else part
+            buf = ""
+            yield number, (None if overlong or len(line) > max_line else line)
+            number += 1
+            overlong = False
+        tail = parts[-1]
+        if tail and not overlong:
+            buf += tail
+            if len(buf) > max_line:
+                overlong, buf = True, ""
+    if buf or overlong:
+        yield number, (None if overlong else buf)
+
+
+def read_text_lines(path: Path, decoding: Decoding | None = None) -> Iterator[str]:
+    """The decoded pieces of a file; the file is closed when the iterator is exhausted or closed."""
+    with path.open("rb") as stream:
+        yield from decode_pieces(read_pieces(stream), decoding)
