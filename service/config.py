@@ -37,9 +37,13 @@ class Settings(BaseSettings):
     smtp_rate_per_s: float = 20.0
     smtp_timeout_s: float = 30.0
     outbox_dir: Path | None = None  # default var_dir/outbox; used when smtp_url is unset
+    smtp_ca_file: Path | None = None  # extra CA bundle to trust (a private relay's certificate)
     send_empty_digests: bool = False
     delivery_max_attempts: int = 5
+    delivery_retry_base_s: float = 120.0  # first retry delay; doubles per attempt, with jitter
+    delivery_retry_max_s: float = 6 * 3600.0
     hard_bounce_limit: int = 3
+    digest_lookback_days: int = 7  # how far back a subscription's first digest looks
 
     # Web and links
     base_url: str = "http://127.0.0.1:8000"
