@@ -33,6 +33,7 @@ class ParseIssue:
 
     line: int | None
     message: str
+    skipped: bool = True  # True: a paper or line was dropped (counts as rejected); False: a warning
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.message}" if self.line else self.message

@@ -118,7 +118,7 @@ def _apply_metadata(record: PaperRecord, block: Block, page_date: dt.date) -> It
             handle, _, name = text.partition(" ")
             record.organization = name or handle
         else:
-            yield ParseIssue(number, f"unrecognised metadata line {excerpt(text)}; ignored")
+            yield ParseIssue(number, f"unrecognised metadata line {excerpt(text)}; ignored", skipped=False)
 
 
 def _page_date(blocks: Lookahead[Block], today: dt.date) -> Iterator[ParseIssue | dt.date]:
@@ -135,7 +135,8 @@ def _page_date(blocks: Lookahead[Block], today: dt.date) -> Iterator[ParseIssue 
         if date is not None:
             yield date[0]
             return
-    yield ParseIssue(None, f"no page date in the header; dates without a year are read against {today}")
+    message = f"no page date in the header; dates without a year are read against {today}"
+    yield ParseIssue(None, message, skipped=False)
     yield today
 
 

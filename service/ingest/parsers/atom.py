@@ -1,0 +1,103 @@
+"""The arXiv API's Atom feed (export.arxiv.org/api/query), read entry by entry.
+
+An XMLPullParser is fed the file piece by piece and each <entry> is dropped once read, so memory
+stays flat however long the feed. Expat does not fetch external entities, and its built-in limits
+stop entity-expansion bombs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from xml.etree import ElementTree as ET
+
+from service.ingest.normalize import (
+    arxiv_abs_url,
+    clean_text,
+    extract_links,
+    finish_record,
+    normalize_arxiv_id,
+)
+from service.ingest.parsers.fields import FieldProblem, date_field, text_field
+from service.ingest.records import PaperRecord, ParseError, ParseIssue, ParseItem
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+ARXIV = "{http://arxiv.org/schemas/atom}"
+
+
+def _text(entry: ET.Element, tag: str) -> str | None:
+    node = entry.find(tag)
+    return node.text if node is not None and node.text else None
+
+
+def record_from_entry(entry: ET.Element, line: int) -> tuple[PaperRecord, list[str]]:
+    """A record from one <entry>; FieldProblem when its title or summary is unusable."""
+    entry_id = _text(entry, f"{ATOM}id") or ""
+    if "/api/errors" in entry_id:
+        message = clean_text(_text(entry, f"{ATOM}summary") or "")
+        raise FieldProblem(f"the arXiv API reported an error: {message}")
+    title = text_field("title", _text(entry, f"{ATOM}title"), required=True)
+    abstract = text_field("summary", _text(entry, f"{ATOM}summary"), required=True)
+    assert title is not None and abstract is not None
+    record = PaperRecord(title=title, abstract=abstract, line=line)
+    dropped: list[str] = []
+    record.arxiv_id = normalize_arxiv_id(entry_id) if entry_id else None
+    if entry_id and record.arxiv_id is None:
+        dropped.append(f"entry id {entry_id[:60]!r} is not an arXiv id")
+    try:
+        record.published_on = date_field("published", _text(entry, f"{ATOM}published"))
+    except FieldProblem as problem:
+        dropped.append(str(problem))
+    for author in entry.iterfind(f"{ATOM}author"):
+        name = clean_text(_text(author, f"{ATOM}name") or "")
+        if name:
+            record.authors.append(name)
+        affiliation = _text(author, f"{ARXIV}affiliation")
+        if affiliation and record.organization is None:
+            record.organization = clean_text(affiliation)[:300] or None
+    record.author_count = len(record.authors) or None
+    if record.arxiv_id:
+        record.url = arxiv_abs_url(record.arxiv_id)
+    comment = _text(entry, f"{ARXIV}comment") or ""
+    # The abstract and the author's comment ("Code: https://github.com/...") both carry links.
+    record.links = extract_links(f"{abstract} {comment}")
+    return finish_record(record), dropped
+
+
+def parse_atom(pieces: Iterable[str]) -> Iterator[ParseItem]:
+    """Paper records and issues from an arXiv API Atom feed."""
+    parser = ET.XMLPullParser(events=("start", "end"))
+    root: ET.Element | None = None
+    line = 1
+    entry_line = 1
+    try:
+        for piece in pieces:
+            parser.feed(piece)
+            for event, element in parser.read_events():
+                if root is None:
+                    root = element
+                    if element.tag != f"{ATOM}feed":
+                        raise ParseError(f"XML root is <{element.tag}>, not an Atom <feed>", line=line)
+                if element.tag != f"{ATOM}entry":
+                    continue
+                if event == "start":
+                    entry_line = line
+                    continue
+                try:
+                    record, dropped = record_from_entry(element, entry_line)
+                except FieldProblem as problem:
+                    yield ParseIssue(entry_line, f"{problem}; entry skipped")
+                else:
+                    for message in dropped:
+                        yield ParseIssue(entry_line, f"{message}; field ignored", skipped=False)
+                    yield record
+                root.clear()  # entries already read are not needed again
+            line += piece.count("\n")
+        parser.close()
+    except ET.ParseError as exc:
+        where = exc.position[0]
+        if root is None:
+            raise ParseError(f"not an XML document ({exc})", line=where) from None
+        yield ParseIssue(where, f"XML is malformed or truncated ({exc}); the rest is not read")
+        return
+    if root is None:
+        raise ParseError("empty document: no XML found")

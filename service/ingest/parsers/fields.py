@@ -1,0 +1,101 @@
+"""Reading typed fields out of untrusted JSON/XML values, with a message when a value is unusable."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from service.ingest.normalize import clean_text, garbage_reason, normalize_arxiv_id, strip_controls
+
+
+class FieldProblem(ValueError):
+    """A field's value cannot be used; the message names the field."""
+
+
+def text_field(name: str, value: Any, required: bool = False) -> str | None:
+    if value is None or value == "":
+        if required:
+            raise FieldProblem(f"missing {name}")
+        return None
+    if not isinstance(value, str):
+        raise FieldProblem(f"{name} must be a string, not {type(value).__name__}")
+    reason = garbage_reason(value)
+    if reason:
+        raise FieldProblem(f"{name} is {reason}")
+    text = clean_text(strip_controls(value))
+    if required and not text:
+        raise FieldProblem(f"{name} is blank")
+    return text or None
+
+
+def int_field(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise FieldProblem(f"{name} must be a whole number, not {json.dumps(value)[:40]}")
+    try:
+        number = int(value)
+    except ValueError:
+        raise FieldProblem(f"{name} must be a whole number, not {value[:40]!r}") from None
+    if not 0 <= number < 2**31:
+        raise FieldProblem(f"{name} {number} is out of range")
+    return number
+
+
+def date_field(name: str, value: Any) -> dt.date | None:
+    """An ISO date, or the date part of an ISO datetime ('2024-01-02T18:00:00.000Z')."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise FieldProblem(f"{name} must be an ISO date string, not {type(value).__name__}")
+    try:
+        return dt.date.fromisoformat(value[:10])
+    except ValueError:
+        raise FieldProblem(f"{name} is not an ISO date: {value[:40]!r}") from None
+
+
+def names_field(name: str, value: Any) -> list[str]:
+    """A list of names: strings, or objects with a "name" (Hugging Face, arXiv authors)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise FieldProblem(f"{name} must be a list, not {type(value).__name__}")
+    names: list[str] = []
+    for entry in value:
+        if isinstance(entry, dict):
+            if entry.get("hidden") is True:
+                continue
+            entry = entry.get("name")
+        text = text_field(name, entry) if isinstance(entry, str) else None
+        if text:
+            names.append(text)
+    return names
+
+
+def links_field(name: str, value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(link, str) for link in value):
+        raise FieldProblem(f"{name} must be a list of strings")
+    return [link.strip() for link in value if link.strip()][:50]
+
+
+def arxiv_field(name: str, value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise FieldProblem(f"{name} must be a string, not {type(value).__name__}")
+    arxiv_id = normalize_arxiv_id(value)
+    if arxiv_id is None:
+        raise FieldProblem(f"{name} {value[:40]!r} is not an arXiv id")
+    return arxiv_id
+
+
+def count_lines(pieces: Iterable[str]) -> Iterator[tuple[int, str]]:
+    """(number of the line the piece starts on, piece) for pieces read line by line."""
+    line = 1
+    for piece in pieces:
+        yield line, piece
+        line += piece.count("\n")
