@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     ingest_max_bytes: int = 200 * 1024 * 1024
     http_timeout_s: float = 30.0
     http_retries: int = 3
+    http_backoff_s: float = 2.0  # first retry delay of a feed poll; doubles per attempt
+    http_sources: dict[str, str] = {}  # name -> feed URL (JSON in HTTP_SOURCES); also `paperboy sources add`
+    drop_settle_s: float = 2.0  # a drop-folder file modified more recently may still be being written
 
     # Matching
     semantic: bool = True  # use the embedding model when the [semantic] extra is installed
@@ -66,6 +69,7 @@ class Settings(BaseSettings):
     dispatch_interval_s: int = 300
     ingest_interval_s: int = 900
     lease_seconds: int = 60
+    shutdown_grace_s: float = 120.0  # SIGTERM: how long sends in flight may take to finish
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
