@@ -1,0 +1,196 @@
+"""Papers in, stored once: batched lookups and bulk upserts, inside the caller's transaction.
+
+A record is the same paper as a stored one when their arXiv ids (without version) agree, or -- when
+either side has no arXiv id -- when their normalised titles agree. So a paper first met in a listing
+(title only) and later in the arXiv feed (with its id) stays one paper and gains the id.
+
+Each record is counted once: `new` (created), `updated` (it existed, earlier or earlier in this very
+file, and this record changed its metadata) or `duplicate` (it existed and nothing changed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from service.ingest.normalize import paper_key, title_key
+from service.ingest.records import PaperRecord
+from service.models import Paper, utcnow
+
+BATCH_SIZE = 1000
+
+# Metadata a later dump may replace when it brings a (different) value.
+_REPLACEABLE = ("authors", "author_count", "organization", "published_on", "upvotes", "url", "code_url")
+_LOOKUP_COLUMNS = (
+    Paper.id,
+    Paper.arxiv_id,
+    Paper.title_key,
+    Paper.abstract,
+    Paper.links,
+    *(getattr(Paper, name) for name in _REPLACEABLE),
+)
+
+
+@dataclass
+class StoreCounts:
+    new: int = 0
+    updated: int = 0
+    duplicate: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.new + self.updated + self.duplicate
+
+
+def _changes(row: dict[str, Any], record: PaperRecord) -> dict[str, Any]:
+    """The column values `record` brings that `row` does not already have."""
+    changes: dict[str, Any] = {}
+    if record.arxiv_id and not row["arxiv_id"]:
+        changes["arxiv_id"] = record.arxiv_id
+    if record.abstract and not row["abstract"]:
+        changes["abstract"] = record.abstract
+    for name in _REPLACEABLE:
+        value = getattr(record, name)
+        if value is not None and value != [] and value != row[name]:
+            changes[name] = value
+    if record.links:
+        merged = list(row["links"] or [])
+        merged += [link for link in record.links if link not in merged]
+        if len(merged) != len(row["links"] or []):
+            changes["links"] = merged
+    return changes
+
+
+class PaperStore:
+    """Collects records and writes them in batches through `session` (which the caller commits)."""
+
+    def __init__(self, session: Session, source: str, seen_at: dt.datetime, batch_size: int = BATCH_SIZE):
+        self.session = session
+        self.source = source[:300]
+        self.seen_at = seen_at
+        self.batch_size = batch_size
+        self.counts = StoreCounts()
+        self._batch: list[PaperRecord] = []
+
+    def add(self, record: PaperRecord) -> None:
+        self._batch.append(record)
+        if len(self._batch) >= self.batch_size:
+            self.flush()
+
+    def add_all(self, records: Iterable[PaperRecord]) -> StoreCounts:
+        for record in records:
+            self.add(record)
+        self.flush()
+        return self.counts
+
+    def flush(self) -> None:
+        batch, self._batch = self._batch, []
+        if batch:
+            self._write(batch)
+
+    def _existing(self, batch: list[PaperRecord]) -> list[dict[str, Any]]:
+        arxiv_ids = {r.arxiv_id for r in batch if r.arxiv_id}
+        title_keys = {title_key(r.title) for r in batch}
+        condition = Paper.title_key.in_(title_keys)
+        if arxiv_ids:
+            condition = or_(condition, Paper.arxiv_id.in_(arxiv_ids))
+        rows = self.session.execute(select(*_LOOKUP_COLUMNS).where(condition).order_by(Paper.id))
+        return [dict(row._mapping) for row in rows]
+
+    def _write(self, batch: list[PaperRecord]) -> None:
+        by_arxiv: dict[str, dict[str, Any]] = {}
+        by_title: dict[str, dict[str, Any]] = {}  # the oldest paper with that title key
+
+        def index(row: dict[str, Any]) -> None:
+            if row["arxiv_id"]:
+                by_arxiv.setdefault(row["arxiv_id"], row)
+            by_title.setdefault(row["title_key"], row)
+
+        for row in self._existing(batch):
+            index(row)
+        created: list[dict[str, Any]] = []
+        dirty: dict[int, dict[str, Any]] = {}  # id -> row, for papers that existed before this batch
+        for record in batch:
+            tkey = title_key(record.title)
+            row = by_arxiv.get(record.arxiv_id) if record.arxiv_id else None
+            if row is None:
+                candidate = by_title.get(tkey)
+                # Same title but a different arXiv id: two papers that share a title.
+                if candidate is not None and not (
+                    record.arxiv_id and candidate["arxiv_id"] and candidate["arxiv_id"] != record.arxiv_id
+                ):
+                    row = candidate
+            if row is None:
+                row = self._new_row(record, tkey)
+                created.append(row)
+                index(row)
+                self.counts.new += 1
+                continue
+            changes = _changes(row, record)
+            if not changes:
+                self.counts.duplicate += 1
+                continue
+            self.counts.updated += 1
+            row.update(changes)
+            if "arxiv_id" in changes:
+                index(row)
+            if row.get("id") is not None:
+                dirty[row["id"]] = row
+        if created:
+            self._insert(created)
+        if dirty:
+            self._update(list(dirty.values()))
+
+    def _new_row(self, record: PaperRecord, tkey: str) -> dict[str, Any]:
+        return {
+            "id": None,
+            "key": paper_key(record),
+            "title_key": tkey,
+            "arxiv_id": record.arxiv_id,
+            "title": record.title,
+            "abstract": record.abstract,
+            "authors": record.authors,
+            "author_count": record.author_count,
+            "organization": record.organization[:300] if record.organization else None,
+            "published_on": record.published_on,
+            "upvotes": record.upvotes,
+            "url": record.url[:500] if record.url else None,
+            "code_url": record.code_url[:500] if record.code_url else None,
+            "links": record.links,
+            "source": self.source,
+            "first_seen_at": self.seen_at,
+            "created_at": self.seen_at,
+            "updated_at": self.seen_at,
+        }
+
+    def _insert(self, rows: list[dict[str, Any]]) -> None:
+        """INSERT ... ON CONFLICT (key) DO UPDATE: a concurrent ingest of the same paper merges."""
+        dialect = self.session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        stmt = insert(Paper)
+        excluded = stmt.excluded
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[Paper.key],
+            set_={
+                "upvotes": func.coalesce(excluded.upvotes, Paper.upvotes),
+                "published_on": func.coalesce(excluded.published_on, Paper.published_on),
+                "organization": func.coalesce(excluded.organization, Paper.organization),
+                "author_count": func.coalesce(excluded.author_count, Paper.author_count),
+                "code_url": func.coalesce(excluded.code_url, Paper.code_url),
+                "updated_at": excluded.updated_at,
+            },
+        )
+        self.session.execute(stmt, [{k: v for k, v in row.items() if k != "id"} for row in rows])
+
+    def _update(self, rows: list[dict[str, Any]]) -> None:
+        columns = ("arxiv_id", "abstract", "links", *_REPLACEABLE)
+        now = utcnow()
+        params = [{"id": row["id"], **{c: row[c] for c in columns}, "updated_at": now} for row in rows]
+        self.session.execute(update(Paper), params)
