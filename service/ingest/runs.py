@@ -94,8 +94,12 @@ def ingest_file(
     today: dt.date | None = None,
     force: bool = False,
     progress: ProgressCallback | None = None,
+    dry_run: bool = False,
 ) -> IngestReport:
-    """Ingest one dump file (fmt: one of FORMATS, or None to detect it)."""
+    """Ingest one dump file (fmt: one of FORMATS, or None to detect it).
+
+    dry_run: do all the work, then roll back (the counts say what would have happened).
+    """
     if fmt is not None and fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     report = IngestReport(path=path, format=fmt, detected=fmt is None, sha256=file_sha256(path))
@@ -114,11 +118,16 @@ def ingest_file(
             return report
     started = utcnow()
     try:
-        with sessions() as session, session.begin():
+        with sessions() as session, session.begin() as transaction:
             _ingest_in(session, report, source, started, today or started.date(), progress)
+            if dry_run:
+                report.run_id = None
+                transaction.rollback()
     except Exception as exc:
         report.new = report.updated = report.duplicate = 0
         report.fail(f"nothing stored: {type(exc).__name__}: {exc}")
+        if dry_run:
+            return report
         with sessions() as session, session.begin():
             run = _run_row(report, source, started)
             session.add(run)

@@ -1,0 +1,133 @@
+"""`paperboy ingest PATH...`: read dump files into the papers table, one summary row per file."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
+
+from service.db import get_engine
+from service.ingest.records import FORMATS
+from service.ingest.runs import IngestReport, ingest_file
+
+PROGRESS_MIN_BYTES = 4 << 20  # show a progress bar for files from 4 MiB
+SHOWN_ISSUES = 20
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _files(paths: list[Path]) -> Iterator[Path]:
+    """Files as given, and the files inside folders (recursively, sorted, hidden ones left out)."""
+    for path in paths:
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                if child.is_file() and not any(
+                    part.startswith(".") for part in child.relative_to(path).parts
+                ):
+                    yield child
+        else:
+            yield path
+
+
+def _ingest_one(
+    path: Path, fmt: str | None, source: str | None, today: dt.date | None, force: bool, dry_run: bool
+) -> IngestReport:
+    engine = get_engine()
+    size = path.stat().st_size
+    if size < PROGRESS_MIN_BYTES or not console.is_terminal:
+        return ingest_file(engine, path, fmt, source=source, today=today, force=force, dry_run=dry_run)
+    columns = (
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(f"reading {path.name}", total=size)
+        return ingest_file(
+            engine,
+            path,
+            fmt,
+            source=source,
+            today=today,
+            force=force,
+            dry_run=dry_run,
+            progress=lambda done: bar.update(task, completed=done),
+        )
+
+
+def _table(reports: list[IngestReport], dry_run: bool) -> Table:
+    title = "ingest (dry run: nothing stored)" if dry_run else "ingest"
+    table = Table(title=title)
+    for column in ("file", "format", "encoding", "status", "new", "updated", "duplicate", "rejected"):
+        table.add_column(
+            column, justify="right" if column in {"new", "updated", "duplicate", "rejected"} else "left"
+        )
+    for r in reports:
+        fmt = (r.format or "?") + (" (detected)" if r.detected and r.format else "")
+        status = r.status
+        if r.status == "skipped":
+            status = f"skipped: same as run {r.previous_run_id}"
+        elif r.run_id is not None:
+            status = f"{r.status} (run {r.run_id})"
+        style = "red" if r.status == "failed" else ("yellow" if r.rejected else None)
+        table.add_row(
+            r.path.name,
+            fmt,
+            r.encoding,
+            status,
+            str(r.new),
+            str(r.updated),
+            str(r.duplicate),
+            str(r.rejected),
+            style=style,
+        )
+    return table
+
+
+def ingest_command(
+    paths: list[Path] = typer.Argument(..., exists=True, help="Dump files or folders of dump files."),
+    fmt: str | None = typer.Option(
+        None, "--format", "-f", help=f"Skip detection: one of {', '.join(FORMATS)}."
+    ),
+    source: str | None = typer.Option(None, help="Source label stored with new papers (default: file name)."),
+    today: dt.datetime | None = typer.Option(
+        None, formats=["%Y-%m-%d"], help="Date the dump was taken, for dates without a year (default: today)."
+    ),
+    force: bool = typer.Option(False, help="Ingest even files already ingested (same SHA-256)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Parse and count, then roll back."),
+) -> None:
+    """Read paper dumps into the database: one transaction and one summary row per file.
+
+    Exit status: 0 when every file was read cleanly (or skipped as already ingested), 1 when some
+    lines were rejected or a file failed, 2 for bad arguments.
+    """
+    if fmt is not None and fmt not in FORMATS:
+        err_console.print(f"[red]unknown format {fmt!r}[/red]; choose one of {', '.join(FORMATS)}")
+        raise typer.Exit(2)
+    reports = [
+        _ingest_one(path, fmt, source, today.date() if today else None, force, dry_run)
+        for path in _files(paths)
+    ]
+    console.print(_table(reports, dry_run))
+    for report in reports:
+        issues = report.issues
+        if not issues:
+            continue
+        console.print(f"[bold]{report.path}[/bold]:")
+        for issue in issues[:SHOWN_ISSUES]:
+            level = "error" if issue.skipped else "warning"
+            console.print(f"  {report.path.name}: {issue} ({level})", markup=False, highlight=False)
+        if len(issues) > SHOWN_ISSUES:
+            console.print(
+                f"  ... {report.rejected} rejected in all; every message is in the ingest run record"
+            )
+    if any(not report.ok for report in reports):
+        raise typer.Exit(1)
