@@ -68,11 +68,9 @@ def strip_controls(text: str) -> str:
     return _CONTROL.sub("", text) if _CONTROL.search(text) else text
 
 
-def looks_like_abstract(text: str) -> bool:
-    """Titles are short single phrases; abstracts are long or several sentences."""
-    if len(text) > 320:
-        return True
-    return len(text) > 160 and text.count(". ") >= 2
+def looks_like_title(text: str) -> bool:
+    """Titles are short phrases that do not end in a full stop; abstracts are sentences."""
+    return len(text) <= 300 and not text.endswith(".") and text.count(". ") <= 1
 
 
 def normalize_arxiv_id(value: str) -> str | None:

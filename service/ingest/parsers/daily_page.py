@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from service.ingest.normalize import finish_record, looks_like_abstract
+from service.ingest.normalize import finish_record, looks_like_title
 from service.ingest.parsers.text_units import Lookahead, clean_lines, excerpt
 from service.ingest.records import PaperRecord, ParseIssue, ParseItem
 
@@ -111,6 +111,8 @@ def _apply_metadata(record: PaperRecord, block: Block, page_date: dt.date) -> It
             record.authors, record.author_count = names, len(names)
         elif (date := parse_date(text, page_date)) is not None:
             record.published_on, record.upvotes = date
+        elif _DATE.match(text):
+            yield ParseIssue(number, f"invalid date {excerpt(text)}; ignored", skipped=False)
         elif text.isdigit():
             record.upvotes = int(text)
         elif not seen_separator and record.organization is None:
@@ -172,14 +174,15 @@ def parse_daily_page(pieces: Iterable[str], today: dt.date | None = None) -> Ite
             paper = None
         text = block.text
         if title is None:
-            if looks_like_abstract(text):
-                yield ParseIssue(block.line, f"abstract with no title, skipped: {excerpt(text)}")
-            else:
+            if looks_like_title(text):
                 title = block
+            else:
+                yield ParseIssue(block.line, f"abstract with no title, skipped: {excerpt(text)}")
             continue
-        if not looks_like_abstract(text):
+        if looks_like_title(text):
+            # A terse abstract, or a title whose abstract is missing? The next block tells.
             following = blocks.peek()
-            if following is not None and not following.is_metadata and looks_like_abstract(following.text):
+            if following is not None and not following.is_metadata and not looks_like_title(following.text):
                 yield ParseIssue(title.line, f"title with no abstract, skipped: {excerpt(title.text)}")
                 title = block
                 continue

@@ -7,15 +7,15 @@
     Second Paper Title
     ...
 
-Lines are told apart by shape as well as by position (titles are short phrases, abstracts long or
-several sentences), so one missing line costs one paper, not every paper after it.
+Lines are told apart by shape as well as by position (titles are short phrases without a final full
+stop; abstracts are sentences), so one missing line costs one paper, not every paper after it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from service.ingest.normalize import finish_record, looks_like_abstract
+from service.ingest.normalize import finish_record, looks_like_title
 from service.ingest.parsers.text_units import Lookahead, clean_lines, excerpt
 from service.ingest.records import PaperRecord, ParseIssue, ParseItem
 
@@ -52,15 +52,15 @@ def parse_listing(pieces: Iterable[str]) -> Iterator[ParseItem]:
             continue
         number, text = item
         if title is None:
-            if looks_like_abstract(text):
-                yield ParseIssue(number, f"abstract with no title, skipped: {excerpt(text)}")
-            else:
+            if looks_like_title(text):
                 title = item
+            else:
+                yield ParseIssue(number, f"abstract with no title, skipped: {excerpt(text)}")
             continue
-        if not looks_like_abstract(text):
-            # A short line after a title: a short abstract, or was the title missing its abstract?
+        if looks_like_title(text):
+            # A title-like line after a title: a terse abstract, or was the title missing its abstract?
             following = lines.peek()
-            if following is not None and looks_like_abstract(following[1]):
+            if following is not None and not looks_like_title(following[1]):
                 yield ParseIssue(title[0], f"title with no abstract, skipped: {excerpt(title[1])}")
                 title = item
                 continue
