@@ -1,0 +1,412 @@
+"""The pages people see: subscribe, confirm, preferences with a live preview, unsubscribe, feedback."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from itsdangerous import SignatureExpired
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+from starlette.datastructures import FormData
+
+from service.config import Settings
+from service.links import (
+    CONFIRM_PATH,
+    FEEDBACK_PATH,
+    MANAGE_PATH,
+    UNSUBSCRIBE_PATH,
+    manage_url,
+    unsubscribe_url,
+)
+from service.models import Paper, Profile, Subscriber, Subscription, utcnow
+from service.profile import record_feedback
+from service.schedule import Schedule
+from service.tokens import TokenClaims, TokenError, _serializer, read_token
+from service.web import forms, signup
+from service.web.preferences import apply_preferences, preview_digest
+from service.web.security import CSRF_FIELD, check_subscribe_rate, csrf_token, csrf_valid, set_csrf_cookie
+
+router = APIRouter(include_in_schema=False)
+
+
+# --- plumbing ------------------------------------------------------------------------------------
+
+
+def web_session(request: Request) -> Iterator[Session]:
+    """A session for one request; handlers commit what they mean to keep."""
+    session: Session = request.app.state.sessions()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+async def form_data(request: Request) -> FormData:
+    # Parsed here (async) so the handlers can stay synchronous and run in the thread pool.
+    return await request.form(max_files=0, max_fields=400, max_part_size=64 * 1024)
+
+
+DB = Annotated[Session, Depends(web_session)]
+Form = Annotated[FormData, Depends(form_data)]
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def http_url(value: object) -> str | None:
+    """Only http(s) links reach an href (no javascript: or data: from paper metadata)."""
+    text = str(value or "").strip()
+    return text if urlsplit(text).scheme in {"http", "https"} else None
+
+
+def render(request: Request, name: str, context: Mapping[str, Any], status_code: int = 200) -> Response:
+    """A page from templates/web, with this browser's CSRF token and cookie."""
+    settings = _settings(request)
+    templates = request.app.state.templates
+    full = {"csrf_token": csrf_token(request, settings), **context}
+    response = templates.TemplateResponse(request, f"web/{name}", full, status_code=status_code)
+    set_csrf_cookie(request, response, settings)
+    return response
+
+
+def error_page(
+    request: Request, status_code: int, message: str, *, show_subscribe: bool = False, headers: Any = None
+) -> Response:
+    headings = {
+        400: "Something is wrong",
+        403: "Please try again",
+        404: "Not found",
+        410: "This link has expired",
+    }
+    heading = headings.get(status_code, "Too many attempts" if status_code == 429 else "Something went wrong")
+    response = render(
+        request,
+        "error.html.j2",
+        {"heading": heading, "message": message, "show_subscribe": show_subscribe},
+        status_code,
+    )
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+class LinkRejected(Exception):
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+
+
+def _claims(request: Request, purpose: str, token: str) -> TokenClaims:
+    """The claims of a valid token; LinkRejected (404 forged, 410 expired) otherwise."""
+    settings = _settings(request)
+    try:
+        return read_token(purpose, token, settings=settings)
+    except TokenError as exc:
+        if isinstance(exc.__cause__, SignatureExpired):
+            raise LinkRejected(410, f"This {purpose} link has expired.") from exc
+        raise LinkRejected(404, f"This {purpose} link is not valid.") from exc
+
+
+def _issued_before(request: Request, purpose: str, token: str, created_at: dt.datetime) -> bool:
+    """True when the token predates the row it names: a row id reused after a deletion (SQLite can
+    reuse the highest id) must not let an old link reach the new owner's data."""
+    _, issued = _serializer(purpose, _settings(request)).loads(token, return_timestamp=True)
+    return issued.timestamp() < int(created_at.timestamp())
+
+
+def _own_subscription(request: Request, session: Session, purpose: str, token: str) -> Subscription:
+    """The subscription a manage or unsubscribe token names, only when it belongs to the token's
+    subscriber: a token for one subscriber never reaches another's data."""
+    claims = _claims(request, purpose, token)
+    subscription: Subscription | None = None
+    if claims.subscription_id is not None:
+        subscription = session.get(Subscription, claims.subscription_id)
+    elif claims.subscriber_id is not None:  # a manage link for the subscriber: their first email one
+        subscription = session.scalar(
+            select(Subscription)
+            .where(Subscription.subscriber_id == claims.subscriber_id, Subscription.channel == "email")
+            .order_by(Subscription.id)
+            .limit(1)
+        )
+    if (
+        subscription is None
+        or (claims.subscriber_id or None) != subscription.subscriber_id
+        or subscription.profile.subscriber_id != subscription.subscriber_id
+        or _issued_before(request, purpose, token, subscription.created_at)
+    ):
+        raise LinkRejected(404, f"This {purpose} link is not valid.")
+    return subscription
+
+
+def _rejected(request: Request, exc: LinkRejected, purpose: str) -> Response:
+    return error_page(request, exc.status_code, exc.message, show_subscribe=purpose in {"manage", "confirm"})
+
+
+# --- subscribe and confirm -----------------------------------------------------------------------
+
+
+def _subscribe_page(request: Request, values: Any, errors: forms.Errors, status_code: int = 200) -> Response:
+    context = {
+        "values": values,
+        "errors": errors,
+        "timezones": forms.TIMEZONES,
+        "weekdays": forms.WEEKDAYS,
+    }
+    return render(request, "subscribe.html.j2", context, status_code)
+
+
+@router.get("/", response_class=HTMLResponse)
+def subscribe_form(request: Request) -> Response:
+    return _subscribe_page(request, forms.SubscribeInput(), {})
+
+
+@router.get("/subscribe")
+def subscribe_get() -> Response:
+    return RedirectResponse("/", status_code=303)
+
+
+@router.post("/subscribe", response_class=HTMLResponse)
+def subscribe(request: Request, session: DB, form: Form, background: BackgroundTasks) -> Response:
+    """Double opt-in: the answer is the same whether or not the address is already known."""
+    settings = _settings(request)
+    if not csrf_valid(request, form.get(CSRF_FIELD), settings):  # type: ignore[arg-type]
+        return error_page(request, 403, "This form has expired. Reload the page and submit it again.")
+    data, errors = forms.parse_subscribe(form)
+    if errors:
+        return _subscribe_page(request, data, errors, 400)
+    ip = request.client.host if request.client else "unknown"
+    verdict = check_subscribe_rate(session, ip=ip, email=data.email, settings=settings)
+    session.commit()
+    if verdict == "ip":
+        retry = str(settings.subscribe_limit_window_s)
+        return error_page(
+            request,
+            429,
+            "Too many sign-ups from your network. Please try again later.",
+            headers={"Retry-After": retry},
+        )
+    if verdict == "ok":
+        subscriber_id = signup.request_subscription(session, data, now=utcnow())
+        session.commit()
+        background.add_task(signup.send_confirmation, request.app.state.sessions, subscriber_id, settings)
+    # verdict "address": that inbox already got its emails for now; the page says the same as ever.
+    return render(request, "sent.html.j2", {"email": data.email})
+
+
+@router.get(CONFIRM_PATH)
+def confirm(request: Request, session: DB, token: str) -> Response:
+    try:
+        claims = _claims(request, "confirm", token)
+        subscriber = session.get(Subscriber, claims.subscriber_id or 0)
+        if subscriber is None or _issued_before(request, "confirm", token, subscriber.created_at):
+            raise LinkRejected(404, "This confirm link is not valid.")
+    except LinkRejected as exc:
+        return _rejected(request, exc, "confirm")
+    signup.confirm_subscriber(session, subscriber, now=utcnow())
+    session.commit()
+    first = session.scalar(
+        select(Subscription.id)
+        .where(Subscription.subscriber_id == subscriber.id, Subscription.channel == "email")
+        .order_by(Subscription.id)
+        .limit(1)
+    )
+    target = manage_url(subscriber.id, first, _settings(request))
+    return RedirectResponse(urlsplit(target).path + "?confirmed=1", status_code=303)
+
+
+# --- preferences ---------------------------------------------------------------------------------
+
+
+def _load_for_manage(request: Request, session: Session, token: str) -> Subscription:
+    subscription = _own_subscription(request, session, "manage", token)
+    # Interests and feedback come with the profile in one round trip each.
+    session.scalar(
+        select(Profile)
+        .where(Profile.id == subscription.profile_id)
+        .options(selectinload(Profile.interests), selectinload(Profile.feedback))
+    )
+    return subscription
+
+
+def _manage_page(
+    request: Request,
+    session: Session,
+    token: str,
+    subscription: Subscription,
+    *,
+    rows: list[dict[str, Any]],
+    values: dict[str, Any],
+    errors: forms.Errors,
+    notices: list[dict[str, str]],
+    status_code: int = 200,
+) -> Response:
+    state = "paused" if subscription.paused and subscription.status == "active" else subscription.status
+    labels = {"active": "active", "paused": "paused", "pending": "waiting for confirmation"}
+    settings = _settings(request)
+    context = {
+        "address": subscription.address,
+        "state": state,
+        "state_label": labels.get(state, state),
+        "status": subscription.status,
+        "schedule": Schedule.of(subscription).describe(),
+        "notices": notices,
+        "errors": errors,
+        "interests": rows,
+        "values": values,
+        "timezones": forms.TIMEZONES,
+        "weekdays": forms.WEEKDAYS,
+        "action": MANAGE_PATH.format(token=token),
+        "preview_url": MANAGE_PATH.format(token=token) + "/preview",
+        "unsubscribe_url": urlsplit(
+            unsubscribe_url(subscription.subscriber_id, subscription.id, settings)
+        ).path,
+        "preview": preview_digest(session, subscription, utcnow()),
+    }
+    return render(request, "manage.html.j2", context, status_code)
+
+
+@router.get(MANAGE_PATH, response_class=HTMLResponse)
+def manage(request: Request, session: DB, token: str) -> Response:
+    try:
+        subscription = _load_for_manage(request, session, token)
+    except LinkRejected as exc:
+        return _rejected(request, exc, "manage")
+    notices = []
+    if request.query_params.get("confirmed"):
+        notices.append({"kind": "ok", "text": "Your subscription is confirmed. Welcome!"})
+    if request.query_params.get("saved"):
+        notices.append({"kind": "ok", "text": "Saved. Your next digest will use these settings."})
+    return _manage_page(
+        request,
+        session,
+        token,
+        subscription,
+        rows=forms.interest_rows(session, list(subscription.profile.interests)),
+        values=forms.schedule_values(subscription),
+        errors={},
+        notices=notices,
+    )
+
+
+@router.post(MANAGE_PATH, response_class=HTMLResponse)
+def save_preferences(request: Request, session: DB, form: Form, token: str) -> Response:
+    try:
+        subscription = _load_for_manage(request, session, token)
+    except LinkRejected as exc:
+        return _rejected(request, exc, "manage")
+    if not csrf_valid(request, form.get(CSRF_FIELD), _settings(request)):  # type: ignore[arg-type]
+        return error_page(request, 403, "This form has expired. Reload the page and save again.")
+    data, errors = forms.parse_manage(session, form, list(subscription.profile.interests))
+    if errors:
+        values = {**vars(data), "weekday": data.weekday}
+        return _manage_page(
+            request,
+            session,
+            token,
+            subscription,
+            rows=forms.interest_rows(session, [i for i in data.interests if not i.remove]),
+            values=values,
+            errors=errors,
+            notices=[],
+            status_code=400,
+        )
+    apply_preferences(session, subscription, data, utcnow())
+    session.commit()
+    return RedirectResponse(MANAGE_PATH.format(token=token) + "?saved=1", status_code=303)
+
+
+@router.post(MANAGE_PATH + "/preview", response_class=HTMLResponse)
+def preview(request: Request, session: DB, form: Form, token: str) -> Response:
+    """The preview for the form as typed: applied in a transaction that is rolled back, never saved."""
+    try:
+        subscription = _load_for_manage(request, session, token)
+    except LinkRejected as exc:
+        return Response(exc.message, status_code=exc.status_code, media_type="text/plain")
+    if not csrf_valid(request, form.get(CSRF_FIELD), _settings(request)):  # type: ignore[arg-type]
+        return Response("This page has expired; reload it.", status_code=403, media_type="text/plain")
+    data, errors = forms.parse_manage(session, form, list(subscription.profile.interests))
+    try:
+        if errors:
+            result: Any = {
+                "error": next(iter(errors.values())),
+                "available": True,
+                "items": [],
+                "paper_count": 0,
+            }
+        else:
+            apply_preferences(session, subscription, data, utcnow())
+            result = preview_digest(session, subscription, utcnow())
+    finally:
+        session.rollback()
+    return render(request, "_preview.html.j2", {"preview": result}, 200 if not errors else 400)
+
+
+# --- unsubscribe and feedback --------------------------------------------------------------------
+
+
+@router.get(UNSUBSCRIBE_PATH, response_class=HTMLResponse)
+def unsubscribe_page(request: Request, session: DB, token: str) -> Response:
+    """One button; the POST it sends is the same one a mail client sends for one-click unsubscribe."""
+    try:
+        subscription = _own_subscription(request, session, "unsubscribe", token)
+    except LinkRejected as exc:
+        return _rejected(request, exc, "unsubscribe")
+    return _unsubscribe_page(request, token, subscription, done=subscription.status == "unsubscribed")
+
+
+def _unsubscribe_page(request: Request, token: str, subscription: Subscription, *, done: bool) -> Response:
+    manage = manage_url(subscription.subscriber_id or 0, subscription.id, _settings(request))
+    context = {
+        "done": done,
+        "address": subscription.address,
+        "action": UNSUBSCRIBE_PATH.format(token=token),
+        "manage_url": urlsplit(manage).path if subscription.subscriber_id else "/",
+    }
+    return render(request, "unsubscribe.html.j2", context)
+
+
+@router.post(UNSUBSCRIBE_PATH, response_class=HTMLResponse)
+def unsubscribe(request: Request, session: DB, token: str) -> Response:
+    """RFC 8058 one-click: the signed token is the whole authority; no login, no CSRF, no second step."""
+    try:
+        subscription = _own_subscription(request, session, "unsubscribe", token)
+    except LinkRejected as exc:
+        return _rejected(request, exc, "unsubscribe")
+    signup.unsubscribe(session, subscription)
+    session.commit()
+    return _unsubscribe_page(request, token, subscription, done=True)
+
+
+@router.get(FEEDBACK_PATH, response_class=HTMLResponse)
+def feedback(request: Request, session: DB, token: str) -> Response:
+    try:
+        claims = _claims(request, "feedback", token)
+        subscription = session.get(Subscription, claims.subscription_id or 0)
+        paper_id, relevant = claims.extra.get("paper"), claims.extra.get("relevant")
+        paper = session.get(Paper, paper_id) if isinstance(paper_id, int) else None
+        if (
+            subscription is None
+            or paper is None
+            or not isinstance(relevant, bool)
+            or _issued_before(request, "feedback", token, subscription.created_at)
+        ):
+            raise LinkRejected(404, "This feedback link is not valid.")
+    except LinkRejected as exc:
+        return _rejected(request, exc, "feedback")
+    # The latest verdict wins, so clicking twice is harmless.
+    record_feedback(session, subscription.profile, paper.id, relevant, channel="email")
+    session.commit()
+    manage = manage_url(subscription.subscriber_id or 0, subscription.id, _settings(request))
+    context = {
+        "title": paper.title,
+        "relevant": relevant,
+        "manage_url": urlsplit(manage).path if subscription.subscriber_id else "/",
+    }
+    return render(request, "feedback.html.j2", context)

@@ -1,0 +1,156 @@
+"""Web safety: security headers on every response, CSRF for forms, rate limits on subscribing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from typing import Literal
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.config import Settings
+from service.models import RateLimitHit, utcnow
+
+# No inline script or style anywhere: the pages load /static/paperboy.js and .css from this origin.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    ]
+)
+
+CSRF_COOKIE = "paperboy_csrf"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+
+
+class SecurityHeadersMiddleware:
+    """Adds the security headers to every HTTP response (pure ASGI: streaming responses too)."""
+
+    def __init__(self, app: ASGIApp, *, https: bool = False) -> None:
+        self.app = app
+        self.https = https
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = scope.get("path", "").startswith("/static/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                extra = {
+                    b"content-security-policy": CONTENT_SECURITY_POLICY.encode(),
+                    b"x-frame-options": b"DENY",
+                    # Pages carry signed tokens in their URLs: never send them to another site.
+                    b"referrer-policy": b"no-referrer",
+                    b"x-content-type-options": b"nosniff",
+                    b"cross-origin-opener-policy": b"same-origin",
+                    b"permissions-policy": b"camera=(), microphone=(), geolocation=(), interest-cohort=()",
+                    # Personal pages must not sit in shared caches; static assets may.
+                    b"cache-control": b"public, max-age=3600" if static else b"no-store",
+                }
+                if self.https:
+                    extra[b"strict-transport-security"] = b"max-age=31536000"
+                headers += [(k, v) for k, v in extra.items() if k not in present]
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+# --- CSRF: signed double-submit cookie ----------------------------------------------------------
+
+
+def _csrf_signature(cookie_value: str, settings: Settings) -> str:
+    key = hashlib.sha256(b"paperboy:csrf:" + settings.secret_key.get_secret_value().encode()).digest()
+    return hmac.new(key, cookie_value.encode(), hashlib.sha256).hexdigest()
+
+
+def csrf_token(request: Request, settings: Settings) -> str:
+    """The form token for this browser; creates the cookie value on first use (set by `set_csrf_cookie`)."""
+    value = request.cookies.get(CSRF_COOKIE) or ""
+    if len(value) != 43:  # token_urlsafe(32); anything else is not ours
+        value = getattr(request.state, "new_csrf_cookie", None) or secrets.token_urlsafe(32)
+        request.state.new_csrf_cookie = value
+    return _csrf_signature(value, settings)
+
+
+def set_csrf_cookie(request: Request, response: Response, settings: Settings) -> None:
+    """Sends the cookie `csrf_token` created, if it created one."""
+    value = getattr(request.state, "new_csrf_cookie", None)
+    if value:
+        response.set_cookie(
+            CSRF_COOKIE,
+            value,
+            httponly=True,
+            samesite="lax",
+            secure=settings.base_url.startswith("https://"),
+            path="/",
+        )
+
+
+def csrf_valid(request: Request, submitted: str | None, settings: Settings) -> bool:
+    """True when the submitted token is the signature of this browser's cookie.
+
+    A page on another site can make the browser send our cookie, but cannot read it, and cannot
+    compute its signature without the secret key."""
+    cookie = request.cookies.get(CSRF_COOKIE)
+    if not cookie or not submitted:
+        return False
+    return hmac.compare_digest(_csrf_signature(cookie, settings), submitted)
+
+
+# --- rate limits ---------------------------------------------------------------------------------
+
+RateVerdict = Literal["ok", "ip", "address"]
+
+
+def _address_bucket(email: str) -> str:
+    # A digest of the address, not the address: the table holds no personal data.
+    digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()
+    return f"subscribe:addr:{digest}"
+
+
+def _count_and_hit(session: Session, bucket: str, limit: int, since: dt.datetime, now: dt.datetime) -> bool:
+    """Counts one attempt in `bucket`; False (and nothing recorded) when the limit is reached."""
+    used = session.scalar(
+        select(func.count())
+        .select_from(RateLimitHit)
+        .where(RateLimitHit.bucket == bucket, RateLimitHit.at > since)
+    )
+    if (used or 0) >= limit:
+        return False
+    session.add(RateLimitHit(bucket=bucket, at=now))
+    return True
+
+
+def check_subscribe_rate(
+    session: Session, *, ip: str, email: str, settings: Settings, now: dt.datetime | None = None
+) -> RateVerdict:
+    """Counts one subscribe attempt against the per-IP and per-address limits."""
+    now = now or utcnow()
+    since = now - dt.timedelta(seconds=settings.subscribe_limit_window_s)
+    # Forget hits that can no longer count, so the table stays small.
+    session.execute(
+        delete(RateLimitHit).where(RateLimitHit.bucket.startswith("subscribe:"), RateLimitHit.at <= since)
+    )
+    if not _count_and_hit(session, f"subscribe:ip:{ip}", settings.subscribe_limit_per_ip, since, now):
+        return "ip"
+    if not _count_and_hit(session, _address_bucket(email), settings.subscribe_limit_per_address, since, now):
+        return "address"
+    return "ok"
