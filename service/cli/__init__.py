@@ -7,12 +7,14 @@ import typer
 from service.cli.db import db_app
 from service.cli.ingest import ingest_command
 from service.cli.papers import export_command, papers_app
+from service.cli.profile import profile_app
 
 app = typer.Typer(help="paperboy: new research papers matched to your interests.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.command("ingest")(ingest_command)
 app.add_typer(papers_app, name="papers")
 app.command("export")(export_command)
+app.add_typer(profile_app, name="profile")
 
 
 def main() -> None:
