@@ -8,6 +8,7 @@ from service.cli.db import db_app
 from service.cli.ingest import ingest_command
 from service.cli.papers import export_command, papers_app
 from service.cli.profile import profile_app
+from service.cli.web import web_command
 
 app = typer.Typer(help="paperboy: new research papers matched to your interests.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -15,6 +16,7 @@ app.command("ingest")(ingest_command)
 app.add_typer(papers_app, name="papers")
 app.command("export")(export_command)
 app.add_typer(profile_app, name="profile")
+app.command("web")(web_command)
 
 
 def main() -> None:
