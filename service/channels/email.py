@@ -1,0 +1,197 @@
+"""The email channel: a digest as a multipart/alternative message, sent over SMTP or to the outbox.
+
+One EmailChannel holds one transport, so a batch of digests reuses one SMTP connection; sends are
+spaced to at most `smtp_rate_per_s` messages a second. Every header value is a single line built by
+the email package (RFC 2047 for non-ASCII names and subjects), so paper text cannot add headers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable, Mapping
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, getaddresses, make_msgid
+from typing import TYPE_CHECKING
+from urllib.parse import quote, urlsplit
+
+from service.channels.base import DeliveryError
+from service.channels.smtp import OutboxTransport, SmtpTransport, Transport, parse_smtp_url
+from service.config import Settings
+from service.digest.render import RenderedEmail, one_line, render_digest_email
+
+if TYPE_CHECKING:
+    from service.digest.model import Digest
+    from service.models import Subscription
+
+
+def transport_for(settings: Settings) -> Transport:
+    """SMTP when SMTP_URL is set, else the outbox folder (works on a fresh machine)."""
+    if settings.smtp_url is not None and settings.smtp_url.get_secret_value().strip():
+        target = parse_smtp_url(settings.smtp_url.get_secret_value())
+        return SmtpTransport(target, timeout=settings.smtp_timeout_s, ca_file=settings.smtp_ca_file)
+    return OutboxTransport(settings.resolved_outbox_dir)
+
+
+def sender_address(settings: Settings) -> Address:
+    """SMTP_FROM parsed ("paperboy <digest@example.org>"); a clear error when it is not an address."""
+    pairs = getaddresses([settings.smtp_from])
+    if len(pairs) != 1 or "@" not in pairs[0][1]:
+        raise ValueError(f"SMTP_FROM {settings.smtp_from!r} is not one email address")
+    name, addr = pairs[0]
+    username, domain = addr.rsplit("@", 1)
+    return Address(display_name=one_line(name), username=username, domain=domain)
+
+
+def digest_message_id(digest: Digest, settings: Settings) -> str:
+    """Deterministic per delivery, so a retried digest carries the same Message-ID."""
+    period = "".join(ch if ch.isalnum() or ch in "-." else "_" for ch in digest.period)
+    return f"<digest.{digest.subscription_id}.{period}@{sender_address(settings).domain}>"
+
+
+def unsubscribe_mailto(unsubscribe_url: str, settings: Settings) -> str:
+    """mailto: form of List-Unsubscribe carrying the same signed token in its subject."""
+    token = urlsplit(unsubscribe_url).path.rstrip("/").rsplit("/", 1)[-1]
+    return f"mailto:{settings.unsubscribe_mailto}?subject={quote('unsubscribe ' + token)}"
+
+
+def build_message(
+    rendered: RenderedEmail,
+    *,
+    to: str,
+    settings: Settings,
+    message_id: str,
+    date: dt.datetime,
+    headers: Mapping[str, str] | None = None,
+) -> EmailMessage:
+    """A multipart/alternative message (text first, HTML preferred) with single-line headers."""
+    recipient = to.strip()
+    if not recipient or any(ch in recipient for ch in "\r\n<>,;") or recipient.count("@") != 1:
+        raise DeliveryError(f"{to!r} is not a deliverable email address", permanent=True)
+    msg = EmailMessage(policy=SMTP)
+    try:
+        msg["From"] = sender_address(settings)
+        msg["To"] = recipient
+        msg["Subject"] = one_line(rendered.subject)
+        msg["Date"] = format_datetime(date.astimezone(dt.UTC))
+        msg["Message-ID"] = message_id
+        msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation auto-replies
+        for name, value in (headers or {}).items():
+            msg[one_line(name)] = one_line(value)
+    except (ValueError, TypeError) as exc:
+        raise DeliveryError(f"cannot build a message for {to!r}: {exc}", permanent=True) from exc
+    msg.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    msg.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    return msg
+
+
+class RateLimiter:
+    """At most `rate` calls a second, evenly spaced (0 or less: no limit). Thread-safe."""
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        with self._lock:
+            now = self._monotonic()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        if start > now:
+            self._sleep(start - now)
+
+
+class EmailChannel:
+    """Sends digests (and one-off messages) by email; close() ends the batch's SMTP connection."""
+
+    name = "email"
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: Transport | None = None,
+        now: Callable[[], dt.datetime] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.transport = transport or transport_for(settings)
+        self._now = now or (lambda: dt.datetime.now(dt.UTC))
+        self._limiter = RateLimiter(settings.smtp_rate_per_s, sleep=sleep)
+        self._lock = threading.Lock()  # one SMTP conversation at a time on the shared connection
+
+    def digest_message(self, subscription: Subscription, digest: Digest) -> EmailMessage:
+        """The message `send` would deliver for this digest (previews and tests use it too)."""
+        rendered = render_digest_email(digest, recipient=subscription.address)
+        headers = {
+            "List-Unsubscribe": (
+                f"<{digest.links.unsubscribe_post}>, "
+                f"<{unsubscribe_mailto(digest.links.unsubscribe_post, self.settings)}>"
+            ),
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",  # RFC 8058
+            "List-Id": f"paperboy digest <digest.{sender_address(self.settings).domain}>",
+        }
+        return build_message(
+            rendered,
+            to=subscription.address,
+            settings=self.settings,
+            message_id=digest_message_id(digest, self.settings),
+            date=self._now(),
+            headers=headers,
+        )
+
+    def send(self, subscription: Subscription, digest: Digest) -> str:
+        return self.send_message(self.digest_message(subscription, digest))
+
+    def send_message(self, msg: EmailMessage) -> str:
+        """Send a built message; returns its Message-ID. Raises DeliveryError."""
+        message_id = str(msg["Message-ID"])
+        recipient = str(msg["To"].addresses[0].addr_spec)
+        payload = msg.as_bytes()  # CRLF line ends: the SMTP policy
+        self._limiter.wait()
+        with self._lock:
+            self.transport.send(sender_address(self.settings).addr_spec, recipient, payload, message_id)
+        return message_id
+
+    def close(self) -> None:
+        with self._lock:
+            self.transport.close()
+
+
+def send_email(
+    to: str,
+    rendered: RenderedEmail,
+    *,
+    settings: Settings,
+    transport: Transport | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> str:
+    """Send one transactional message (the double opt-in confirmation); returns its Message-ID."""
+    channel = EmailChannel(settings, transport=transport)
+    try:
+        msg = build_message(
+            rendered,
+            to=to,
+            settings=settings,
+            message_id=make_msgid(domain=sender_address(settings).domain),
+            date=dt.datetime.now(dt.UTC),
+            headers=headers,
+        )
+        return channel.send_message(msg)
+    finally:
+        if transport is None:  # a caller's transport stays open for the caller to reuse
+            channel.close()

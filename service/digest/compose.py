@@ -1,0 +1,209 @@
+"""Choose the papers of one subscription's digest for one period, and build the Digest.
+
+The candidates are the papers first seen since the subscription's last digest (or within a lookback
+window before its first one) that no earlier digest of this subscription holds; the profile's ranker
+orders them, `min_score` and `max_papers` cut the list. Nothing here writes: service.delivery records
+what a delivery holds, and `digest_from_record` rebuilds exactly that digest for a retry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.config import Settings
+from service.digest.model import Digest, DigestItem, DigestLinks, Segment
+from service.links import feedback_url, manage_url, unsubscribe_url
+from service.models import Delivery, DeliveryPaper, Paper, Profile, Subscription
+
+# A subscription paused for months does not get a digest ranked over months of papers: the window
+# never reaches further back than this.
+MAX_WINDOW = dt.timedelta(days=35)
+# Deliveries whose window counts as covered; a failed delivery released its papers, so its window is
+# offered again.
+_WINDOW_STATUSES = ("claimed", "sent", "retry", "empty")
+_TOPIC_NAMES = 2
+
+
+class Ranker(Protocol):
+    """service.digest.rank.rank_papers: the papers a profile matches, best first, with reasons."""
+
+    def __call__(
+        self, session: Session, profile: Profile, papers: list[Paper], *, interests: list[str] | None
+    ) -> list[DigestItem]: ...
+
+
+def default_ranker() -> Ranker:
+    from service.digest.rank import rank_papers  # imported late: matching pulls in heavier modules
+
+    return rank_papers
+
+
+def window_start(
+    session: Session, subscription: Subscription, *, now: dt.datetime, settings: Settings
+) -> dt.datetime:
+    """Papers first seen after this instant are new for the subscription."""
+    last = session.scalar(
+        select(Delivery.created_at)
+        .where(Delivery.subscription_id == subscription.id, Delivery.status.in_(_WINDOW_STATUSES))
+        .order_by(Delivery.created_at.desc())
+        .limit(1)
+    )
+    start = last if last is not None else now - dt.timedelta(days=settings.digest_lookback_days)
+    return max(start, now - MAX_WINDOW)
+
+
+def candidate_papers(
+    session: Session, subscription: Subscription, *, now: dt.datetime, settings: Settings
+) -> list[Paper]:
+    """New papers for the subscription that none of its digests has held."""
+    already = select(DeliveryPaper.paper_id).where(DeliveryPaper.subscription_id == subscription.id)
+    since = window_start(session, subscription, now=now, settings=settings)
+    stmt = (
+        select(Paper)
+        .where(Paper.first_seen_at > since, Paper.first_seen_at <= now, Paper.id.not_in(already))
+        .order_by(Paper.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def choose_items(
+    session: Session, subscription: Subscription, papers: list[Paper], ranker: Ranker | None = None
+) -> list[DigestItem]:
+    """The ranked papers that pass min_score, at most max_papers of them, best first."""
+    if not papers:
+        return []
+    rank = ranker or default_ranker()
+    interests = list(subscription.interests or []) or None
+    ranked = rank(session, subscription.profile, papers, interests=interests)
+    offered = {paper.id for paper in papers}
+    chosen: list[DigestItem] = []
+    for item in ranked:
+        # The ranker only sees candidates, but a paper it did not get must still never slip in.
+        if item.paper_id in offered and item.score >= subscription.min_score:
+            chosen.append(item)
+            offered.discard(item.paper_id)
+        if len(chosen) >= subscription.max_papers:
+            break
+    return chosen
+
+
+def digest_topic(subscription: Subscription, items: Sequence[DigestItem]) -> str:
+    """What the digest is about, for the subject: the interests that matched, best first."""
+    names: list[str] = []
+    for item in items:
+        if item.interest and item.interest not in names:
+            names.append(item.interest)
+    if not names:
+        names = [str(n) for n in subscription.interests or []]
+        names = names or [interest.name for interest in subscription.profile.interests]
+    names = [" ".join(n.split()) for n in names if n and n.strip()]
+    if not names:
+        return "your interests"
+    if len(names) == 1:
+        return names[0]
+    if len(names) <= _TOPIC_NAMES:
+        return " and ".join(names)
+    return f"{', '.join(names[:_TOPIC_NAMES])} and {len(names) - _TOPIC_NAMES} more"
+
+
+def digest_links(subscription: Subscription, items: Sequence[DigestItem], settings: Settings) -> DigestLinks:
+    """Signed manage / unsubscribe / feedback links (the web app serves them)."""
+    unsubscribe = unsubscribe_url(subscription.subscriber_id, subscription.id, settings)
+    return DigestLinks(
+        manage=manage_url(subscription.subscriber_id or 0, subscription.id, settings),
+        unsubscribe=unsubscribe,
+        unsubscribe_post=unsubscribe,  # RFC 8058: the same URL answers a one-click POST
+        feedback={
+            item.paper_id: (
+                feedback_url(subscription.id, item.paper_id, True, settings),
+                feedback_url(subscription.id, item.paper_id, False, settings),
+            )
+            for item in items
+        },
+    )
+
+
+def build_digest(
+    subscription: Subscription, period: str, items: list[DigestItem], *, now: dt.datetime, settings: Settings
+) -> Digest:
+    return Digest(
+        subscription_id=subscription.id,
+        period=period,
+        topic=digest_topic(subscription, items),
+        items=items,
+        links=digest_links(subscription, items, settings),
+        generated_at=now,
+    )
+
+
+def compose_digest(
+    session: Session,
+    subscription: Subscription,
+    period: str,
+    *,
+    now: dt.datetime,
+    settings: Settings,
+    ranker: Ranker | None = None,
+) -> Digest:
+    """The digest `subscription` would get for `period` at `now` (reads only)."""
+    papers = candidate_papers(session, subscription, now=now, settings=settings)
+    items = choose_items(session, subscription, papers, ranker)
+    return build_digest(subscription, period, items, now=now, settings=settings)
+
+
+# --- what a delivery recorded --------------------------------------------------------------------
+
+
+def item_record(item: DigestItem) -> dict[str, Any]:
+    """A digest item as JSON for delivery_papers.reason, enough to rebuild the same item."""
+    return {
+        "title": item.title,
+        "url": item.url,
+        "authors": list(item.authors),
+        "author_count": item.author_count,
+        "organization": item.organization,
+        "published_on": item.published_on.isoformat() if item.published_on else None,
+        "upvotes": item.upvotes,
+        "code_url": item.code_url,
+        "why": item.why,
+        "snippet": [[seg.text, seg.hit] for seg in item.snippet],
+        "matched_terms": list(item.matched_terms),
+        "interest": item.interest,
+    }
+
+
+def item_from_record(row: DeliveryPaper) -> DigestItem:
+    reason: dict[str, Any] = row.reason or {}
+    published = reason.get("published_on")
+    return DigestItem(
+        paper_id=row.paper_id,
+        title=reason.get("title") or row.paper.title,
+        url=reason.get("url"),
+        authors=list(reason.get("authors") or []),
+        author_count=reason.get("author_count"),
+        organization=reason.get("organization"),
+        published_on=dt.date.fromisoformat(published) if published else None,
+        upvotes=reason.get("upvotes"),
+        code_url=reason.get("code_url"),
+        score=row.score,
+        why=reason.get("why") or "",
+        snippet=[Segment(str(text), bool(hit)) for text, hit in reason.get("snippet") or []],
+        matched_terms=list(reason.get("matched_terms") or []),
+        interest=reason.get("interest"),
+    )
+
+
+def digest_from_record(
+    session: Session, subscription: Subscription, delivery: Delivery, *, now: dt.datetime, settings: Settings
+) -> Digest:
+    """The digest a delivery recorded when it was claimed: a retry sends the same papers again."""
+    rows = session.scalars(
+        select(DeliveryPaper).where(DeliveryPaper.delivery_id == delivery.id).order_by(DeliveryPaper.rank)
+    ).all()
+    items = [item_from_record(row) for row in rows]
+    return build_digest(subscription, delivery.period, items, now=now, settings=settings)

@@ -1,0 +1,246 @@
+"""Subscribers and subscriptions: create, list, confirm, unsubscribe (the CLI and the web app share these).
+
+A subscriber is an email address; their interests live in one profile ("subscriber-<id>"); each
+subscription says where (channel, address), when (cadence, weekday, local send time, time zone) and
+how much (max papers, min score) of that profile is delivered.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from service.config import Settings
+from service.models import Interest, Profile, Subscriber, Subscription
+from service.schedule import Schedule, ScheduleError
+
+CHANNEL_NAMES = ("email", "slack")
+WEEKDAYS = {name: i for i, name in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))}
+
+
+class SubscriptionError(ValueError):
+    """Input that cannot make a subscription; the message names the field and the problem."""
+
+
+def normalise_email(address: str) -> str:
+    """The address in its canonical ASCII form, or SubscriptionError saying what is wrong with it."""
+    text = (address or "").strip()
+    if not text:
+        raise SubscriptionError("email: an address is required")
+    try:
+        # No DNS lookup (offline and fast); no SMTPUTF8-only local parts, since relays may refuse them.
+        result = validate_email(text, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise SubscriptionError(f"email: {text!r} is not a valid address: {exc}") from exc
+    return result.ascii_email or result.normalized
+
+
+def parse_weekday(value: str | int | None) -> int | None:
+    """ "mon".."sun", "Monday", or 0-6 (0 = Monday)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) or str(value).isdigit():
+        day = int(value)
+        if not 0 <= day <= 6:
+            raise SubscriptionError(f"weekday: {value!r} is not 0-6 (0 = Monday)")
+        return day
+    key = str(value).strip().lower()[:3]
+    if key not in WEEKDAYS:
+        raise SubscriptionError(f"weekday: {value!r} is not a day name (mon, tue, ... sun)")
+    return WEEKDAYS[key]
+
+
+def parse_send_time(value: str | dt.time) -> dt.time:
+    if isinstance(value, dt.time):
+        return value
+    try:
+        return dt.time.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise SubscriptionError(f"send time: {value!r} is not HH:MM") from exc
+
+
+@dataclass
+class SubscriptionRequest:
+    """What a person asks for; validated by `create_subscription`."""
+
+    email: str
+    interests: Sequence[str]  # plain words; each becomes an interest named after its text
+    query: str | None = None  # query language, an extra interest named "query"
+    cadence: str = "daily"
+    weekday: str | int | None = None
+    send_time: str | dt.time = "08:00"
+    timezone: str = "UTC"
+    max_papers: int = 10
+    min_score: float = 0.0
+    channel: str = "email"
+    address: str | None = None  # default: the email
+    verified: bool = True  # the CLI is the operator; the web form passes False (double opt-in)
+
+
+def get_or_create_subscriber(session: Session, email: str, *, timezone: str = "UTC") -> Subscriber:
+    address = normalise_email(email)
+    subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
+    if subscriber is None:
+        subscriber = Subscriber(email=address, verified=False, timezone=timezone)
+        session.add(subscriber)
+        session.flush()
+    return subscriber
+
+
+def profile_for(session: Session, subscriber: Subscriber) -> Profile:
+    """The subscriber's own profile, created on first use."""
+    name = f"subscriber-{subscriber.id}"
+    profile = session.scalar(select(Profile).where(Profile.name == name))
+    if profile is None:
+        profile = Profile(name=name, subscriber_id=subscriber.id)
+        session.add(profile)
+        session.flush()
+    return profile
+
+
+def add_interests(session: Session, profile: Profile, words: Sequence[str], query: str | None) -> list[str]:
+    """Add interests (existing names are kept as they are); returns the names asked for."""
+    wanted: list[tuple[str, str, str | None]] = []
+    for text in words:
+        name = " ".join(text.split())
+        if not name:
+            continue
+        if len(name) > 200:
+            raise SubscriptionError(f"interest: {name[:40]!r}... is longer than 200 characters")
+        wanted.append((name, name, None))
+    if query and query.strip():
+        wanted.append(("query", "", query.strip()))
+    if not wanted:
+        raise SubscriptionError("interests: give at least one interest (plain words) or a query")
+    existing = {interest.name for interest in profile.interests}
+    for name, keywords, q in wanted:
+        if name not in existing:
+            profile.interests.append(Interest(name=name, keywords=keywords, query=q))
+            existing.add(name)
+    session.flush()
+    return [name for name, _, _ in wanted]
+
+
+def create_subscription(session: Session, request: SubscriptionRequest) -> Subscription:
+    """A subscriber (found or created), their profile's interests, and one new subscription."""
+    if request.channel not in CHANNEL_NAMES:
+        raise SubscriptionError(f"channel: {request.channel!r} is not one of {', '.join(CHANNEL_NAMES)}")
+    if not 1 <= request.max_papers <= 100:
+        raise SubscriptionError(f"max papers: {request.max_papers} is not between 1 and 100")
+    weekday = parse_weekday(request.weekday)
+    send_time = parse_send_time(request.send_time)
+    if request.cadence == "weekly" and weekday is None:
+        raise SubscriptionError("weekday: a weekly digest needs a day (mon ... sun)")
+    try:
+        Schedule(
+            request.cadence, send_time, request.timezone, weekday if request.cadence == "weekly" else None
+        )
+    except ScheduleError as exc:
+        raise SubscriptionError(f"schedule: {exc}") from exc
+    subscriber = get_or_create_subscriber(session, request.email, timezone=request.timezone)
+    if request.verified:
+        subscriber.verified = True
+    address = request.address or subscriber.email
+    if request.channel == "email":
+        address = normalise_email(address)
+    profile = profile_for(session, subscriber)
+    names = add_interests(session, profile, request.interests, request.query)
+    subscription = Subscription(
+        subscriber_id=subscriber.id,
+        profile_id=profile.id,
+        channel=request.channel,
+        address=address,
+        interests=names,
+        cadence=request.cadence,
+        weekday=weekday if request.cadence == "weekly" else None,
+        send_time=send_time,
+        timezone=request.timezone,
+        max_papers=request.max_papers,
+        min_score=request.min_score,
+        status="active" if subscriber.verified else "pending",
+    )
+    session.add(subscription)
+    session.flush()
+    return subscription
+
+
+def list_subscriptions(
+    session: Session, *, email: str | None = None, include_unsubscribed: bool = False
+) -> list[Subscription]:
+    stmt = (
+        select(Subscription)
+        .options(selectinload(Subscription.subscriber), selectinload(Subscription.profile))
+        .order_by(Subscription.id)
+    )
+    if email:
+        stmt = stmt.join(Subscriber).where(Subscriber.email == normalise_email(email))
+    if not include_unsubscribed:
+        stmt = stmt.where(Subscription.status != "unsubscribed")
+    return list(session.scalars(stmt))
+
+
+def unsubscribe(session: Session, subscription_id: int, *, subscriber_id: int | None = None) -> Subscription:
+    """End one subscription; with `subscriber_id` (from a signed link) it must be theirs."""
+    subscription = session.get(Subscription, subscription_id)
+    if subscription is None or (subscriber_id is not None and subscription.subscriber_id != subscriber_id):
+        raise SubscriptionError(f"subscription {subscription_id}: no such subscription")
+    subscription.status = "unsubscribed"
+    subscription.next_digest_at = None
+    session.flush()
+    return subscription
+
+
+def unsubscribe_all(session: Session, email: str) -> list[Subscription]:
+    """End every subscription of an address (the mailto: List-Unsubscribe, or an operator)."""
+    ended = list_subscriptions(session, email=email)
+    for subscription in ended:
+        subscription.status = "unsubscribed"
+        subscription.next_digest_at = None
+    session.flush()
+    return ended
+
+
+def confirm_subscriber(session: Session, subscriber_id: int) -> list[Subscription]:
+    """Double opt-in: the address is verified and its pending subscriptions become active."""
+    subscriber = session.get(Subscriber, subscriber_id)
+    if subscriber is None:
+        raise SubscriptionError(f"subscriber {subscriber_id}: no such subscriber")
+    subscriber.verified = True
+    activated = [s for s in subscriber.subscriptions if s.status == "pending"]
+    for subscription in activated:
+        subscription.status = "active"
+    session.flush()
+    return activated
+
+
+def describe_schedule(subscription: Subscription) -> str:
+    return Schedule.of(subscription).describe()
+
+
+def send_confirmation_email(
+    subscriber: Subscriber, subscriptions: Sequence[Subscription], *, settings: Settings
+) -> str:
+    """The double opt-in email with a signed confirm link; returns its Message-ID."""
+    from service.channels.email import send_email
+    from service.digest.render import render_email
+    from service.links import confirm_url
+
+    rendered = render_email(
+        "confirmation",
+        {
+            "email": subscriber.email,
+            "confirm_url": confirm_url(subscriber.id, settings),
+            "subscriptions": [
+                {"interests": list(s.interests or []), "schedule": describe_schedule(s)}
+                for s in subscriptions
+            ],
+            "subject": "Confirm your paperboy subscription",
+            "preheader": "One click to start receiving your research digest.",
+        },
+    )
+    return send_email(subscriber.email, rendered, settings=settings)
