@@ -123,7 +123,7 @@ def extract_links(text: str) -> list[str]:
             wanted = ("github.com/" in low and github_repo_url(url)) or "arxiv.org/" in low
             if wanted and url not in links:
                 links.append(url)
-    if "rxiv:" in text or "RXIV:" in text:
+    if "iv:" in text or "IV:" in text:
         for found in _ARXIV_REF.findall(text):
             url = arxiv_abs_url(found)
             if url not in links:
