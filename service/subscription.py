@@ -1,6 +1,6 @@
 """Subscribers and subscriptions: create, list, confirm, unsubscribe (the CLI and the web app share these).
 
-A subscriber is an email address; their interests live in one profile ("subscriber-<id>"); each
+A subscriber is an email address; their interests live in one profile ("email:<address>"); each
 subscription says where (channel, address), when (cadence, weekday, local send time, time zone) and
 how much (max papers, min score) of that profile is delivered.
 """
@@ -93,11 +93,13 @@ def get_or_create_subscriber(session: Session, email: str, *, timezone: str = "U
 
 
 def profile_for(session: Session, subscriber: Subscriber) -> Profile:
-    """The subscriber's own profile, created on first use."""
-    name = f"subscriber-{subscriber.id}"
-    profile = session.scalar(select(Profile).where(Profile.name == name))
+    """The subscriber's own profile (the first one they have), created on first use."""
+    profile = session.scalar(
+        select(Profile).where(Profile.subscriber_id == subscriber.id).order_by(Profile.id).limit(1)
+    )
     if profile is None:
-        profile = Profile(name=name, subscriber_id=subscriber.id)
+        # The web sign-up names profiles the same way (service/web/signup.py).
+        profile = Profile(name=f"email:{subscriber.email}"[:200], subscriber_id=subscriber.id)
         session.add(profile)
         session.flush()
     return profile
