@@ -16,9 +16,7 @@ from service.ingest.records import FORMATS, PaperRecord, ParseError, ParseIssue
 TODAY = dt.date(2026, 11, 23)
 
 # Text with the characters that matter to the parsers: separators, bullets, brackets, quotes, dates.
-ALPHABET = st.sampled_from(
-    list('ab Zé.:,·•\n\r\t"{}[]<>/0123456789-') + ["Mar ", "Subscribe", "\x00", "\ufeff"]
-)
+ALPHABET = st.sampled_from([*'ab Zé.:,·•\n\r\t"{}[]<>/0123456789-', "Mar ", "Subscribe", "\x00", "\ufeff"])
 nasty_text = st.one_of(st.text(), st.lists(ALPHABET, max_size=200).map("".join))
 
 
