@@ -5,9 +5,11 @@ from __future__ import annotations
 import typer
 
 from service.cli.db import db_app
+from service.cli.digest import digest_app
 from service.cli.ingest import ingest_command
 from service.cli.papers import export_command, papers_app
 from service.cli.profile import profile_app
+from service.cli.subscriptions import register as register_subscriptions
 from service.cli.web import web_command
 
 app = typer.Typer(help="paperboy: new research papers matched to your interests.", no_args_is_help=True)
@@ -17,6 +19,8 @@ app.add_typer(papers_app, name="papers")
 app.command("export")(export_command)
 app.add_typer(profile_app, name="profile")
 app.command("web")(web_command)
+register_subscriptions(app)  # subscribe, subscriptions list, unsubscribe
+app.add_typer(digest_app, name="digest")
 
 
 def main() -> None:
