@@ -14,7 +14,7 @@ from sqlalchemy import Select, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from service.models import Delivery, IngestRun, Source, Subscriber, Subscription
+from service.models import Delivery, IngestRun, Source, Subscriber, Subscription, utcnow
 from service.web.admin_schemas import (
     MAX_ID,
     DeliveryDetail,
@@ -31,6 +31,7 @@ from service.web.admin_schemas import (
     SubscriptionPatch,
     SubscriptionStatus,
 )
+from service.web.preferences import reschedule
 
 M = TypeVar("M")
 
@@ -168,8 +169,8 @@ def update_subscription(session: DB, subscription_id: Id, patch: SubscriptionPat
             setattr(subscription, field, value)
     if subscription.cadence == "weekly" and subscription.weekday is None:
         subscription.weekday = 0
-    if changes.keys() & {"cadence", "weekday", "send_time", "timezone"}:
-        reschedule(subscription)
+    if changes.keys() & {"cadence", "weekday", "send_time", "timezone", "status"}:
+        reschedule(subscription, utcnow())
     session.commit()
     return subscription
 
@@ -180,11 +181,6 @@ def delete_subscription(session: DB, subscription_id: Id) -> Response:
     session.execute(delete(Subscription).where(Subscription.id == subscription_id))
     session.commit()
     return Response(status_code=204)
-
-
-def reschedule(subscription: Subscription) -> None:
-    """Forgets the next digest time so the scheduler computes it from the new timing."""
-    subscription.next_digest_at = None
 
 
 # --- sources -------------------------------------------------------------------------------------

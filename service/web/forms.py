@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import available_timezones
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from service.models import Interest, Paper, Subscription
 from service.profile import ProfileError, resolve_paper, validate_query
 from service.schedule import CADENCES, WEEKDAY_NAMES
+from service.subscription import SubscriptionError, normalise_email
 
 TIMEZONES = sorted(available_timezones() - {"localtime", "Factory"})
 _TIMEZONE_SET = frozenset(TIMEZONES)
@@ -118,10 +118,9 @@ def parse_subscribe(form: FormData) -> tuple[SubscribeInput, Errors]:
         errors["email"] = "Enter your email address."
     elif "email" not in errors:
         try:
-            # No DNS lookup: the confirmation email is the real test of the address.
-            data.email = validate_email(raw_email, check_deliverability=False).normalized
-        except EmailNotValidError as exc:
-            errors["email"] = str(exc)
+            data.email = normalise_email(raw_email)
+        except SubscriptionError as exc:
+            errors["email"] = str(exc).removeprefix("email: ")
     data.keywords = _text(form, "keywords", errors, label="Interests")
     data.query = _text(form, "query", errors, label="The query")
     _query(data.query, "query", errors)
@@ -131,8 +130,16 @@ def parse_subscribe(form: FormData) -> tuple[SubscribeInput, Errors]:
     return data, errors
 
 
-def parse_manage(session: Session, form: FormData, current: list[Interest]) -> tuple[ManageInput, Errors]:
-    """The preferences form as typed, seed papers resolved, and the problems with it."""
+def parse_manage(
+    session: Session,
+    form: FormData,
+    current: list[Interest],
+    reserved: set[str] | frozenset[str] = frozenset(),
+) -> tuple[ManageInput, Errors]:
+    """The preferences form as typed, seed papers resolved, and the problems with it.
+
+    `current` are the interests the form showed (only they can be edited); `reserved` the names of the
+    profile's other interests, which a new or renamed one cannot take."""
     errors: Errors = {}
     data = ManageInput()
     _schedule(form, data, errors)
@@ -159,6 +166,9 @@ def parse_manage(session: Session, form: FormData, current: list[Interest]) -> t
     names = [i.name.lower() for i in kept]
     if len(set(names)) != len(names):
         errors["interests"] = "Give each interest a different name."
+    for n, row in enumerate(data.interests):
+        if not row.remove and row.name in reserved:
+            errors[f"interest-{n}-name"] = "Another subscription of yours has an interest with this name."
     return data, errors
 
 
@@ -220,6 +230,7 @@ def interest_rows(session: Session, interests: list[InterestInput] | list[Intere
                 "exclude": interest.exclude,
                 "seeds": [{"id": pid, "label": _seed_label(session, pid)} for pid in seeds],
                 "add_seeds": interest.add_seeds if isinstance(interest, InterestInput) else "",
+                "remove": isinstance(interest, InterestInput) and interest.remove,
             }
         )
     if len(rows) < MAX_INTERESTS:

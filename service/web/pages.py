@@ -11,6 +11,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from itsdangerous import SignatureExpired
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 from starlette.datastructures import FormData
 
@@ -26,9 +27,11 @@ from service.links import (
 from service.models import Paper, Profile, Subscriber, Subscription, utcnow
 from service.profile import record_feedback
 from service.schedule import Schedule
+from service.subscription import SubscriptionError
+from service.subscription import unsubscribe as end_subscription
 from service.tokens import TokenClaims, TokenError, _serializer, read_token
 from service.web import forms, signup
-from service.web.preferences import apply_preferences, preview_digest
+from service.web.preferences import apply_preferences, preview_digest, shown_interests
 from service.web.security import CSRF_FIELD, check_subscribe_rate, csrf_token, csrf_valid, set_csrf_cookie
 
 router = APIRouter(include_in_schema=False)
@@ -193,11 +196,28 @@ def subscribe(request: Request, session: DB, form: Form, background: BackgroundT
             headers={"Retry-After": retry},
         )
     if verdict == "ok":
-        subscriber_id = signup.request_subscription(session, data, now=utcnow())
-        session.commit()
+        try:
+            subscriber_id = _request_subscription(session, data)
+        except SubscriptionError as exc:  # depends only on what was typed, never on who exists
+            session.rollback()
+            return _subscribe_page(request, data, {"keywords": str(exc)}, 400)
         background.add_task(signup.send_confirmation, request.app.state.sessions, subscriber_id, settings)
     # verdict "address": that inbox already got its emails for now; the page says the same as ever.
     return render(request, "sent.html.j2", {"email": data.email})
+
+
+def _request_subscription(session: Session, data: forms.SubscribeInput) -> int:
+    """Records the sign-up; a second attempt sees the row a concurrent sign-up of the same address made."""
+    for attempt in (1, 2):
+        try:
+            subscriber_id = signup.request_subscription(session, data, now=utcnow())
+            session.commit()
+            return subscriber_id
+        except IntegrityError:
+            session.rollback()
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 @router.get(CONFIRM_PATH)
@@ -209,7 +229,7 @@ def confirm(request: Request, session: DB, token: str) -> Response:
             raise LinkRejected(404, "This confirm link is not valid.")
     except LinkRejected as exc:
         return _rejected(request, exc, "confirm")
-    signup.confirm_subscriber(session, subscriber, now=utcnow())
+    signup.confirm(session, subscriber, now=utcnow())
     session.commit()
     first = session.scalar(
         select(Subscription.id)
@@ -272,6 +292,12 @@ def _manage_page(
     return render(request, "manage.html.j2", context, status_code)
 
 
+def _parse_manage(session: Session, form: FormData, subscription: Subscription) -> tuple[Any, forms.Errors]:
+    shown = shown_interests(subscription)
+    hidden = {i.name for i in subscription.profile.interests if i not in shown}
+    return forms.parse_manage(session, form, shown, hidden)
+
+
 @router.get(MANAGE_PATH, response_class=HTMLResponse)
 def manage(request: Request, session: DB, token: str) -> Response:
     try:
@@ -288,7 +314,7 @@ def manage(request: Request, session: DB, token: str) -> Response:
         session,
         token,
         subscription,
-        rows=forms.interest_rows(session, list(subscription.profile.interests)),
+        rows=forms.interest_rows(session, shown_interests(subscription)),
         values=forms.schedule_values(subscription),
         errors={},
         notices=notices,
@@ -303,7 +329,7 @@ def save_preferences(request: Request, session: DB, form: Form, token: str) -> R
         return _rejected(request, exc, "manage")
     if not csrf_valid(request, form.get(CSRF_FIELD), _settings(request)):  # type: ignore[arg-type]
         return error_page(request, 403, "This form has expired. Reload the page and save again.")
-    data, errors = forms.parse_manage(session, form, list(subscription.profile.interests))
+    data, errors = _parse_manage(session, form, subscription)
     if errors:
         values = {**vars(data), "weekday": data.weekday}
         return _manage_page(
@@ -311,7 +337,7 @@ def save_preferences(request: Request, session: DB, form: Form, token: str) -> R
             session,
             token,
             subscription,
-            rows=forms.interest_rows(session, [i for i in data.interests if not i.remove]),
+            rows=forms.interest_rows(session, data.interests),
             values=values,
             errors=errors,
             notices=[],
@@ -331,7 +357,7 @@ def preview(request: Request, session: DB, form: Form, token: str) -> Response:
         return Response(exc.message, status_code=exc.status_code, media_type="text/plain")
     if not csrf_valid(request, form.get(CSRF_FIELD), _settings(request)):  # type: ignore[arg-type]
         return Response("This page has expired; reload it.", status_code=403, media_type="text/plain")
-    data, errors = forms.parse_manage(session, form, list(subscription.profile.interests))
+    data, errors = _parse_manage(session, form, subscription)
     try:
         if errors:
             result: Any = {
@@ -379,7 +405,7 @@ def unsubscribe(request: Request, session: DB, token: str) -> Response:
         subscription = _own_subscription(request, session, "unsubscribe", token)
     except LinkRejected as exc:
         return _rejected(request, exc, "unsubscribe")
-    signup.unsubscribe(session, subscription)
+    end_subscription(session, subscription.id, subscriber_id=subscription.subscriber_id)
     session.commit()
     return _unsubscribe_page(request, token, subscription, done=True)
 

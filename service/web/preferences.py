@@ -27,6 +27,15 @@ def reschedule(subscription: Subscription, now: dt.datetime) -> None:
         subscription.next_digest_at = None
 
 
+def shown_interests(subscription: Subscription) -> list[Interest]:
+    """The interests a subscription uses: the ones its names list, or all of its profile's."""
+    interests = list(subscription.profile.interests)
+    if subscription.interests:
+        wanted = set(subscription.interests)
+        interests = [i for i in interests if i.name in wanted]
+    return interests
+
+
 def apply_preferences(
     session: Session, subscription: Subscription, data: ManageInput, now: dt.datetime
 ) -> None:
@@ -67,9 +76,15 @@ def apply_preferences(
     shown = {row.id for row in data.interests if row.id is not None}
     kept += [i for i in profile.interests if i.id not in shown]
     profile.interests = kept  # delete-orphan removes the others
+    kept = kept[: len(updates)]  # the interests the form showed or added
     if subscription.interests:
-        names = [renamed.get(n, n) for n in subscription.interests]
-        subscription.interests = [n for n in names if n]
+        # The form showed exactly this subscription's interests: what it kept or added is the new list.
+        subscription.interests = [i.name for i in kept]
+    for other in session.scalars(
+        select(Subscription).where(Subscription.profile_id == profile.id, Subscription.id != subscription.id)
+    ):
+        if other.interests and renamed:  # other subscriptions of the profile follow renames and removals
+            other.interests = [n for n in (renamed.get(n, n) for n in other.interests) if n]
 
     subscription.cadence = data.cadence
     subscription.weekday = data.weekday if data.cadence == "weekly" else None

@@ -1,97 +1,116 @@
-"""Double opt-in for the web form: what a sign-up does to the database, and the confirmation email.
+"""Double opt-in for the web form, on top of service.subscription.
 
 The rules keep the form from revealing or changing anyone's subscription:
 - a new address gets a subscriber, a profile and a *pending* subscription;
-- an address that is still pending, or that unsubscribed, takes the new preferences (nothing is sent
-  before its owner follows the link, so a stranger typing it changes nothing that matters);
+- an address whose email subscription is still pending, or was unsubscribed, takes the new preferences
+  and is pending again (nothing is sent before its owner follows the link, so a stranger typing the
+  address changes nothing that matters);
 - an address with an active subscription is left exactly as it is.
 Every case sends the same confirmation email; following its link confirms (again) and leads to the
-preferences page, so it also serves as "send me my link again".
+preferences page, so the form also serves as "send me my link again".
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
-from service.models import Interest, Profile, Subscriber, Subscription
+from service.models import Subscriber, Subscription
+from service.subscription import (
+    SubscriptionRequest,
+    add_interests,
+    confirm_subscriber,
+    create_subscription,
+    profile_for,
+    send_confirmation_email,
+)
 from service.web.forms import SubscribeInput
 from service.web.preferences import reschedule
 
 log = logging.getLogger(__name__)
 
+# Commas and line breaks separate topics, except inside "quoted phrases".
+_TOPIC = re.compile(r'(?:"[^"]*"|[^,\n"])+')
 
-def request_subscription(session: Session, data: SubscribeInput, *, now: dt.datetime) -> int:
-    """Records a sign-up as the rules above say; returns the subscriber's id (flushed, not committed)."""
-    email = data.email.lower()
-    subscriber = session.scalar(select(Subscriber).where(Subscriber.email == email))
-    if subscriber is None:
-        subscriber = Subscriber(email=email, verified=False, timezone=data.timezone)
-        session.add(subscriber)
-        session.flush()
-    subscription = session.scalar(
+
+def split_topics(text: str) -> list[str]:
+    """`sparse attention, "kv cache"` -> ["sparse attention", '"kv cache"']: one interest each."""
+    return [" ".join(part.split()) for part in _TOPIC.findall(text) if part.strip()]
+
+
+def _email_subscription(session: Session, subscriber: Subscriber) -> Subscription | None:
+    return session.scalar(
         select(Subscription)
-        .where(Subscription.subscriber_id == subscriber.id, Subscription.channel == "email")
+        .where(
+            Subscription.subscriber_id == subscriber.id,
+            Subscription.channel == "email",
+            Subscription.address == subscriber.email,
+        )
         .order_by(Subscription.id)
         .limit(1)
     )
-    if subscription is not None and subscription.status == "active":
+
+
+def request_subscription(session: Session, data: SubscribeInput, *, now: dt.datetime) -> int:
+    """Records a sign-up as the rules above say; returns the subscriber's id (flushed, not committed)."""
+    topics = split_topics(data.keywords)
+    subscriber = session.scalar(select(Subscriber).where(Subscriber.email == data.email))
+    subscription = _email_subscription(session, subscriber) if subscriber is not None else None
+    if subscriber is None or subscription is None:
+        request = SubscriptionRequest(
+            email=data.email,
+            interests=topics,
+            query=data.query or None,
+            cadence=data.cadence,
+            weekday=data.weekday if data.cadence == "weekly" else None,
+            send_time=data.time(),
+            timezone=data.timezone,
+            verified=False,
+        )
+        subscription = create_subscription(session, request)
+        # A web sign-up always waits for the link, even for an address verified some other way.
+        subscription.status = "pending"
+        reschedule(subscription, now)
+        session.flush()
+        return subscription.subscriber_id or 0
+    if subscription.status == "active":
         return subscriber.id
-    if subscription is None:
-        profile = Profile(name=f"email:{email}", subscriber=subscriber)
-        subscription = Subscription(subscriber=subscriber, profile=profile, channel="email", address=email)
-        session.add(subscription)
-    profile = subscription.profile
-    profile.interests = [Interest(name="my interests", keywords=data.keywords, query=data.query or None)]
+    subscription.interests = add_interests(
+        session, profile_for(session, subscriber), topics, data.query or None
+    )
     subscription.status = "pending"
     subscription.paused = False
     subscription.cadence = data.cadence
     subscription.weekday = data.weekday if data.cadence == "weekly" else None
     subscription.send_time = data.time()
     subscription.timezone = data.timezone
-    subscription.interests = []
     reschedule(subscription, now)
     session.flush()
     return subscriber.id
 
 
-def confirm_subscriber(session: Session, subscriber: Subscriber, *, now: dt.datetime) -> None:
-    """The owner followed the link: the address is verified and its pending subscriptions start."""
-    subscriber.verified = True
-    for subscription in session.scalars(
-        select(Subscription).where(
-            Subscription.subscriber_id == subscriber.id, Subscription.status == "pending"
-        )
-    ):
-        subscription.status = "active"
+def confirm(session: Session, subscriber: Subscriber, *, now: dt.datetime) -> None:
+    """The owner followed the link: verified, and the pending subscriptions start on their schedule."""
+    for subscription in confirm_subscriber(session, subscriber.id):
         reschedule(subscription, now)
-    session.flush()
-
-
-def unsubscribe(session: Session, subscription: Subscription) -> None:
-    """Stops the subscription at once; its profile and history stay so a return is one click."""
-    subscription.status = "unsubscribed"
-    subscription.next_digest_at = None
     session.flush()
 
 
 def send_confirmation(sessions: sessionmaker[Session], subscriber_id: int, settings: Settings) -> None:
     """Emails the confirmation link (runs after the response, so its timing reveals nothing)."""
-    from service.channels.email import send_email
-    from service.digest.render import render_email
-    from service.links import confirm_url
-
     with sessions() as session:
         subscriber = session.get(Subscriber, subscriber_id)
         if subscriber is None:
             return
-        email = subscriber.email
-    try:
-        rendered = render_email("confirm", {"confirm_url": confirm_url(subscriber_id, settings), "email": email})
-        send_email(email, rendered, settings=settings)
-    except Exception as exc:  # the page already answered; the log keeps the reason (never the link)
-        log.warning("confirmation email to subscriber %s failed: %s", subscriber_id, exc)
+        subscriptions = [
+            s for s in subscriber.subscriptions if s.channel == "email" and s.status != "unsubscribed"
+        ]
+        try:
+            send_confirmation_email(subscriber, subscriptions, settings=settings)
+        except Exception as exc:  # the page already answered; the log keeps the reason (never the link)
+            log.warning("confirmation email to subscriber %s failed: %s", subscriber_id, exc)
