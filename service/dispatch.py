@@ -1,0 +1,271 @@
+"""One dispatch pass: due subscriptions -> the period due -> service.delivery -> next_digest_at advanced.
+
+Timing is data (DESIGN convention 8). `subscriptions.next_digest_at` holds when the next digest is due;
+a pass takes the subscriptions whose time has come and claims each one with a conditional UPDATE:
+
+    UPDATE subscriptions SET next_digest_at = <now + claim> WHERE id = ? AND next_digest_at <= <now> ...
+
+Exactly one instance's UPDATE matches (PostgreSQL re-checks the WHERE after the row lock; SQLite
+serialises writers), so two dispatchers never work on the same subscription at once. The winner
+delivers the latest period that has passed (service.schedule: missed periods coalesce into one), then
+moves next_digest_at to the following slot. If it dies in between, its claim lapses after CLAIM and the
+next pass delivers the same period, which service.delivery makes a no-op if the digest went out:
+deliveries are unique per (subscription, period), and that row is claimed before anything is sent.
+
+A digest that failed transiently is a 'retry' delivery row with next_attempt_at; each pass also
+re-delivers those that are due, until service.delivery's attempt limit marks them failed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine, select, update
+
+from service.channels.base import Channel
+from service.clock import Clock
+from service.config import Settings
+from service.db import session_factory
+from service.delivery import ChannelPool, DeliveryOutcome, deliver, retries_due
+from service.digest.compose import Ranker
+from service.models import Subscription
+from service.oplog import log_event
+from service.schedule import Schedule, ScheduleError, latest_slot, next_send_at
+
+log = logging.getLogger("paperboy.dispatch")
+
+CLAIM = dt.timedelta(minutes=10)  # how long a claimed subscription is left alone if its claimer dies
+BATCH = 500  # subscriptions per query; a pass keeps going until none is due
+
+
+@dataclass
+class DispatchReport:
+    """What one pass did."""
+
+    scheduled: int = 0  # subscriptions given their first next_digest_at
+    outcomes: list[DeliveryOutcome] = field(default_factory=list)
+    lost_claims: int = 0  # due subscriptions another instance claimed first
+    errors: list[str] = field(default_factory=list)  # unexpected errors (a bug or the database)
+    stopped: bool = False  # a stop was requested before the pass ended
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.errors) or any(o.status in ("failed", "retry") for o in self.outcomes)
+
+
+def _active(stmt):  # type: ignore[no-untyped-def]
+    return stmt.where(Subscription.status == "active", Subscription.paused.is_(False))
+
+
+def schedule_new(engine: Engine, now: dt.datetime) -> int:
+    """Give active subscriptions without a next_digest_at their next slot; bad schedules are flagged."""
+    done = 0
+    with session_factory(engine)() as session, session.begin():
+        rows = session.scalars(_active(select(Subscription)).where(Subscription.next_digest_at.is_(None)))
+        for sub in rows:
+            try:
+                sub.next_digest_at = next_send_at(Schedule.of(sub), now)
+                done += 1
+            except ScheduleError as exc:
+                note = f"schedule: {exc}"
+                if sub.needs_attention != note:
+                    sub.needs_attention = note
+    return done
+
+
+def due_subscriptions(engine: Engine, now: dt.datetime, limit: int = BATCH) -> list[tuple[int, dt.datetime]]:
+    """(id, next_digest_at) of active subscriptions whose digest is due, longest waiting first."""
+    with engine.connect() as conn:
+        stmt = (
+            _active(select(Subscription.id, Subscription.next_digest_at))
+            .where(Subscription.next_digest_at <= now)
+            .order_by(Subscription.next_digest_at, Subscription.id)
+            .limit(limit)
+        )
+        return [(row.id, row.next_digest_at) for row in conn.execute(stmt)]
+
+
+def claim(engine: Engine, subscription_id: int, now: dt.datetime) -> dt.datetime | None:
+    """Claim a due subscription for this pass; returns the claim's expiry, or None if someone else won."""
+    until = now + CLAIM
+    with engine.begin() as conn:
+        won = conn.execute(
+            _active(update(Subscription))
+            .where(Subscription.id == subscription_id, Subscription.next_digest_at <= now)
+            .values(next_digest_at=until)
+        ).rowcount
+    return until if won == 1 else None
+
+
+def advance(
+    engine: Engine, subscription_id: int, claimed_until: dt.datetime, next_at: dt.datetime | None
+) -> None:
+    """Release our claim by setting the next slot (only if the claim is still ours)."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(Subscription)
+            .where(Subscription.id == subscription_id, Subscription.next_digest_at == claimed_until)
+            .values(next_digest_at=next_at)
+        )
+
+
+def run_dispatch(
+    engine: Engine,
+    settings: Settings,
+    clock: Clock,
+    *,
+    instance: str,
+    channel: Channel | ChannelPool | None = None,
+    ranker: Ranker | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> DispatchReport:
+    """One pass: schedule new subscriptions, deliver every due digest, then every due retry."""
+    report = DispatchReport()
+    now = clock.now()
+    report.scheduled = schedule_new(engine, now)
+    pool = channel if channel is not None else ChannelPool(settings)
+    try:
+        _deliver_due(engine, settings, clock, instance, pool, ranker, should_stop, report)
+        if not report.stopped:
+            _deliver_retries(engine, settings, clock, instance, pool, ranker, should_stop, report)
+    finally:
+        if channel is None:
+            pool.close()  # our own pool: one SMTP connection for the pass, closed with it
+    return report
+
+
+def _deliver_due(
+    engine: Engine,
+    settings: Settings,
+    clock: Clock,
+    instance: str,
+    pool: Channel | ChannelPool,
+    ranker: Ranker | None,
+    should_stop: Callable[[], bool],
+    report: DispatchReport,
+) -> None:
+    now = clock.now()
+    seen: set[int] = set()
+    while True:
+        due = [(sid, at) for sid, at in due_subscriptions(engine, now) if sid not in seen]
+        if not due:
+            return
+        for subscription_id, _ in due:
+            seen.add(subscription_id)
+            if should_stop():  # SIGTERM: no new work; what is in flight has finished
+                report.stopped = True
+                return
+            until = claim(engine, subscription_id, now)
+            if until is None:
+                report.lost_claims += 1
+                continue
+            _deliver_claimed(engine, settings, clock, instance, pool, ranker, subscription_id, until, report)
+
+
+def _deliver_claimed(
+    engine: Engine,
+    settings: Settings,
+    clock: Clock,
+    instance: str,
+    pool: Channel | ChannelPool,
+    ranker: Ranker | None,
+    subscription_id: int,
+    until: dt.datetime,
+    report: DispatchReport,
+) -> None:
+    now = clock.now()
+    with session_factory(engine)() as session:
+        sub = session.get(Subscription, subscription_id)
+        schedule = None
+        if sub is not None:
+            try:
+                schedule = Schedule.of(sub)
+            except ScheduleError as exc:
+                sub.needs_attention = f"schedule: {exc}"
+                sub.next_digest_at = None
+                session.commit()
+        if schedule is None:
+            return
+    period = latest_slot(schedule, now).period
+    try:
+        outcome = deliver(
+            engine,
+            subscription_id,
+            period,
+            channel=pool,
+            now=now,
+            settings=settings,
+            instance=instance,
+            ranker=ranker,
+        )
+    except Exception as exc:  # a bug or a database outage: the claim lapses and a later pass retries
+        log.exception("delivery of subscription %s for %s failed unexpectedly", subscription_id, period)
+        report.errors.append(f"subscription {subscription_id} {period}: {type(exc).__name__}: {exc}")
+        return
+    report.outcomes.append(outcome)
+    log_delivery(outcome, instance)
+    advance(engine, subscription_id, until, next_send_at(schedule, now))
+
+
+def _deliver_retries(
+    engine: Engine,
+    settings: Settings,
+    clock: Clock,
+    instance: str,
+    pool: Channel | ChannelPool,
+    ranker: Ranker | None,
+    should_stop: Callable[[], bool],
+    report: DispatchReport,
+) -> None:
+    now = clock.now()
+    with session_factory(engine)() as session:
+        due = retries_due(session, now)
+    for subscription_id, period in due:
+        if should_stop():
+            report.stopped = True
+            return
+        try:
+            outcome = deliver(
+                engine,
+                subscription_id,
+                period,
+                channel=pool,
+                now=now,
+                settings=settings,
+                instance=instance,
+                ranker=ranker,
+            )
+        except Exception as exc:
+            log.exception("retry of subscription %s for %s failed unexpectedly", subscription_id, period)
+            report.errors.append(f"subscription {subscription_id} {period}: {type(exc).__name__}: {exc}")
+            continue
+        report.outcomes.append(outcome)
+        log_delivery(outcome, instance)
+
+
+def log_delivery(outcome: DeliveryOutcome, instance: str) -> None:
+    """The one structured line per delivery (a skip is logged only at debug level)."""
+    level = {"sent": logging.INFO, "empty": logging.INFO, "skipped": logging.DEBUG}.get(
+        outcome.status, logging.WARNING
+    )
+    log_event(
+        log,
+        "delivery",
+        level=level,
+        subscription=outcome.subscription_id,
+        period=outcome.period,
+        status=outcome.status,
+        delivery=outcome.delivery_id,
+        attempts=outcome.attempts,
+        papers=outcome.papers,
+        message_id=outcome.message_id,
+        next_attempt_at=outcome.next_attempt_at,
+        error=outcome.error,
+        instance=instance,
+    )
