@@ -21,7 +21,9 @@ def _subscriber(engine: Engine, email: str) -> Subscriber | None:
 
 def _subscriptions(engine: Engine, email: str) -> list[Subscription]:
     with Session(engine) as session:
-        stmt = select(Subscription).join(Subscriber).where(Subscriber.email == email).order_by(Subscription.id)
+        stmt = (
+            select(Subscription).join(Subscriber).where(Subscriber.email == email).order_by(Subscription.id)
+        )
         return list(session.scalars(stmt))
 
 
@@ -61,7 +63,9 @@ def test_subscribe_creates_a_pending_subscription_and_sends_a_confirmation(
 def test_following_the_link_confirms_and_opens_the_preferences(
     client: TestClient, committed_engine: Engine, web_settings: Settings
 ) -> None:
-    client.post("/subscribe", data=subscribe_form(client, email="ada@example.org", cadence="weekly", weekday="4"))
+    client.post(
+        "/subscribe", data=subscribe_form(client, email="ada@example.org", cadence="weekly", weekday="4")
+    )
     (message,) = outbox(web_settings)
     answer = client.get(link_in(message, "/confirm/"), follow_redirects=False)
     assert answer.status_code == 303
@@ -82,7 +86,9 @@ def test_the_answer_never_reveals_whether_an_address_is_known(
 ) -> None:
     make_subscription(committed_engine, "known@example.org", interests=("graph neural networks",))
     known = client.post("/subscribe", data=subscribe_form(client, email="known@example.org", keywords="spam"))
-    unknown = client.post("/subscribe", data=subscribe_form(client, email="other@example.org", keywords="spam"))
+    unknown = client.post(
+        "/subscribe", data=subscribe_form(client, email="other@example.org", keywords="spam")
+    )
     assert known.status_code == unknown.status_code == 200
     assert _without_tokens(known.text).replace("known@", "X@") == _without_tokens(unknown.text).replace(
         "other@", "X@"
@@ -103,7 +109,9 @@ def test_subscribing_again_while_pending_keeps_one_subscription(
     client: TestClient, committed_engine: Engine
 ) -> None:
     client.post("/subscribe", data=subscribe_form(client, email="ada@example.org", keywords="mamba"))
-    client.post("/subscribe", data=subscribe_form(client, email="ada@example.org", keywords="state space models"))
+    client.post(
+        "/subscribe", data=subscribe_form(client, email="ada@example.org", keywords="state space models")
+    )
     (subscription,) = _subscriptions(committed_engine, "ada@example.org")
     assert subscription.status == "pending"
     assert subscription.interests == ["state space models"]
@@ -124,7 +132,9 @@ def test_a_returning_unsubscriber_is_pending_again_until_confirmed(
 
 
 def test_invalid_input_is_explained_field_by_field(client: TestClient, committed_engine: Engine) -> None:
-    form = subscribe_form(client, email="not-an-address", keywords="", timezone="Mars/Olympus", send_time="25:99")
+    form = subscribe_form(
+        client, email="not-an-address", keywords="", timezone="Mars/Olympus", send_time="25:99"
+    )
     answer = client.post("/subscribe", data=form)
     assert answer.status_code == 400
     assert "not a valid address" in answer.text or "valid" in answer.text
@@ -135,7 +145,9 @@ def test_invalid_input_is_explained_field_by_field(client: TestClient, committed
     assert _subscriber(committed_engine, "not-an-address") is None
 
 
-def test_a_subscribe_post_without_the_csrf_token_is_refused(client: TestClient, committed_engine: Engine) -> None:
+def test_a_subscribe_post_without_the_csrf_token_is_refused(
+    client: TestClient, committed_engine: Engine
+) -> None:
     form = subscribe_form(client, email="ada@example.org")
     forged = {**form, "csrf_token": form["csrf_token"][:-2] + "00"}
     assert client.post("/subscribe", data=forged).status_code == 403
@@ -143,7 +155,10 @@ def test_a_subscribe_post_without_the_csrf_token_is_refused(client: TestClient, 
     assert client.post("/subscribe", data=form).status_code == 403
     # A token from another browser (another cookie) is no good either.
     other = TestClient(client.app)
-    assert other.post("/subscribe", data={**form, "csrf_token": csrf_of(client.get("/").text)}).status_code == 403
+    assert (
+        other.post("/subscribe", data={**form, "csrf_token": csrf_of(client.get("/").text)}).status_code
+        == 403
+    )
     assert _subscriber(committed_engine, "ada@example.org") is None
 
 
@@ -152,7 +167,10 @@ def test_subscribing_is_rate_limited_per_ip(
 ) -> None:
     web_settings.subscribe_limit_per_ip = 2
     for n in range(2):
-        assert client.post("/subscribe", data=subscribe_form(client, email=f"u{n}@example.org")).status_code == 200
+        assert (
+            client.post("/subscribe", data=subscribe_form(client, email=f"u{n}@example.org")).status_code
+            == 200
+        )
     refused = client.post("/subscribe", data=subscribe_form(client, email="u9@example.org"))
     assert refused.status_code == 429
     assert refused.headers["retry-after"] == str(web_settings.subscribe_limit_window_s)
@@ -161,7 +179,9 @@ def test_subscribing_is_rate_limited_per_ip(
 
 def test_one_address_gets_a_bounded_number_of_emails(client: TestClient, web_settings: Settings) -> None:
     web_settings.subscribe_limit_per_address = 2
-    answers = [client.post("/subscribe", data=subscribe_form(client, email="ada@example.org")) for _ in range(4)]
+    answers = [
+        client.post("/subscribe", data=subscribe_form(client, email="ada@example.org")) for _ in range(4)
+    ]
     # The page says the same every time (nothing to learn); the inbox is not flooded.
     assert {a.status_code for a in answers} == {200}
     assert len({_without_tokens(a.text) for a in answers}) == 1
