@@ -157,6 +157,11 @@ def parse_daily_page(pieces: Iterable[str], today: dt.date | None = None) -> Ite
     while (block := blocks.next()) is not None:
         if isinstance(block, ParseIssue):
             yield block
+            if title is not None:  # unreadable data between a title and its abstract: trust neither
+                yield ParseIssue(
+                    title.line, f"title followed by unreadable data, skipped: {excerpt(title.text)}"
+                )
+                title = None
             continue
         if block.is_metadata:
             if paper is not None:
@@ -178,6 +183,10 @@ def parse_daily_page(pieces: Iterable[str], today: dt.date | None = None) -> Ite
                 title = block
             else:
                 yield ParseIssue(block.line, f"abstract with no title, skipped: {excerpt(text)}")
+            continue
+        if " " not in text:  # a single word is no abstract
+            yield ParseIssue(title.line, f"title with no abstract, skipped: {excerpt(title.text)}")
+            title = block if looks_like_title(text) else None
             continue
         if looks_like_title(text):
             # A terse abstract, or a title whose abstract is missing? The next block tells.

@@ -49,6 +49,9 @@ def parse_listing(pieces: Iterable[str]) -> Iterator[ParseItem]:
     while (item := lines.next()) is not None:
         if isinstance(item, ParseIssue):
             yield item
+            if title is not None:  # unreadable data between a title and its abstract: trust neither
+                yield ParseIssue(title[0], f"title followed by unreadable data, skipped: {excerpt(title[1])}")
+                title = None
             continue
         number, text = item
         if title is None:
@@ -56,6 +59,10 @@ def parse_listing(pieces: Iterable[str]) -> Iterator[ParseItem]:
                 title = item
             else:
                 yield ParseIssue(number, f"abstract with no title, skipped: {excerpt(text)}")
+            continue
+        if " " not in text:  # a single word is no abstract
+            yield ParseIssue(title[0], f"title with no abstract, skipped: {excerpt(title[1])}")
+            title = item if looks_like_title(text) else None
             continue
         if looks_like_title(text):
             # A title-like line after a title: a terse abstract, or was the title missing its abstract?
