@@ -107,6 +107,7 @@ class SmtpTransport:
                         "refusing to send credentials in clear (use smtps:// or a TLS-capable relay)",
                         permanent=False,
                     )
+            conn.ehlo_or_helo_if_needed()
             if t.username:
                 conn.login(t.username, t.password or "")
         except smtplib.SMTPAuthenticationError as exc:
