@@ -64,18 +64,30 @@ def _active(stmt):  # type: ignore[no-untyped-def]
 
 
 def schedule_new(engine: Engine, now: dt.datetime) -> int:
-    """Give active subscriptions without a next_digest_at their next slot; bad schedules are flagged."""
+    """Give active subscriptions without a next_digest_at their next slot; bad schedules are flagged.
+
+    Read first, then write each row with a conditional UPDATE in its own transaction: a transaction
+    that reads and then writes could not wait for another SQLite writer (its snapshot would be stale).
+    """
+    with session_factory(engine)() as session:
+        rows = list(
+            session.scalars(_active(select(Subscription)).where(Subscription.next_digest_at.is_(None)))
+        )
     done = 0
-    with session_factory(engine)() as session, session.begin():
-        rows = session.scalars(_active(select(Subscription)).where(Subscription.next_digest_at.is_(None)))
-        for sub in rows:
-            try:
-                sub.next_digest_at = next_send_at(Schedule.of(sub), now)
-                done += 1
-            except ScheduleError as exc:
-                note = f"schedule: {exc}"
-                if sub.needs_attention != note:
-                    sub.needs_attention = note
+    for sub in rows:
+        try:
+            values = {"next_digest_at": next_send_at(Schedule.of(sub), now)}
+        except ScheduleError as exc:
+            if sub.needs_attention == f"schedule: {exc}":
+                continue
+            values = {"needs_attention": f"schedule: {exc}"}
+        with engine.begin() as conn:
+            changed = conn.execute(
+                update(Subscription)
+                .where(Subscription.id == sub.id, Subscription.next_digest_at.is_(None))
+                .values(**values)
+            ).rowcount
+        done += changed if "next_digest_at" in values else 0
     return done
 
 
@@ -182,16 +194,18 @@ def _deliver_claimed(
     now = clock.now()
     with session_factory(engine)() as session:
         sub = session.get(Subscription, subscription_id)
-        schedule = None
-        if sub is not None:
-            try:
-                schedule = Schedule.of(sub)
-            except ScheduleError as exc:
-                sub.needs_attention = f"schedule: {exc}"
-                sub.next_digest_at = None
-                session.commit()
-        if schedule is None:
-            return
+    if sub is None:
+        return
+    try:
+        schedule = Schedule.of(sub)
+    except ScheduleError as exc:  # changed since it was scheduled: flag it, stop scheduling it
+        with engine.begin() as conn:
+            conn.execute(
+                update(Subscription)
+                .where(Subscription.id == subscription_id, Subscription.next_digest_at == until)
+                .values(needs_attention=f"schedule: {exc}", next_digest_at=None)
+            )
+        return
     period = latest_slot(schedule, now).period
     try:
         outcome = deliver(
