@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
     slack_rate_per_channel_s: float = 1.0
+    slack_attempts: int = 3  # tries of one Slack call before the delivery is left to a later retry
+    slack_max_wait_s: float = 30.0  # a longer Retry-After is not waited out in-process
 
     # Scheduler
     dispatch_interval_s: int = 300

@@ -1,0 +1,253 @@
+"""A digest as Slack Block Kit messages: a parent message, then thread replies when it is long.
+
+Blocks are built with slack_sdk's Block Kit models, whose `to_dict()` validates every field against
+Slack's limits, so an invalid message fails here rather than at Slack. Paper text is escaped (&, <, >)
+and placed in `verbatim` mrkdwn, so a title cannot ping @channel, open a link of its own or break the
+markup. Slack allows 50 blocks a message: a digest that needs more is split into parts, each
+labelled, never cut short; only a single over-long title or excerpt is shortened, visibly (…).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+from service.config import Settings
+from service.digest.model import Digest, Segment
+from service.digest.render import digest_context, squash
+from service.tokens import make_token
+
+MAX_BLOCKS = 50  # per message
+MAX_TEXT = 3000  # per text field (section text, context element)
+MAX_HEADER = 150  # header block text
+MAX_FALLBACK = 3000  # the message's `text` (notifications, clients without blocks)
+TITLE_CHARS = 300  # a title longer than this is shortened with "…" (its link leads to the whole)
+EXCERPT_CHARS = 600
+RELEVANT, NOT_RELEVANT = "paperboy_relevant", "paperboy_not_relevant"  # button action ids
+ELLIPSIS = "…"
+
+
+@dataclass(frozen=True)
+class SlackMessage:
+    """One chat.postMessage: fallback text and Block Kit blocks (as JSON-ready dicts)."""
+
+    text: str
+    blocks: list[dict[str, Any]]
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters escaped (the only escaping mrkdwn wants)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def escaped_prefix(text: str, limit: int) -> str:
+    """The longest start of `text` whose escaped form fits in `limit` characters (escaped)."""
+    escaped = escape(text)
+    if len(escaped) <= limit:
+        return escaped
+    keep = min(len(text), max(limit, 0))
+    while keep > 0:
+        # Cut the raw text, never inside an escape sequence; escaping lengthens it, so re-measure.
+        candidate = escape(text[:keep].rstrip())
+        if len(candidate) <= limit:
+            return candidate
+        keep -= max(1, (len(candidate) - limit) // 5)
+    return ""
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` escaped and at most `limit` characters; a shortened text ends with "…" so it shows."""
+    escaped = escape(text)
+    if len(escaped) <= limit:
+        return escaped
+    return escaped_prefix(text, limit - len(ELLIPSIS)) + ELLIPSIS
+
+
+def link(url: str, label: str) -> str:
+    """A mrkdwn link `<url|label>`; `url` is already a checked http(s) URL (render.safe_url)."""
+    # In `<url|label>` the URL may hold none of | < > and its & is written &amp; like Slack does.
+    target = url.replace("&", "&amp;").replace("<", "%3C").replace(">", "%3E").replace("|", "%7C")
+    return f"<{target}|{label}>"
+
+
+def excerpt(segments: Sequence[Segment], limit: int = EXCERPT_CHARS) -> str:
+    """The snippet as mrkdwn, matched terms in bold, at most `limit` characters once escaped."""
+    parts: list[str] = []
+    used = 0
+    for seg in segments:
+        raw = squash(seg.text)
+        core = raw.strip()
+        lead, trail = raw[: len(raw) - len(raw.lstrip())], raw[len(raw.rstrip()) :]
+        marks = 2 if seg.hit and core else 0  # the asterisks around a matched term
+        text = escape(core)
+        size = len(lead) + len(text) + marks + len(trail)
+        if used + size > limit:
+            cut = escaped_prefix(core, limit - used - len(lead) - marks - len(ELLIPSIS))
+            parts.append(lead + (f"*{cut}*" if marks and cut else cut) + ELLIPSIS)
+            break
+        parts.append(lead + (f"*{text}*" if marks else text) + trail)
+        used += size
+    return "".join(parts).strip()
+
+
+def _mrkdwn(text: str) -> MarkdownTextObject:
+    # verbatim: Slack does not turn "@channel" or "#general" in paper text into mentions or links.
+    return MarkdownTextObject(text=text, verbatim=True)
+
+
+def feedback_value(subscription_id: int, paper_id: int, relevant: bool, settings: Settings) -> str:
+    """A button's value: a signed, expiring token naming the subscription, the paper and the verdict."""
+    return make_token(
+        "slack-action", subscription_id=subscription_id, settings=settings, paper=paper_id, relevant=relevant
+    )
+
+
+def paper_blocks(entry: dict[str, Any], digest: Digest, settings: Settings) -> list[Block]:
+    """A paper's blocks: linked title and excerpt; authors, date, upvotes, why; the two buttons."""
+    item = entry["item"]
+    title = clip(entry["title"] or "(untitled)", TITLE_CHARS)
+    heading = f"*{entry['rank']}. {link(entry['url'], title) if entry['url'] else title}*"
+    if len(heading) > MAX_TEXT // 2:  # only an absurd URL gets here: the title stays, unlinked
+        heading = f"*{entry['rank']}. {title}*"
+    body = excerpt(entry["snippet"], min(EXCERPT_CHARS, MAX_TEXT - len(heading) - 1))
+    section = SectionBlock(
+        block_id=f"paper-{item.paper_id}", text=_mrkdwn(heading + (f"\n{body}" if body else ""))
+    )
+    meta = " · ".join(escape(m) for m in entry["meta"])
+    if entry["code_url"]:
+        meta += (" · " if meta else "") + link(entry["code_url"], "code")
+    context: list[MarkdownTextObject] = []
+    if meta:
+        context.append(_mrkdwn(clip_mrkdwn(meta)))
+    if entry["why"]:
+        context.append(_mrkdwn(clip(f"Why: {entry['why']}", MAX_TEXT)))
+    blocks: list[Block] = [section]
+    if context:
+        blocks.append(ContextBlock(block_id=f"about-{item.paper_id}", elements=context))
+    blocks.append(
+        ActionsBlock(
+            block_id=f"feedback-{item.paper_id}",
+            elements=[
+                ButtonElement(
+                    text=PlainTextObject(text="Relevant", emoji=True),
+                    action_id=RELEVANT,
+                    value=feedback_value(digest.subscription_id, item.paper_id, True, settings),
+                    style="primary",
+                ),
+                ButtonElement(
+                    text=PlainTextObject(text="Not relevant", emoji=True),
+                    action_id=NOT_RELEVANT,
+                    value=feedback_value(digest.subscription_id, item.paper_id, False, settings),
+                ),
+            ],
+        )
+    )
+    return blocks
+
+
+def clip_mrkdwn(text: str, limit: int = MAX_TEXT) -> str:
+    """Already-escaped mrkdwn within `limit`: meta lines are short, so this only guards the limit."""
+    return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
+
+
+def _pack(groups: list[list[Block]], first_room: int, room: int) -> list[list[list[Block]]]:
+    """Papers (block groups, a divider between two) packed into messages of at most `room` blocks."""
+    parts: list[list[list[Block]]] = [[]]
+    used = 0
+    limit = first_room
+    for group in groups:
+        need = len(group) + (1 if parts[-1] else 0)
+        if parts[-1] and used + need > limit:
+            parts.append([])
+            used, limit, need = 0, room, len(group)
+        parts[-1].append(group)
+        used += need
+    return parts
+
+
+def _join(groups: Iterable[list[Block]]) -> list[Block]:
+    blocks: list[Block] = []
+    for group in groups:
+        if blocks:
+            blocks.append(DividerBlock())
+        blocks.extend(group)
+    return blocks
+
+
+def _fallback(lines: list[str], limit: int = MAX_FALLBACK) -> str:
+    """Plain fallback text: as many lines as fit, then how many more there are (never silently cut)."""
+    out: list[str] = []
+    used = 0
+    reserve = 40  # room for the "… and N more" line
+    for n, line in enumerate(lines):
+        last = n == len(lines) - 1
+        if used + len(line) > (limit if last else limit - reserve):
+            out.append(f"{ELLIPSIS} and {len(lines) - n} more")
+            break
+        out.append(line)
+        used += len(line) + 1
+    return "\n".join(out)
+
+
+def digest_messages(digest: Digest, settings: Settings) -> list[SlackMessage]:
+    """The digest as one parent message and, when it needs more than 50 blocks, thread replies."""
+    ctx = digest_context(digest)
+    subject = ctx["subject"]
+    header_text = subject if len(subject) <= MAX_HEADER else subject[: MAX_HEADER - 1].rstrip() + ELLIPSIS
+    head: list[Block] = [HeaderBlock(block_id="digest-header", text=PlainTextObject(text=header_text))]
+    if header_text != subject:  # the whole subject stays readable just below a shortened header
+        head.append(ContextBlock(block_id="digest-subject", elements=[_mrkdwn(clip(subject, MAX_TEXT))]))
+    footer = ContextBlock(
+        block_id="digest-footer",
+        elements=[
+            _mrkdwn(
+                "Rate each paper with its buttons to tune this channel's digest · "
+                f"`/paperboy list` shows this channel's subscriptions · "
+                f"`/paperboy unsubscribe {digest.subscription_id}` stops this one"
+            )
+        ],
+    )
+    groups = [paper_blocks(entry, digest, settings) for entry in ctx["items"]]
+    if not groups:
+        body = SectionBlock(block_id="digest-empty", text=_mrkdwn("No new papers matched this time."))
+        groups = [[body]]
+    # Room for papers: the head in the first message, a "part n of m" line in the others, the footer
+    # in the last (reserved everywhere, since which message is last is known only after packing).
+    parts = _pack(groups, MAX_BLOCKS - len(head) - 1, MAX_BLOCKS - 2)
+    items = ctx["items"]
+    messages: list[SlackMessage] = []
+    first_rank = 1
+    for index, part in enumerate(parts):
+        papers = [g for g in part if g and g[0].block_id and g[0].block_id.startswith("paper-")]
+        ranks = f"{first_rank}–{first_rank + len(papers) - 1}" if papers else ""
+        blocks: list[Block] = []
+        if index == 0:
+            blocks.extend(head)
+        else:
+            label = f"{escape(subject)} · part {index + 1} of {len(parts)}, papers {ranks} of {len(items)}"
+            blocks.append(ContextBlock(block_id=f"digest-part-{index + 1}", elements=[_mrkdwn(label)]))
+        blocks.extend(_join(part))
+        if index == len(parts) - 1:
+            blocks.append(footer)
+        shown = items[first_rank - 1 : first_rank - 1 + len(papers)]
+        lines = [
+            f"{e['rank']}. {escape(e['title'])}" + (f" {escape(e['url'])}" if e["url"] else "") for e in shown
+        ]
+        intro = subject if index == 0 else f"{subject} (part {index + 1} of {len(parts)})"
+        text = _fallback([escape(intro), *lines])
+        messages.append(SlackMessage(text=text, blocks=[block.to_dict() for block in blocks]))
+        first_rank += len(papers)
+    return messages
