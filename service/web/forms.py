@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import available_timezones
@@ -10,6 +11,7 @@ from zoneinfo import available_timezones
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
+from service.matching.query import QueryError
 from service.models import Interest, Paper, Subscription
 from service.profile import ProfileError, resolve_paper, validate_query
 from service.schedule import CADENCES, WEEKDAY_NAMES
@@ -98,14 +100,29 @@ def _schedule(form: FormData, target: ScheduleInput, errors: Errors) -> None:
         target.timezone = "UTC"
 
 
-def _query(value: str, name: str, errors: Errors) -> None:
-    if value and name not in errors:
-        try:
-            validate_query(value)
-        except ProfileError as exc:
+def _query(value: str, name: str, errors: Errors, label: str = "The query") -> None:
+    """Checks text in the query language; the message points at the problem."""
+    if not value or name in errors:
+        return
+    try:
+        validate_query(value)
+    except ProfileError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, QueryError):
+            at = cause.position
+            shown = f"{value[max(0, at - 30) : at]}▸{value[at : at + 30]}"
+            errors[name] = f"{label}: {cause.message} at character {at + 1}: “{shown}”"
+        else:
             errors[name] = str(exc)
-        except ImportError:  # the query parser is not installed yet: accept the text as typed
-            pass
+
+
+# Commas and line breaks separate topics, except inside "quoted phrases".
+_TOPIC = re.compile(r'(?:"[^"]*"|[^,\n"])+|"[^"]*$')
+
+
+def split_topics(text: str) -> list[str]:
+    """`sparse attention, "kv cache"` -> ["sparse attention", '"kv cache"']: one interest each."""
+    return [" ".join(part.split()) for part in _TOPIC.findall(text) if part.strip()]
 
 
 def parse_subscribe(form: FormData) -> tuple[SubscribeInput, Errors]:
@@ -124,6 +141,8 @@ def parse_subscribe(form: FormData) -> tuple[SubscribeInput, Errors]:
     data.keywords = _text(form, "keywords", errors, label="Interests")
     data.query = _text(form, "query", errors, label="The query")
     _query(data.query, "query", errors)
+    for topic in split_topics(data.keywords):
+        _query(topic, "keywords", errors, label="Interests")
     if not data.keywords and not data.query and "keywords" not in errors:
         errors["keywords"] = "Tell us at least one topic (or write a query)."
     _schedule(form, data, errors)
@@ -200,6 +219,7 @@ def _interest_row(
     if not row.name:
         row.name = f"interest {len(own) + 1}" if row.id is None else own[row.id].name
     _query(row.query, p + "query", errors)
+    _query(row.keywords, p + "keywords", errors, label="Keywords")
     for number, line in enumerate(row.add_seeds.splitlines(), 1):
         if line.strip():
             try:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,18 +28,10 @@ from service.subscription import (
     profile_for,
     send_confirmation_email,
 )
-from service.web.forms import SubscribeInput
+from service.web.forms import SubscribeInput, split_topics
 from service.web.preferences import reschedule
 
 log = logging.getLogger(__name__)
-
-# Commas and line breaks separate topics, except inside "quoted phrases".
-_TOPIC = re.compile(r'(?:"[^"]*"|[^,\n"])+')
-
-
-def split_topics(text: str) -> list[str]:
-    """`sparse attention, "kv cache"` -> ["sparse attention", '"kv cache"']: one interest each."""
-    return [" ".join(part.split()) for part in _TOPIC.findall(text) if part.strip()]
 
 
 def _email_subscription(session: Session, subscriber: Subscriber) -> Subscription | None:
