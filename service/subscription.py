@@ -37,7 +37,9 @@ def normalise_email(address: str) -> str:
         result = validate_email(text, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise SubscriptionError(f"email: {text!r} is not a valid address: {exc}") from exc
-    return result.ascii_email or result.normalized
+    # Lower-cased whole: local parts are case-sensitive on paper, never in practice, and one person
+    # must not become two subscribers (the web sign-up lower-cases too).
+    return (result.ascii_email or result.normalized).lower()
 
 
 def parse_weekday(value: str | int | None) -> int | None:
@@ -233,7 +235,7 @@ def send_confirmation_email(
     from service.links import confirm_url
 
     rendered = render_email(
-        "confirmation",
+        "confirm",
         {
             "email": subscriber.email,
             "confirm_url": confirm_url(subscriber.id, settings),
