@@ -1,0 +1,189 @@
+"""`paperboy run [--demo]`, `paperboy dispatch --now`, `paperboy ingest-sources --now`.
+
+`run` is the main job: it holds the scheduler lease (or stands by), ingests and dispatches on its two
+fixed jobs, and on SIGTERM/SIGINT stops taking new work, lets the sends in flight finish and exits 0.
+The one-pass commands are for people who prefer cron; exit codes: 0 all went well, 1 something failed
+(a rejected file, a failed source or delivery), 2 usage or setup error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+import typer
+from sqlalchemy import Engine, inspect
+
+from service.clock import SystemClock
+from service.config import Settings, get_settings
+from service.db import get_engine
+from service.lease import instance_name
+
+log = logging.getLogger("paperboy.run")
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """One line per record on stderr; paperboy's own lines carry key=value fields."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # its per-run lines repeat ours
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def require_schema(engine: Engine) -> None:
+    """Refuse to start on a database that was never migrated (with the command that fixes it)."""
+    if not inspect(engine).has_table("subscriptions"):
+        typer.secho(
+            "error: the database has no paperboy schema; run `paperboy db upgrade` first "
+            "(or `paperboy run --demo` on a fresh machine)",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(2)
+
+
+def install_stop_handlers(stop: threading.Event, settings: Settings) -> None:
+    """SIGTERM/SIGINT: stop taking new work. A second signal, or a shutdown that outlasts the grace
+    period (a send hanging past every timeout), exits at once."""
+
+    def force_exit(reason: str) -> None:
+        log.error("event=shutdown forced=true reason=%s", reason)
+        logging.shutdown()
+        os._exit(1)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            force_exit(f"second-{name}")
+        log.info("event=shutdown signal=%s finishing sends in flight", name)
+        stop.set()
+        grace = threading.Timer(settings.shutdown_grace_s, force_exit, args=("grace-period-over",))
+        grace.daemon = True
+        grace.start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+
+def run_command(
+    demo: bool = typer.Option(
+        False, "--demo", help="Fresh machine: migrate, ingest samples/dumps, subscribe a demo reader, send."
+    ),
+    once: bool = typer.Option(False, "--once", help="One ingest pass and one dispatch pass, then exit."),
+    max_seconds: float | None = typer.Option(
+        None, "--max-seconds", min=0, help="Exit cleanly after this many seconds (smoke tests)."
+    ),
+    samples: Path | None = typer.Option(None, "--samples", help="Dumps for --demo (default: samples/dumps)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+) -> None:
+    """The main job: ingest new dumps and send every due digest, until SIGTERM or Ctrl-C."""
+    from service.dispatch import run_dispatch
+    from service.scheduler import SchedulerService
+    from service.sources import run_ingest_pass
+
+    configure_logging(verbose)
+    settings = get_settings()
+    clock = SystemClock()
+    if demo:
+        from service.cli.demo import prepare_demo
+
+        engine = prepare_demo(settings, clock, samples)
+    else:
+        engine = get_engine(settings)
+        require_schema(engine)
+    stop = threading.Event()
+    install_stop_handlers(stop, settings)
+    if once:
+        ingest = run_ingest_pass(engine, settings, clock, should_stop=stop.is_set)
+        report = run_dispatch(engine, settings, clock, instance=instance_name(), should_stop=stop.is_set)
+        raise typer.Exit(1 if ingest.failed or report.failed else 0)
+    service = SchedulerService(engine, settings, clock, stop=stop)
+    log.info(
+        "event=start instance=%s dispatch_interval_s=%s ingest_interval_s=%s drop_dir=%s",
+        service.instance,
+        settings.dispatch_interval_s,
+        settings.ingest_interval_s,
+        settings.resolved_drop_dir,
+    )
+    service.run(max_seconds=max_seconds)
+    log.info("event=stopped instance=%s", service.instance)
+
+
+def dispatch_command(
+    now: bool = typer.Option(False, "--now", help="Run one dispatch pass now."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what is due; send nothing."),
+) -> None:
+    """Deliver every due digest and due retry once (for cron)."""
+    from service.cli.status import show_due
+    from service.dispatch import run_dispatch
+
+    if not (now or dry_run):
+        typer.secho("give --now to run a dispatch pass, or --dry-run to see what is due", err=True)
+        raise typer.Exit(2)
+    configure_logging()
+    settings, clock = get_settings(), SystemClock()
+    engine = get_engine(settings)
+    require_schema(engine)
+    if dry_run:
+        show_due(engine, clock.now())
+        return
+    stop = threading.Event()
+    install_stop_handlers(stop, settings)
+    report = run_dispatch(engine, settings, clock, instance=instance_name(), should_stop=stop.is_set)
+    counts = {s: report.count(s) for s in ("sent", "empty", "retry", "failed", "skipped")}
+    typer.echo(" ".join(f"{k}={v}" for k, v in counts.items()) + f" errors={len(report.errors)}")
+    for error in report.errors:
+        typer.secho(f"error: {error}", fg="red", err=True)
+    raise typer.Exit(1 if report.failed else 0)
+
+
+def ingest_sources_command(
+    now: bool = typer.Option(False, "--now", help="Scan the drop folder and poll every source now."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be read; read nothing."),
+) -> None:
+    """Ingest new files from the drop folder and new dumps from HTTP sources once (for cron)."""
+    from service.sources import pending_drop_files, run_ingest_pass
+
+    if not (now or dry_run):
+        typer.secho("give --now to run an ingest pass, or --dry-run to see what would be read", err=True)
+        raise typer.Exit(2)
+    configure_logging()
+    settings, clock = get_settings(), SystemClock()
+    engine = get_engine(settings)
+    require_schema(engine)
+    if dry_run:
+        from service.cli.sources import print_sources
+
+        drop = settings.resolved_drop_dir
+        files = pending_drop_files(drop, settle_s=settings.drop_settle_s)
+        typer.echo(f"drop folder {drop}: {len(files)} file(s) waiting")
+        for path in files:
+            typer.echo(f"  {path.name}")
+        print_sources(engine, settings)
+        return
+    stop = threading.Event()
+    install_stop_handlers(stop, settings)
+    result = run_ingest_pass(engine, settings, clock, should_stop=stop.is_set)
+    for d in result.drops:
+        detail = d.error or (f"{d.ingest.status} new={d.ingest.new}" if d.ingest else "")
+        typer.echo(f"drop {d.name}: {d.outcome} {detail}".rstrip())
+    for p in result.polls:
+        detail = p.error or (f"new={p.ingest.new}" if p.ingest else "")
+        typer.echo(f"source {p.source}: {p.status} {detail}".rstrip())
+    raise typer.Exit(1 if result.failed else 0)
+
+
+def register(app: typer.Typer) -> None:
+    """`run`, `dispatch` and `ingest-sources` on the top-level command."""
+    app.command("run")(run_command)
+    app.command("dispatch")(dispatch_command)
+    app.command("ingest-sources")(ingest_sources_command)
