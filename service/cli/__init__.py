@@ -9,6 +9,9 @@ from service.cli.digest import digest_app
 from service.cli.ingest import ingest_command
 from service.cli.papers import export_command, papers_app
 from service.cli.profile import profile_app
+from service.cli.run import register as register_run
+from service.cli.sources import sources_app
+from service.cli.status import status_command
 from service.cli.subscriptions import register as register_subscriptions
 from service.cli.web import web_command
 
@@ -21,6 +24,9 @@ app.add_typer(profile_app, name="profile")
 app.command("web")(web_command)
 register_subscriptions(app)  # subscribe, subscriptions list, unsubscribe
 app.add_typer(digest_app, name="digest")
+register_run(app)  # run, dispatch, ingest-sources
+app.add_typer(sources_app, name="sources")
+app.command("status")(status_command)
 
 
 def main() -> None:
