@@ -127,6 +127,11 @@ def apply_spec(session: Session, spec: ProfileSpec) -> Profile:
         profile = Profile(name=spec.name)
         session.add(profile)
     profile.subscriber = _subscriber(session, spec.subscriber)
+    # Delete the old rows first: the unit of work would otherwise insert the new interests before
+    # deleting the orphans and trip the (profile, name) unique constraint.
+    profile.interests.clear()
+    profile.feedback.clear()
+    session.flush()
     profile.interests = [
         Interest(
             name=i.name,
