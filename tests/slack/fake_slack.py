@@ -1,0 +1,258 @@
+"""A Slack-like HTTP server on loopback for tests and benchmarks: the real slack-sdk talks to it.
+
+It serves `chat.postMessage` and `auth.test` under /api/ (checking the Bearer token as Slack does:
+not_authed, invalid_auth, token_revoked) and incoming webhooks under /services/. Every accepted
+message is recorded with the ts it was given. It can be told to answer the next requests with a
+429 and a Retry-After, an HTTP 500, a Slack error code, or by dropping the connection; to refuse a
+channel with an error code every time; and to enforce a per-channel rate limit itself (429 when a
+channel gets messages faster than allowed), counting the violations.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl
+
+BOT_TOKEN = "xoxb-test-0123456789-abcdefghijkl"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A scripted answer: HTTP status, a Slack error code, Retry-After seconds, or a dropped connection."""
+
+    status: int = 200
+    error: str | None = None
+    retry_after: float | None = None
+    drop: bool = False
+
+
+@dataclass
+class Posted:
+    """One message Slack accepted."""
+
+    kind: str  # "bot" | "webhook"
+    channel: str  # channel id, or the webhook's name
+    payload: dict[str, Any]
+    ts: str | None
+    at: float  # time.monotonic() when accepted
+
+    @property
+    def thread_ts(self) -> str | None:
+        value = self.payload.get("thread_ts")
+        return str(value) if value is not None else None
+
+
+@dataclass
+class FakeSlack:
+    """The server's state; start() serves it on 127.0.0.1 and a free port."""
+
+    tokens: set[str] = field(default_factory=lambda: {BOT_TOKEN})
+    revoked: set[str] = field(default_factory=set)
+    rate_interval: float = 0.0  # > 0: at most one message per this many seconds to one channel
+    rate_tolerance: float = 0.02  # clock jitter between client and server forgiven
+    posted: list[Posted] = field(default_factory=list)
+    requests: int = 0  # every request, answered or not
+    rate_violations: int = 0
+    channel_errors: dict[str, str] = field(default_factory=dict)
+    hooks: dict[str, str] = field(default_factory=dict)  # path -> webhook name
+    _script: deque[Answer | None] = field(default_factory=deque)
+    _last_post: dict[str, float] = field(default_factory=dict)
+    _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _server: ThreadingHTTPServer | None = None
+
+    # --- control --------------------------------------------------------------------------------
+
+    def start(self) -> FakeSlack:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        server.daemon_threads = True
+        server.request_queue_size = 256
+        self._server = server
+        threading.Thread(target=server.serve_forever, args=(0.05,), name="fake-slack", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeSlack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def base(self) -> str:
+        assert self._server is not None, "the fake Slack server is not started"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def api_url(self) -> str:
+        return self.base + "/api/"
+
+    def webhook(self, name: str) -> str:
+        """A new incoming-webhook URL posting as `name`."""
+        path = f"/services/T0001/B{len(self.hooks) + 1:04d}/{secrets.token_urlsafe(18)}"
+        with self._lock:
+            self.hooks[path] = name
+        return self.base + path
+
+    def script(self, *answers: Answer | None) -> None:
+        """Answer the next requests with these, in order (None: normally), then normally again."""
+        with self._lock:
+            self._script.extend(answers)
+
+    def messages(self, channel: str | None = None) -> list[Posted]:
+        with self._lock:
+            return [p for p in self.posted if channel is None or p.channel == channel]
+
+    # --- behaviour ------------------------------------------------------------------------------
+
+    def next_scripted(self) -> Answer | None:
+        with self._lock:
+            self.requests += 1
+            return self._script.popleft() if self._script else None
+
+    def auth(self, header: str | None) -> str | None:
+        """The error code for this Authorization header, or None when the token is good."""
+        if not header or not header.startswith("Bearer "):
+            return "not_authed"
+        token = header.removeprefix("Bearer ").strip()
+        if token in self.revoked:
+            return "token_revoked"
+        return None if token in self.tokens else "invalid_auth"
+
+    def accept(self, kind: str, channel: str, payload: dict[str, Any]) -> tuple[Posted | None, float]:
+        """Record the message, or (None, wait) when it breaks the per-channel rate limit."""
+        with self._lock:
+            now = time.monotonic()
+            last = self._last_post.get(channel)
+            if self.rate_interval > 0 and last is not None:
+                early = last + self.rate_interval - now
+                if early > self.rate_tolerance:
+                    self.rate_violations += 1
+                    return None, early
+            self._last_post[channel] = now
+            ts = f"{1_700_000_000 + next(self._ts)}.000100" if kind == "bot" else None
+            posted = Posted(kind, channel, payload, ts, now)
+            self.posted.append(posted)
+            return posted, 0.0
+
+
+def _handler(state: FakeSlack) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read the records
+            pass
+
+        def _body(self) -> dict[str, Any]:
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode("utf-8")
+            if "json" in (self.headers.get("Content-Type") or ""):
+                data = json.loads(raw or "{}")
+                return data if isinstance(data, dict) else {}
+            return dict(parse_qsl(raw))
+
+        def _send(
+            self, status: int, body: str, content_type: str, headers: dict[str, str] | None = None
+        ) -> None:
+            data = body.encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _json(self, status: int, data: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+            self._send(status, json.dumps(data), "application/json; charset=utf-8", headers)
+
+        def _scripted(self, webhook: bool) -> bool:
+            """Play the next scripted answer, if any; True when it answered the request."""
+            answer = state.next_scripted()
+            if answer is None:
+                return False
+            if answer.drop:
+                self.close_connection = True
+                self.connection.close()
+                return True
+            headers = {"Retry-After": f"{answer.retry_after:g}"} if answer.retry_after is not None else {}
+            code = answer.error or ("ratelimited" if answer.status == 429 else "internal_error")
+            if webhook or answer.status >= 500:
+                body = code if answer.status < 500 else "<html>Internal Server Error</html>"
+                self._send(answer.status, body, "text/html", headers)
+            else:
+                self._json(answer.status, {"ok": False, "error": code}, headers)
+            return True
+
+        def do_POST(self) -> None:
+            if self.path.startswith("/services/"):
+                self._webhook()
+            elif self.path == "/api/chat.postMessage":
+                self._post_message()
+            elif self.path == "/api/auth.test":
+                error = state.auth(self.headers.get("Authorization"))
+                self._json(200, {"ok": False, "error": error} if error else {"ok": True, "team_id": "T0001"})
+            else:
+                self._json(404, {"ok": False, "error": "unknown_method"})
+
+        def _post_message(self) -> None:
+            payload = self._body()
+            if self._scripted(webhook=False):
+                return
+            error = state.auth(self.headers.get("Authorization"))
+            channel = str(payload.get("channel") or "")
+            error = error or state.channel_errors.get(channel) or _invalid(payload)
+            if error:
+                self._json(200, {"ok": False, "error": error})
+                return
+            posted, wait = state.accept("bot", channel, payload)
+            if posted is None:
+                retry = {"Retry-After": str(max(1, math.ceil(wait)))}
+                self._json(429, {"ok": False, "error": "ratelimited"}, retry)
+                return
+            message = {"type": "message", "text": payload.get("text"), "ts": posted.ts}
+            self._json(200, {"ok": True, "channel": channel, "ts": posted.ts, "message": message})
+
+        def _webhook(self) -> None:
+            payload = self._body()
+            if self._scripted(webhook=True):
+                return
+            name = state.hooks.get(self.path)
+            if name is None:
+                self._send(404, "no_service", "text/html")
+                return
+            error = state.channel_errors.get(name) or _invalid(payload)
+            if error:
+                self._send(404 if error.endswith("not_found") else 400, error, "text/html")
+                return
+            posted, wait = state.accept("webhook", name, payload)
+            if posted is None:
+                self._send(429, "rate_limited", "text/html", {"Retry-After": str(max(1, math.ceil(wait)))})
+                return
+            self._send(200, "ok", "text/html")
+
+    return Handler
+
+
+def _invalid(payload: dict[str, Any]) -> str | None:
+    """The error Slack gives a message it refuses outright (the tests check blocks more closely)."""
+    if not payload.get("text") and not payload.get("blocks"):
+        return "no_text"
+    blocks = payload.get("blocks")
+    if blocks is not None and (not isinstance(blocks, list) or len(blocks) > 50):
+        return "invalid_blocks"
+    if len(str(payload.get("text") or "")) > 40_000:
+        return "msg_too_long"
+    return None
