@@ -49,6 +49,7 @@ __all__ = ["CHANNELS", "ChannelPool", "DeliveryOutcome", "channel_for", "deliver
 # Channel name -> "module:Class"; the class is built as Class(settings). One line per channel.
 CHANNELS: dict[str, str] = {
     "email": "service.channels.email:EmailChannel",
+    "slack": "service.channels.slack:SlackChannel",
 }
 
 
