@@ -62,7 +62,7 @@ router = APIRouter(
     prefix="/api/admin",
     tags=["admin"],
     dependencies=[Depends(require_admin)],
-    responses={401: {"model": Error}, 503: {"model": Error}},
+    responses={400: {"model": Error}, 401: {"model": Error}, 503: {"model": Error}},
 )
 
 DB = Annotated[Session, Depends(admin_session)]
