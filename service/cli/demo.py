@@ -24,14 +24,16 @@ from service.models import Subscriber, Subscription
 from service.sources import log_ingest_run
 from service.subscription import SubscriptionRequest, create_subscription
 
-SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "dumps"
+# Beside the package in a checkout (editable install); in the current folder otherwise (the Docker image
+# installs the package into site-packages and keeps samples/ in its working directory).
+SAMPLE_DIRS = (Path(__file__).resolve().parents[2] / "samples" / "dumps", Path("samples") / "dumps")
 DEMO_EMAIL = "demo-reader@example.org"
 DEMO_INTERESTS = ("sparse attention", "speculative decoding", "retrieval augmented generation")
 
 
 def prepare_demo(settings: Settings, clock: Clock, samples: Path | None = None) -> Engine:
     """Migrate, ingest the samples, subscribe the demo reader and deliver their first digest."""
-    samples = samples or SAMPLES
+    samples = samples or next((d for d in SAMPLE_DIRS if d.is_dir()), SAMPLE_DIRS[0])
     if not samples.is_dir():
         typer.secho(f"error: no sample dumps at {samples} (give --samples PATH)", fg="red", err=True)
         raise typer.Exit(2)
