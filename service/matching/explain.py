@@ -1,0 +1,162 @@
+"""Why a paper matched: the words and phrases found, the seeds it resembles, a snippet.
+
+Highlights are character spans into the original title/snippet text, never markup:
+renderers (email HTML, Slack mrkdwn, the terminal) escape the text and add their own marks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .analysis import analyze
+from .interests import CompiledInterest
+from .lexical import phrase_occurs
+from .query import Phrase, Term
+
+if TYPE_CHECKING:
+    from .ranking import MatchContext, Ranking
+
+__all__ = ["Explanation", "SeedEvidence", "Snippet", "explain", "make_snippet"]
+
+SNIPPET_CHARS = 280
+SNIPPET_LEAD = 60  # context kept before the first highlighted word of the window
+SHARED_TERMS = 5
+SEED_EVIDENCE = 3
+
+Span = tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Snippet:
+    """A window of the abstract; ``highlights`` are [start, end) offsets into ``text``."""
+
+    text: str
+    highlights: tuple[Span, ...] = ()
+    clipped_start: bool = False
+    clipped_end: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SeedEvidence:
+    paper_id: str
+    title: str
+    similarity: float
+
+
+@dataclass(slots=True)
+class Explanation:
+    terms: list[str] = field(default_factory=list)  # profile words found, as the paper spells them
+    phrases: list[str] = field(default_factory=list)  # quoted phrases found
+    seeds: list[SeedEvidence] = field(default_factory=list)  # the seed/liked papers it is closest to
+    shared_terms: list[str] = field(default_factory=list)  # words it shares with those seeds
+    title_highlights: tuple[Span, ...] = ()
+    snippet: Snippet = field(default_factory=lambda: Snippet(""))
+    signals: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """One plain line, e.g. ``matches "kv cache", attention; like: Efficient Transformers``."""
+        bits = []
+        words = [f'"{p}"' for p in self.phrases] + [t for t in self.terms if t not in self.phrases]
+        if words:
+            bits.append("matches " + ", ".join(words[:6]))
+        if self.seeds:
+            bits.append("like: " + "; ".join(s.title for s in self.seeds[:2]))
+        elif self.shared_terms:
+            bits.append("shares " + ", ".join(self.shared_terms))
+        return "; ".join(bits) or "close in meaning to your interest"
+
+
+def _matched_terms(compiled: CompiledInterest, context: MatchContext, row: int) -> tuple[set[str], list[str]]:
+    paper = context.index.papers[row]
+    found: set[str] = set()
+    phrases: list[str] = []
+    for leaf in compiled.positives:
+        fields = ("title", "abstract") if leaf.field is None else (leaf.field,)
+        if isinstance(leaf, Phrase):
+            if any(phrase_occurs(paper.field_terms(f), leaf) for f in fields):
+                found.update(leaf.terms)
+                if leaf.source and leaf.source not in phrases:
+                    phrases.append(leaf.source)
+            continue
+        assert isinstance(leaf, Term)
+        for f in fields:
+            have = paper.field_terms(f)
+            found.update(t for t in have if t == leaf.text or (leaf.prefix and t.startswith(leaf.text)))
+    return found, phrases
+
+
+def _shared_with_seeds(context: MatchContext, row: int, seeds: list[int]) -> set[str]:
+    if not seeds:
+        return set()
+    profile = np.asarray(context.tfidf[seeds].mean(axis=0)).ravel()
+    paper = context.tfidf[row].toarray().ravel()
+    weight = paper * profile
+    best = np.argsort(-weight)[:SHARED_TERMS]
+    names = {col: term for term, col in context.index.vocab.items() if col in set(best.tolist())}
+    return {names[c] for c in best if weight[c] > 0}
+
+
+def _spans(text: str, wanted: set[str]) -> list[Span]:
+    return [(t.start, t.end) for t in analyze(text) if t.term in wanted]
+
+
+def make_snippet(text: str, spans: list[Span], size: int = SNIPPET_CHARS) -> Snippet:
+    """The window of ``text`` holding the most highlighted words, cut at word boundaries."""
+    if len(text) <= size:
+        return Snippet(text, tuple(spans))
+    best_start, best_count = 0, -1
+    for start, _ in spans or [(0, 0)]:
+        lo = max(0, start - SNIPPET_LEAD)
+        count = sum(1 for s, e in spans if s >= lo and e <= lo + size)
+        if count > best_count:
+            best_start, best_count = lo, count
+    lo = best_start
+    if lo > 0:
+        space = text.find(" ", lo)
+        lo = space + 1 if 0 <= space < lo + 30 else lo
+    hi = min(len(text), lo + size)
+    if hi < len(text):
+        space = text.rfind(" ", lo, hi)
+        hi = space if space > lo + size // 2 else hi
+    kept = tuple((s - lo, e - lo) for s, e in spans if s >= lo and e <= hi)
+    return Snippet(text[lo:hi], kept, clipped_start=lo > 0, clipped_end=hi < len(text))
+
+
+def explain(compiled: CompiledInterest, context: MatchContext, row: int, ranking: Ranking) -> Explanation:
+    """Build the explanation of pool paper ``row`` for this interest."""
+    doc = context.docs[row]
+    found, phrases = _matched_terms(compiled, context, row)
+    seed_rows = context.rows(compiled.positive_seeds)
+    shared = _shared_with_seeds(context, row, seed_rows)
+    evidence: list[SeedEvidence] = []
+    if seed_rows:
+        vectors = context.centred if context.centred is not None else context.tfidf
+        sims = vectors[seed_rows] @ vectors[row].T
+        sims = np.asarray(sims.toarray() if hasattr(sims, "toarray") else sims).ravel()
+        for i in np.argsort(-sims)[:SEED_EVIDENCE]:
+            seed = context.docs[seed_rows[i]]
+            evidence.append(SeedEvidence(seed.id, seed.title, round(float(sims[i]), 3)))
+    wanted = found | shared
+    title_spans = _spans(doc.title, wanted)
+    abstract_spans = _spans(doc.abstract, wanted)
+    surface: list[str] = []
+    for text, spans in ((doc.title, title_spans), (doc.abstract, abstract_spans)):
+        for s, e in spans:
+            word = text[s:e]
+            if word.casefold() not in {w.casefold() for w in surface} and analyze(word)[0].term in found:
+                surface.append(word)
+    shared_surface = sorted(
+        {doc.abstract[s:e].casefold() for s, e in abstract_spans} - {w.casefold() for w in surface}
+    )
+    return Explanation(
+        terms=surface,
+        phrases=phrases,
+        seeds=evidence,
+        shared_terms=shared_surface[:SHARED_TERMS] if shared else [],
+        title_highlights=tuple(title_spans),
+        snippet=make_snippet(doc.abstract, abstract_spans),
+        signals={name: round(float(values[row]), 4) for name, values in ranking.signals.items()},
+    )

@@ -1,0 +1,208 @@
+"""Hybrid ranking of a pool of papers for one interest, with the reason for each match.
+
+Signals, each standardised over the pool so they can be added:
+
+* keywords/query: BM25F (lexical) and, with the [semantic] extra, the cosine between the
+  keywords' sentence embedding and each paper's;
+* seeds and feedback: a Rocchio vector (mean of seeds and liked papers, minus a little of
+  the disliked ones) compared with each paper, as centred embeddings and as TF-IDF;
+* pseudo-relevance feedback: the first ranking's best papers spread their relevance over
+  the pool's neighbour graph (see diffusion.py).
+
+Filters (the query, excluded terms) are hard: a paper that fails them is never returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from .dedup import suppress_duplicates
+from .diffusion import NeighbourGraph, standardize
+from .documents import PaperDoc, analyze_paper
+from .explain import Explanation, explain
+from .interests import CompiledInterest, Interest, compile_interest, plain_text
+from .lexical import LexicalIndex
+from .semantic import Embedder, EmbeddingCache, embed_papers
+
+__all__ = ["Match", "MatchContext", "Ranking", "rank", "score_pool"]
+
+# Lexical evidence is sharp but narrow, the embedding broad: it counts a quarter as much.
+KEYWORD_LEXICAL_WEIGHT = 0.25
+# With seeds, the keywords refine rather than lead.
+KEYWORDS_WITH_SEEDS_WEIGHT = 0.5
+# Rocchio's gamma: how far disliked papers push the profile away (SMART used 0.15-0.25).
+DISLIKED_WEIGHT = 0.25
+
+
+@dataclass(slots=True)
+class Match:
+    """One paper chosen for an interest: its score (pool standard deviations) and why."""
+
+    paper_id: str
+    score: float
+    rank: int
+    explanation: Explanation
+
+
+@dataclass(slots=True)
+class Ranking:
+    """Scores for every pool paper; ``allowed`` marks those that pass the filters."""
+
+    scores: np.ndarray
+    allowed: np.ndarray
+    signals: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class MatchContext:
+    """Everything about a pool of papers that does not depend on the interest.
+
+    ``pool`` is what may be recommended; ``references`` are papers that are only
+    read (seeds and feedback outside the pool). Build one context per batch and rank
+    every interest against it.
+    """
+
+    def __init__(
+        self,
+        pool: Sequence[PaperDoc],
+        *,
+        references: Sequence[PaperDoc] = (),
+        embedder: Embedder | None = None,
+        cache: EmbeddingCache | None = None,
+    ) -> None:
+        seen = {doc.id for doc in pool}
+        extra = [doc for doc in references if doc.id not in seen]
+        self.docs: list[PaperDoc] = [*pool, *extra]
+        self.pool_size = len(pool)
+        self.row = {doc.id: i for i, doc in enumerate(self.docs)}
+        self.index = LexicalIndex([analyze_paper(doc) for doc in self.docs])
+        self.tfidf = self.index.tfidf()
+        self.embedder = embedder
+        self.embeddings: np.ndarray | None = None
+        self.centred: np.ndarray | None = None
+        if embedder is not None:
+            vectors = embed_papers(self.docs, embedder, cache)
+            self.embeddings = vectors
+            # Removing the pool's mean direction sharpens cosine between papers of one field.
+            centred = vectors - vectors[: max(self.pool_size, 1)].mean(axis=0)
+            self.centred = centred / np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)
+        self._graph: NeighbourGraph | None = None
+        self._text_vectors: dict[str, np.ndarray] = {}
+
+    @property
+    def semantic(self) -> bool:
+        return self.embeddings is not None
+
+    @property
+    def graph(self) -> NeighbourGraph:
+        if self._graph is None:
+            vectors = self.centred if self.centred is not None else self.tfidf
+            self._graph = NeighbourGraph(vectors[: self.pool_size])
+        return self._graph
+
+    def embed_text(self, text: str) -> np.ndarray:
+        assert self.embedder is not None
+        if text not in self._text_vectors:
+            self._text_vectors[text] = self.embedder.embed([text])[0]
+        return self._text_vectors[text]
+
+    def rows(self, ids: Collection[str]) -> list[int]:
+        return [self.row[i] for i in ids if i in self.row]
+
+
+def _rocchio(matrix: np.ndarray | sp.spmatrix, positive: list[int], negative: list[int]) -> np.ndarray:
+    vector = np.zeros(matrix.shape[1])
+    if positive:
+        vector += np.asarray(matrix[positive].mean(axis=0)).ravel()
+    if negative:
+        vector -= DISLIKED_WEIGHT * np.asarray(matrix[negative].mean(axis=0)).ravel()
+    return vector
+
+
+def score_pool(
+    compiled: CompiledInterest, context: MatchContext, candidates: Collection[str] | None = None
+) -> Ranking:
+    """Score every pool paper for the interest (the evaluation ranks from this directly)."""
+    n = context.pool_size
+    interest = compiled.interest
+    allowed = np.ones(n, dtype=bool)
+    index = context.index
+    if compiled.query is not None:
+        allowed &= index.mask(compiled.query.root)[:n]
+    for node in compiled.exclude:
+        allowed &= ~index.mask(node)[:n]
+    own = context.rows([*interest.seeds, *interest.liked, *interest.disliked])
+    allowed[[r for r in own if r < n]] = False
+    if candidates is not None:
+        wanted = np.zeros(n, dtype=bool)
+        wanted[[r for r in context.rows(candidates) if r < n]] = True
+        allowed &= wanted
+
+    signals: dict[str, np.ndarray] = {}
+    parts: list[tuple[np.ndarray, float]] = []
+    worded = [q for q in (compiled.keywords, compiled.query) if q is not None]
+    if worded:
+        lexical = sum((index.score(q.root)[:n] for q in worded), np.zeros(n))
+        signals["keywords_lexical"] = lexical
+        combined = standardize(lexical)
+        if context.semantic:
+            text = ", ".join(plain_text(q) for q in worded)
+            assert context.embeddings is not None
+            semantic = context.embeddings[:n] @ context.embed_text(text) if text else np.zeros(n)
+            signals["keywords_semantic"] = semantic
+            combined = standardize(semantic) + KEYWORD_LEXICAL_WEIGHT * combined
+        parts.append((combined, 1.0))
+    positive = context.rows(compiled.positive_seeds)
+    negative = context.rows(interest.disliked)
+    if positive or negative:
+        lexical = context.tfidf[:n] @ _rocchio(context.tfidf, positive, negative)
+        signals["seeds_lexical"] = lexical
+        combined = standardize(lexical)
+        if context.centred is not None:
+            semantic = context.centred[:n] @ _rocchio(context.centred, positive, negative)
+            signals["seeds_semantic"] = semantic
+            combined = combined + standardize(semantic)
+        weight = 1.0 if positive else 0.5  # dislikes alone only nudge
+        parts.append((combined, weight))
+        if worded and positive:
+            parts[0] = (parts[0][0], KEYWORDS_WITH_SEEDS_WEIGHT)
+
+    first = sum((w * standardize(p) for p, w in parts), np.zeros(n))
+    spread = context.graph.feedback(first, allowed) if n > 1 else np.zeros(n)
+    signals["neighbours"] = spread
+    scores = standardize(standardize(first) + standardize(spread))
+    return Ranking(scores, allowed, signals)
+
+
+def rank(
+    interest: Interest | CompiledInterest,
+    context: MatchContext,
+    *,
+    candidates: Collection[str] | None = None,
+    top_k: int | None = None,
+    threshold: float | None = None,
+    dedupe: bool = True,
+) -> list[Match]:
+    """The interest's best papers of the pool, best first, each with its explanation.
+
+    ``candidates`` limits the result to those paper ids (e.g. the new ones) while the
+    whole pool still informs the statistics. ``top_k``/``threshold`` override the interest's.
+    """
+    compiled = interest if isinstance(interest, CompiledInterest) else compile_interest(interest)
+    ranking = score_pool(compiled, context, candidates)
+    limit = top_k if top_k is not None else compiled.interest.top_k
+    floor = threshold if threshold is not None else compiled.interest.threshold
+    order = np.flatnonzero(ranking.allowed)
+    order = order[np.argsort(-ranking.scores[order], kind="stable")]
+    if floor is not None:
+        order = order[ranking.scores[order] >= floor]
+    if dedupe:
+        order = suppress_duplicates(order, context, limit)
+    matches = []
+    for position, row in enumerate(order[:limit]):
+        why = explain(compiled, context, int(row), ranking)
+        matches.append(Match(context.docs[row].id, float(ranking.scores[row]), position + 1, why))
+    return matches
