@@ -41,7 +41,7 @@ from service.secrets import MASK, Secret, SecretError, unseal
 
 log = logging.getLogger("paperboy.slack")
 # Not registered with logging's manager, so no configuration can turn it on.
-_SDK_LOG = logging.Logger("paperboy.slack.sdk", level=logging.CRITICAL + 1)
+QUIET_SDK_LOG = logging.Logger("paperboy.slack.sdk", level=logging.CRITICAL + 1)
 
 # Answers that sending again cannot fix, with what a person should do about them.
 PERMANENT: dict[str, str] = {
@@ -207,7 +207,7 @@ class SlackChannel:
                     token=token.reveal(),
                     base_url=_api_base(self.settings.slack_api_url),
                     timeout=int(self.settings.http_timeout_s),
-                    logger=_SDK_LOG,
+                    logger=QUIET_SDK_LOG,
                     retry_handlers=[],  # retries are decided here, with the pacer, not inside the SDK
                 )
             return self._clients[key]
@@ -232,7 +232,7 @@ class SlackChannel:
         hook = WebhookClient(
             url=target.credential.reveal(),
             timeout=int(self.settings.http_timeout_s),
-            logger=_SDK_LOG,
+            logger=QUIET_SDK_LOG,
             retry_handlers=[],
         )
         label = f"webhook:{digest.subscription_id}:{digest.period}"

@@ -64,6 +64,7 @@ class FakeSlack:
     rate_violations: int = 0
     channel_errors: dict[str, str] = field(default_factory=dict)
     hooks: dict[str, str] = field(default_factory=dict)  # path -> webhook name
+    responses: list[dict[str, Any]] = field(default_factory=list)  # posted to a response_url
     _script: deque[Answer | None] = field(default_factory=deque)
     _last_post: dict[str, float] = field(default_factory=dict)
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -101,6 +102,10 @@ class FakeSlack:
     @property
     def api_url(self) -> str:
         return self.base + "/api/"
+
+    @property
+    def response_url(self) -> str:
+        return self.base + "/actions/T0001/1234/" + secrets.token_urlsafe(8)
 
     def webhook(self, name: str) -> str:
         """A new incoming-webhook URL posting as `name`."""
@@ -199,6 +204,10 @@ def _handler(state: FakeSlack) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             if self.path.startswith("/services/"):
                 self._webhook()
+            elif self.path.startswith("/actions/"):  # a response_url from an interaction payload
+                with state._lock:
+                    state.responses.append(self._body())
+                self._send(200, "ok", "text/html")
             elif self.path == "/api/chat.postMessage":
                 self._post_message()
             elif self.path == "/api/auth.test":

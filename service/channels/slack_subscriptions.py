@@ -1,0 +1,191 @@
+"""A Slack channel's subscriptions and profile: what `/paperboy`, its buttons and `paperboy slack` change.
+
+A channel has one profile, `slack:<channel id>` (a webhook: `slack-webhook:<name>`), holding the
+interests of all its subscriptions and the feedback its members give with the digest buttons. Each
+`subscribe` makes one subscription (one digest) for one interest; the commands only ever see the
+subscriptions of the channel they are run in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from service.config import Settings
+from service.models import Feedback, Paper, Profile, Subscription
+from service.profile import record_feedback
+from service.schedule import Schedule, ScheduleError
+from service.secrets import seal
+from service.subscription import SubscriptionError, add_interests, parse_send_time, parse_weekday
+from service.tokens import TokenError, read_token
+
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,30}$")
+MAX_INTEREST = 200
+
+
+def channel_profile_name(channel_id: str) -> str:
+    return f"slack:{channel_id}"
+
+
+def webhook_profile_name(name: str) -> str:
+    return f"slack-webhook:{name}"
+
+
+def check_channel_id(channel_id: str) -> str:
+    value = (channel_id or "").strip()
+    if not _CHANNEL_ID.match(value):
+        raise SubscriptionError(f"channel: {channel_id!r} is not a Slack channel id (like C0123ABCD)")
+    return value
+
+
+def get_profile(session: Session, name: str) -> Profile:
+    """The named channel profile, created on first use."""
+    profile = session.scalar(select(Profile).where(Profile.name == name))
+    if profile is None:
+        profile = Profile(name=name[:200])
+        session.add(profile)
+        session.flush()
+    return profile
+
+
+@dataclass
+class SlackSubscribe:
+    """A channel asking for a digest on one interest (the slash command or `paperboy slack subscribe`)."""
+
+    channel_id: str  # the channel id to post to (bot token), or the webhook's name
+    interest: str  # plain words, as in the web form: `sparse attention, "kv cache"^2`
+    webhook_url: str | None = None  # post through this incoming webhook instead of a bot token
+    bot_token: str | None = None  # a token of its own instead of SLACK_BOT_TOKEN
+    cadence: str = "daily"
+    weekday: str | int | None = None
+    send_time: str | dt.time = "08:00"
+    timezone: str = "UTC"
+    max_papers: int = 10
+
+
+def subscribe(session: Session, request: SlackSubscribe, settings: Settings) -> tuple[Subscription, bool]:
+    """(subscription, created): the channel's live subscription to this interest, or a new one."""
+    interest = " ".join(request.interest.split())
+    if not interest:
+        raise SubscriptionError("interest: say what the channel wants to read about")
+    if len(interest) > MAX_INTEREST:
+        raise SubscriptionError(f"interest: at most {MAX_INTEREST} characters")
+    if not 1 <= request.max_papers <= 100:
+        raise SubscriptionError(f"max papers: {request.max_papers} is not between 1 and 100")
+    weekday = parse_weekday(request.weekday)
+    send_time = parse_send_time(request.send_time)
+    try:
+        Schedule(
+            request.cadence, send_time, request.timezone, weekday if request.cadence == "weekly" else None
+        )
+    except ScheduleError as exc:
+        raise SubscriptionError(f"schedule: {exc}") from exc
+    secret = None
+    if request.webhook_url:
+        if not request.webhook_url.startswith(("https://", "http://")):
+            raise SubscriptionError("webhook: the URL must start with https://")
+        address = request.channel_id.strip()
+        if not address or len(address) > 100:
+            raise SubscriptionError("webhook: give it a name of 1-100 characters")
+        profile = get_profile(session, webhook_profile_name(address))
+        secret = seal(request.webhook_url, settings)
+    else:
+        address = check_channel_id(request.channel_id)
+        profile = get_profile(session, channel_profile_name(address))
+        if request.bot_token:
+            secret = seal(request.bot_token, settings)
+    existing = [s for s in channel_subscriptions(session, address) if s.interests == [interest]]
+    if existing:
+        return existing[0], False
+    add_interests(session, profile, [interest], None)
+    subscription = Subscription(
+        subscriber_id=None,
+        profile_id=profile.id,
+        channel="slack",
+        address=address,
+        secret=secret,
+        interests=[interest],
+        cadence=request.cadence,
+        weekday=weekday if request.cadence == "weekly" else None,
+        send_time=send_time,
+        timezone=request.timezone,
+        max_papers=request.max_papers,
+        status="active",
+    )
+    session.add(subscription)
+    session.flush()
+    return subscription, True
+
+
+def channel_subscriptions(session: Session, address: str) -> list[Subscription]:
+    """The live Slack subscriptions posting to this channel id (or webhook name), oldest first."""
+    return list(
+        session.scalars(
+            select(Subscription)
+            .where(
+                Subscription.channel == "slack",
+                Subscription.address == address,
+                Subscription.status != "unsubscribed",
+            )
+            .options(selectinload(Subscription.profile))
+            .order_by(Subscription.id)
+        )
+    )
+
+
+def _chosen(session: Session, address: str, subscription_id: int | None) -> list[Subscription]:
+    subs = channel_subscriptions(session, address)
+    if subscription_id is None:
+        return subs
+    chosen = [s for s in subs if s.id == subscription_id]
+    if not chosen:  # another channel's subscription is not this channel's business
+        raise SubscriptionError(f"subscription {subscription_id}: this channel has no such subscription")
+    return chosen
+
+
+def set_paused(
+    session: Session, address: str, paused: bool, subscription_id: int | None = None
+) -> list[Subscription]:
+    """Pause or resume the channel's subscriptions (or one); resuming also clears a noted error."""
+    changed = _chosen(session, address, subscription_id)
+    for sub in changed:
+        sub.paused = paused
+        # Paused: no slot is kept. Resumed: the dispatcher gives it its next slot, and whoever resumes
+        # has presumably fixed what made it need attention (the app re-invited, say).
+        sub.next_digest_at = None
+        if not paused:
+            sub.needs_attention = None
+    session.flush()
+    return changed
+
+
+def unsubscribe(session: Session, address: str, subscription_id: int) -> Subscription:
+    (sub,) = _chosen(session, address, subscription_id)
+    sub.status = "unsubscribed"
+    sub.next_digest_at = None
+    session.flush()
+    return sub
+
+
+@dataclass(frozen=True)
+class ButtonVerdict:
+    feedback: Feedback
+    paper_title: str
+
+
+def record_button(session: Session, value: str, settings: Settings) -> ButtonVerdict:
+    """Feedback from a digest button's signed value; TokenError when forged, expired or orphaned."""
+    claims = read_token("slack-action", value, settings=settings)
+    paper_id, relevant = claims.extra.get("paper"), claims.extra.get("relevant")
+    if not isinstance(paper_id, int) or not isinstance(relevant, bool) or claims.subscription_id is None:
+        raise TokenError("this button is not valid")
+    sub = session.get(Subscription, claims.subscription_id)
+    paper = session.get(Paper, paper_id)
+    if sub is None or sub.channel != "slack" or paper is None:
+        raise TokenError("this button's subscription or paper no longer exists")
+    feedback = record_feedback(session, sub.profile, paper_id, relevant, "slack")
+    return ButtonVerdict(feedback, paper.title)
