@@ -61,12 +61,12 @@ def test_daily_digest_through_spring_forward_and_fall_back(
     committed_engine: Engine, settings: Settings
 ) -> None:
     berlin = ZoneInfo("Europe/Berlin")
-    clock = ManualClock(utc(2026, 3, 25, 12, 0))
+    clock = ManualClock(utc(2026, 3, 25, 12, 45))  # hourly ticks at :45, as a cron job might run
     transport = RecordingTransport()
     sid = subscribe(committed_engine, "anna@example.org", send_time="02:30", timezone="Europe/Berlin")
     assert tick(committed_engine, settings, clock, transport).scheduled == 1
     assert subscription(committed_engine, sid).next_digest_at == utc(2026, 3, 26, 1, 30)
-    walk(committed_engine, settings, clock, transport, utc(2026, 4, 1, 12, 0), dt.timedelta(minutes=30))
+    walk(committed_engine, settings, clock, transport, utc(2026, 4, 1, 12, 0), dt.timedelta(hours=1))
     sent = [d for d in deliveries(committed_engine, sid) if d.status == "sent"]
     assert [d.period for d in sent] == [f"2026-03-{day:02d}" for day in range(26, 32)] + ["2026-04-01"]
     for d in sent:
@@ -78,10 +78,10 @@ def test_daily_digest_through_spring_forward_and_fall_back(
     assert len(transport.sent) == len(sent)  # nothing sent twice
 
     # Autumn: 02:30 happens twice on 25 Oct; the digest goes out once, at the first.
-    clock.set(utc(2026, 10, 23, 12, 0))
+    clock.set(utc(2026, 10, 23, 12, 45))
     tick(committed_engine, settings, clock, transport)  # catch-up for the months skipped: one digest
     before = len(transport.sent)
-    walk(committed_engine, settings, clock, transport, utc(2026, 10, 28, 12, 0), dt.timedelta(minutes=30))
+    walk(committed_engine, settings, clock, transport, utc(2026, 10, 28, 12, 0), dt.timedelta(hours=1))
     autumn = [d.period for d in deliveries(committed_engine, sid) if d.period >= "2026-10-24"]
     assert autumn == ["2026-10-24", "2026-10-25", "2026-10-26", "2026-10-27", "2026-10-28"]
     assert len(transport.sent) - before == 5
