@@ -80,7 +80,12 @@ def scan_drop_folder(
     for path in pending_drop_files(settings.resolved_drop_dir, settle_s=settings.drop_settle_s):
         if should_stop():
             break
-        results.append(_ingest_drop_file(engine, settings, clock, path))
+        try:
+            results.append(_ingest_drop_file(engine, settings, clock, path))
+        except FileNotFoundError:
+            # Taken by another process scanning the same folder (a cron `ingest-sources` beside the
+            # service); whoever moved it has recorded it.
+            log.info("drop file %s was moved away by another process", path.name)
     return results
 
 
