@@ -146,7 +146,9 @@ def status_command(as_json: bool = typer.Option(False, "--json", help="Machine-r
         f"scheduler: {'running on ' + sched['holder'] if sched['holder'] else 'no instance holds the lease'}"
     )
     for job, at in sched["jobs"].items() or {"(no jobs yet)": None}.items():
-        typer.echo(f"  {job}: next run {at or '-'}")
+        # Without a leader the stored time is only when the job would have run: a new leader runs it at once.
+        note = "" if sched["holder"] else " (as stored; runs as soon as an instance starts)"
+        typer.echo(f"  {job}: next run {at or '-'}{note}")
     typer.echo(f"next digest: {data['next_digest_at'] or '-'} ({data['due_now']} due now)")
     last = data["last_ingest"]
     if last:
