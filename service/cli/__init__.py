@@ -10,6 +10,7 @@ from service.cli.ingest import ingest_command
 from service.cli.papers import export_command, papers_app
 from service.cli.profile import profile_app
 from service.cli.run import register as register_run
+from service.cli.slack import slack_app
 from service.cli.sources import sources_app
 from service.cli.status import status_command
 from service.cli.subscriptions import register as register_subscriptions
@@ -26,6 +27,7 @@ register_subscriptions(app)  # subscribe, subscriptions list, unsubscribe
 app.add_typer(digest_app, name="digest")
 register_run(app)  # run, dispatch, ingest-sources
 app.add_typer(sources_app, name="sources")
+app.add_typer(slack_app, name="slack")
 app.command("status")(status_command)
 
 
