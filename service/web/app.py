@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import Response
@@ -60,8 +62,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
 
 def _include_slack(app: FastAPI) -> None:
-    try:
-        from service.web.slack import router as slack_router
-    except ImportError:  # the Slack endpoints are optional until service/web/slack.py exists
+    # The Slack endpoints (service/web/slack.py) join the app when that module is in the tree; an
+    # error inside it is not hidden.
+    if importlib.util.find_spec("service.web.slack") is None:
         return
+    from service.web.slack import router as slack_router
+
     app.include_router(slack_router)
