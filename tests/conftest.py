@@ -51,16 +51,29 @@ def _postgres_database(name: str) -> str:
 def _new_database_url(kind: str, tmp_dir: Path, label: str) -> str:
     if kind == "sqlite":
         return f"sqlite:///{(tmp_dir / f'{label}.db').as_posix()}"
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    return _postgres_database(f"paperboy_test_{label}_{worker}")
+    # The process id keeps concurrent test runs on one server (two developers' shells, xdist
+    # workers) out of each other's databases.
+    return _postgres_database(f"paperboy_test_{label}_{os.getpid()}")
+
+
+def _drop_postgres_database(url: str) -> None:
+    if not url.startswith("postgresql"):
+        return
+    admin = make_engine(f"{PG_SERVER}/test")
+    try:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A database migrated to head by Alembic, once per backend per session."""
     url = _new_database_url(request.param, tmp_path_factory.mktemp("db"), "shared")
     upgrade(url)
-    return url
+    yield url
+    _drop_postgres_database(url)
 
 
 @pytest.fixture(scope="session")
