@@ -1,8 +1,8 @@
 """Bytes to text, one line at a time, whatever the file's encoding and line endings.
 
 Files are read as a user hands them over: UTF-8 with or without a BOM, Latin-1/Windows-1252, CRLF or
-CR line endings, binary junk in the middle. Memory stays bounded by MAX_PIECE whatever the file size:
-a line longer than that arrives in several pieces.
+CR line endings, binary junk in the middle. Memory stays bounded by MAX_PIECE and MAX_LINE whatever
+the file size.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-MAX_PIECE = 1 << 20  # 1 MiB: no title or abstract is anywhere near; JSON/XML get it in pieces
-MAX_LINE = MAX_PIECE  # a text line longer than this is not a paper line
+MAX_PIECE = 1 << 18  # 256 KiB read at a time; lines longer than MAX_LINE are not paper lines
+MAX_LINE = 1 << 20  # 1 MiB: no title or abstract is anywhere near; JSON/XML take longer lines
 
 
 @dataclass
@@ -32,12 +32,27 @@ class Decoding:
 
 
 def read_pieces(stream: BinaryIO, max_piece: int = MAX_PIECE) -> Iterator[bytes]:
-    """Lines of a binary stream, none longer than max_piece bytes."""
+    """The stream in pieces of whole lines, about max_piece bytes each; a longer line comes in parts.
+
+    Big pieces keep the per-line Python work out of reading: lines are split later by str.split.
+    """
+    rest = b""
     while True:
-        piece = stream.readline(max_piece)
-        if not piece:
+        block = stream.read(max_piece)
+        if not block:
+            if rest:
+                yield rest
             return
-        yield piece
+        data = rest + block if rest else block
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            if len(data) >= max_piece:  # part of an overlong line
+                yield data
+                data = b""
+            rest = data
+            continue
+        yield data[:cut]
+        rest = data[cut:]
 
 
 def _decode_legacy(raw: bytes) -> str:
@@ -46,6 +61,19 @@ def _decode_legacy(raw: bytes) -> str:
         return raw.decode("cp1252")
     except UnicodeDecodeError:
         return raw.decode("latin-1")
+
+
+def _decode_lines(piece: bytes, first_line: int, decoding: Decoding) -> str:
+    """A piece that is not valid UTF-8 as a whole, decoded line by line with the legacy fallback."""
+    out = []
+    for offset, raw in enumerate(piece.split(b"\n")):
+        try:
+            out.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            out.append(_decode_legacy(raw))
+            if len(decoding.fallback_lines) < 1000:
+                decoding.fallback_lines.append(first_line + offset)
+    return "\n".join(out)
 
 
 def decode_pieces(raw_pieces: Iterable[bytes], decoding: Decoding | None = None) -> Iterator[str]:
@@ -72,15 +100,14 @@ def decode_pieces(raw_pieces: Iterable[bytes], decoding: Decoding | None = None)
             text = piece.decode("utf-8")
         except UnicodeDecodeError as exc:
             cut = exc.reason == "unexpected end of data" and exc.start >= len(piece) - 3
-            if cut and not piece.endswith(b"\n"):
+            if cut and b"\n" not in piece[exc.start :]:
                 # A character split across pieces: finish it with the next piece.
                 carry = piece[exc.start :]
                 piece = piece[: exc.start]
+            try:
                 text = piece.decode("utf-8")
-            else:
-                text = _decode_legacy(piece)
-                if len(decoding.fallback_lines) < 1000:
-                    decoding.fallback_lines.append(line)
+            except UnicodeDecodeError:
+                text = _decode_lines(piece, line, decoding)
         if text:
             yield text
         line += piece.count(b"\n")

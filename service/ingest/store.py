@@ -11,12 +11,12 @@ file, and this record changed its metadata) or `duplicate` (it existed and nothi
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Connection, bindparam, func, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -25,6 +25,43 @@ from service.ingest.records import PaperRecord
 from service.models import Paper, utcnow
 
 BATCH_SIZE = 1000
+_PAPERS = Paper.__table__
+_MERGED_ON_CONFLICT = ("upvotes", "published_on", "organization", "author_count", "code_url")
+
+# PostgreSQL: new rows go through COPY into a staging table (see _copy_upsert_postgresql).
+_PG_TYPES = {
+    "key": "text",
+    "title_key": "text",
+    "arxiv_id": "text",
+    "title": "text",
+    "abstract": "text",
+    "authors": "json",
+    "author_count": "int",
+    "organization": "text",
+    "published_on": "date",
+    "upvotes": "int",
+    "url": "text",
+    "code_url": "text",
+    "links": "json",
+    "source": "text",
+    "first_seen_at": "timestamptz",
+    "created_at": "timestamptz",
+    "updated_at": "timestamptz",
+}
+_PG_COLUMNS = tuple(_PG_TYPES)
+_PG_JSON = {c for c, t in _PG_TYPES.items() if t == "json"}
+# Lives for the transaction only; ON COMMIT DROP keeps nothing behind.
+_PG_STAGING = (
+    "CREATE TEMP TABLE IF NOT EXISTS paper_staging ("
+    + ", ".join(f"{c} {t}" for c, t in _PG_TYPES.items())
+    + ") ON COMMIT DROP"
+)
+_PG_UPSERT_FROM_STAGING = (
+    f"INSERT INTO papers ({', '.join(_PG_COLUMNS)}) SELECT {', '.join(_PG_COLUMNS)} FROM paper_staging "
+    "ON CONFLICT (key) DO UPDATE SET "
+    + ", ".join(f"{c} = COALESCE(EXCLUDED.{c}, papers.{c})" for c in _MERGED_ON_CONFLICT)
+    + ", updated_at = EXCLUDED.updated_at"
+)
 
 # Metadata a later dump may replace when it brings a (different) value.
 _REPLACEABLE = ("authors", "author_count", "organization", "published_on", "upvotes", "url", "code_url")
@@ -78,6 +115,7 @@ class PaperStore:
         self.batch_size = batch_size
         self.counts = StoreCounts()
         self._batch: list[PaperRecord] = []
+        self._staging_ready = False
 
     def add(self, record: PaperRecord) -> None:
         self._batch.append(record)
@@ -95,9 +133,8 @@ class PaperStore:
         if batch:
             self._write(batch)
 
-    def _existing(self, batch: list[PaperRecord]) -> list[dict[str, Any]]:
+    def _existing(self, batch: list[PaperRecord], title_keys: set[str]) -> list[dict[str, Any]]:
         arxiv_ids = {r.arxiv_id for r in batch if r.arxiv_id}
-        title_keys = {title_key(r.title) for r in batch}
         condition = Paper.title_key.in_(title_keys)
         if arxiv_ids:
             condition = or_(condition, Paper.arxiv_id.in_(arxiv_ids))
@@ -113,12 +150,12 @@ class PaperStore:
                 by_arxiv.setdefault(row["arxiv_id"], row)
             by_title.setdefault(row["title_key"], row)
 
-        for row in self._existing(batch):
+        keys = [title_key(record.title) for record in batch]
+        for row in self._existing(batch, set(keys)):
             index(row)
         created: list[dict[str, Any]] = []
         dirty: dict[int, dict[str, Any]] = {}  # id -> row, for papers that existed before this batch
-        for record in batch:
-            tkey = title_key(record.title)
+        for record, tkey in zip(batch, keys, strict=True):
             row = by_arxiv.get(record.arxiv_id) if record.arxiv_id else None
             if row is None:
                 candidate = by_title.get(tkey)
@@ -171,26 +208,55 @@ class PaperStore:
         }
 
     def _insert(self, rows: list[dict[str, Any]]) -> None:
-        """INSERT ... ON CONFLICT (key) DO UPDATE: a concurrent ingest of the same paper merges."""
-        dialect = self.session.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        stmt = insert(Paper)
+        """INSERT ... ON CONFLICT (key) DO UPDATE for all rows at once.
+
+        Within a batch every new row has its own key; a conflict can only come from a concurrent
+        ingest of the same paper, which then merges (a missing value never erases a stored one).
+        """
+        connection = self.session.connection()
+        if connection.dialect.name == "postgresql":
+            self._copy_upsert_postgresql(connection, rows)
+            return
+        # SQLite: with RETURNING, SQLAlchemy's "insertmanyvalues" sends multi-row VALUES pages from one
+        # cached statement.
+        stmt = sqlite_insert(_PAPERS)
         excluded = stmt.excluded
         stmt = stmt.on_conflict_do_update(
-            index_elements=[Paper.key],
-            set_={
-                "upvotes": func.coalesce(excluded.upvotes, Paper.upvotes),
-                "published_on": func.coalesce(excluded.published_on, Paper.published_on),
-                "organization": func.coalesce(excluded.organization, Paper.organization),
-                "author_count": func.coalesce(excluded.author_count, Paper.author_count),
-                "code_url": func.coalesce(excluded.code_url, Paper.code_url),
-                "updated_at": excluded.updated_at,
-            },
-        )
-        self.session.execute(stmt, [{k: v for k, v in row.items() if k != "id"} for row in rows])
+            index_elements=[_PAPERS.c.key],
+            set_={name: func.coalesce(excluded[name], _PAPERS.c[name]) for name in _MERGED_ON_CONFLICT}
+            | {"updated_at": excluded.updated_at},
+        ).returning(_PAPERS.c.id)
+        connection.execute(stmt, [{k: v for k, v in row.items() if k != "id"} for row in rows]).all()
+
+    def _copy_upsert_postgresql(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
+        """COPY the rows into a session-local staging table, then one INSERT ... SELECT ... ON CONFLICT.
+
+        COPY is PostgreSQL's bulk path: rows are streamed in one go, formatted by psycopg's C code,
+        with no per-row statement and no giant parameter list.
+        """
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            if not self._staging_ready:
+                cursor.execute(_PG_STAGING)
+                self._staging_ready = True
+            with cursor.copy(f"COPY paper_staging ({', '.join(_PG_COLUMNS)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(
+                        [json.dumps(row[name]) if name in _PG_JSON else row[name] for name in _PG_COLUMNS]
+                    )
+            cursor.execute(_PG_UPSERT_FROM_STAGING)
+            cursor.execute("TRUNCATE paper_staging")
+        finally:
+            cursor.close()
 
     def _update(self, rows: list[dict[str, Any]]) -> None:
+        """UPDATE by primary key, executemany (psycopg pipelines it)."""
         columns = ("arxiv_id", "abstract", "links", *_REPLACEABLE)
         now = utcnow()
-        params = [{"id": row["id"], **{c: row[c] for c in columns}, "updated_at": now} for row in rows]
-        self.session.execute(update(Paper), params)
+        params = [{"row_id": row["id"], **{c: row[c] for c in columns}, "updated_at": now} for row in rows]
+        stmt = (
+            update(_PAPERS)
+            .where(_PAPERS.c.id == bindparam("row_id"))
+            .values({c: bindparam(c) for c in (*columns, "updated_at")})
+        )
+        self.session.connection().execute(stmt, params)

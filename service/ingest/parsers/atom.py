@@ -63,6 +63,20 @@ def record_from_entry(entry: ET.Element, line: int) -> tuple[PaperRecord, list[s
     return finish_record(record), dropped
 
 
+def _lines(pieces: Iterable[str]) -> Iterator[str]:
+    """The pieces cut at line ends, so that events can be given the line they happened on."""
+    for piece in pieces:
+        newlines = piece.count("\n")
+        if newlines == 0 or (newlines == 1 and piece.endswith("\n")):
+            yield piece
+            continue
+        parts = piece.split("\n")
+        for part in parts[:-1]:
+            yield part + "\n"
+        if parts[-1]:
+            yield parts[-1]
+
+
 def parse_atom(pieces: Iterable[str]) -> Iterator[ParseItem]:
     """Paper records and issues from an arXiv API Atom feed."""
     parser = ET.XMLPullParser(events=("start", "end"))
@@ -70,7 +84,7 @@ def parse_atom(pieces: Iterable[str]) -> Iterator[ParseItem]:
     line = 1
     entry_line = 1
     try:
-        for piece in pieces:
+        for piece in _lines(pieces):
             parser.feed(piece)
             for event, element in parser.read_events():
                 if root is None:

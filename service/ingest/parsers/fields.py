@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from service.ingest.normalize import clean_text, garbage_reason, normalize_arxiv_id, strip_controls
+from service.ingest.normalize import checked_text, normalize_arxiv_id
 
 
 class FieldProblem(ValueError):
@@ -21,10 +21,9 @@ def text_field(name: str, value: Any, required: bool = False) -> str | None:
         return None
     if not isinstance(value, str):
         raise FieldProblem(f"{name} must be a string, not {type(value).__name__}")
-    reason = garbage_reason(value)
-    if reason:
+    text, reason = checked_text(value)
+    if text is None:
         raise FieldProblem(f"{name} is {reason}")
-    text = clean_text(strip_controls(value))
     if required and not text:
         raise FieldProblem(f"{name} is blank")
     return text or None

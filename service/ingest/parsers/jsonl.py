@@ -12,7 +12,7 @@ aliases so hand-written files work too; unknown keys are ignored.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from service.ingest.normalize import finish_record
@@ -47,18 +47,25 @@ EXPORT_FIELDS = (
 )
 
 
-def _first(obj: dict[str, Any], *names: str) -> Any:
-    for name in names:
-        if obj.get(name) is not None:
-            return obj[name]
-    return None
-
-
 def _url(name: str, value: Any) -> str | None:
     url = text_field(name, value)
     if url is not None and not url.startswith(("http://", "https://")):
         raise FieldProblem(f"{name} is not an http(s) URL: {excerpt(url)}")
     return url
+
+
+# Optional fields: (record attribute, accepted keys, converter). Built once, not per line.
+_OPTIONAL: tuple[tuple[str, tuple[str, ...], Callable[[str, Any], Any]], ...] = (
+    ("authors", ("authors",), names_field),
+    ("author_count", ("author_count",), int_field),
+    ("organization", ("organization", "organisation"), text_field),
+    ("published_on", ("published_on", "published"), date_field),
+    ("upvotes", ("upvotes",), int_field),
+    ("arxiv_id", ("arxiv_id",), arxiv_field),
+    ("url", ("url",), _url),
+    ("code_url", ("code_url",), _url),
+    ("links", ("links",), links_field),
+)
 
 
 def record_from_object(obj: dict[str, Any], line: int) -> tuple[PaperRecord, list[str]]:
@@ -67,24 +74,19 @@ def record_from_object(obj: dict[str, Any], line: int) -> tuple[PaperRecord, lis
     Raises FieldProblem when the title or abstract is unusable.
     """
     title = text_field("title", obj.get("title"), required=True)
-    abstract = text_field("abstract", _first(obj, "abstract", "summary"), required=True)
+    abstract = obj.get("abstract")
+    abstract = text_field("abstract", obj.get("summary") if abstract is None else abstract, required=True)
     assert title is not None and abstract is not None
     record = PaperRecord(title=title, abstract=abstract, line=line)
     dropped: list[str] = []
-    optional = (
-        ("authors", lambda v: names_field("authors", v), ("authors",)),
-        ("author_count", lambda v: int_field("author_count", v), ("author_count",)),
-        ("organization", lambda v: text_field("organization", v), ("organization", "organisation")),
-        ("published_on", lambda v: date_field("published_on", v), ("published_on", "published")),
-        ("upvotes", lambda v: int_field("upvotes", v), ("upvotes",)),
-        ("arxiv_id", lambda v: arxiv_field("arxiv_id", v), ("arxiv_id",)),
-        ("url", lambda v: _url("url", v), ("url",)),
-        ("code_url", lambda v: _url("code_url", v), ("code_url",)),
-        ("links", lambda v: links_field("links", v), ("links",)),
-    )
-    for attr, convert, names in optional:
+    for attr, keys, convert in _OPTIONAL:
+        value = obj.get(keys[0])
+        if value is None and len(keys) > 1:
+            value = obj.get(keys[1])
+        if value is None:
+            continue
         try:
-            value = convert(_first(obj, *names))
+            value = convert(keys[0], value)
         except FieldProblem as problem:
             dropped.append(str(problem))
             continue

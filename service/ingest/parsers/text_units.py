@@ -6,7 +6,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Generic, TypeVar
 
-from service.ingest.normalize import clean_text, garbage_reason, strip_controls
+from service.ingest.normalize import checked_text
 from service.ingest.reading import MAX_LINE, numbered_lines
 from service.ingest.records import ParseIssue
 
@@ -25,11 +25,11 @@ def clean_lines(pieces: Iterable[str]) -> Iterator[Line | ParseIssue]:
         if not raw or raw.isspace():
             yield number, ""
             continue
-        reason = garbage_reason(raw)
-        if reason:
+        text, reason = checked_text(raw)
+        if text is None:
             yield ParseIssue(number, f"{reason}; line skipped")
             continue
-        yield number, clean_text(strip_controls(raw))
+        yield number, text
 
 
 def excerpt(text: str, size: int = 60) -> str:
