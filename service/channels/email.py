@@ -11,7 +11,7 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Mapping
-from email.headerregistry import Address
+from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, getaddresses, make_msgid
@@ -26,6 +26,24 @@ from service.digest.render import RenderedEmail, one_line, render_digest_email
 if TYPE_CHECKING:
     from service.digest.model import Digest
     from service.models import Subscription
+
+
+class _HeaderClasses(HeaderRegistry):
+    """The standard header registry, but it builds each header class once: the stock one creates a
+    new class with type() for every header set, a third of the time spent building a message."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._built: dict[str, type[BaseHeader]] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        if key not in self._built:
+            self._built[key] = super().__getitem__(name)
+        return self._built[key]
+
+
+POLICY = SMTP.clone(header_factory=_HeaderClasses())  # CRLF line ends, as SMTP wants
 
 
 def transport_for(settings: Settings) -> Transport:
@@ -71,7 +89,7 @@ def build_message(
     recipient = to.strip()
     if not recipient or any(ch in recipient for ch in "\r\n<>,;") or recipient.count("@") != 1:
         raise DeliveryError(f"{to!r} is not a deliverable email address", permanent=True)
-    msg = EmailMessage(policy=SMTP)
+    msg = EmailMessage(policy=POLICY)
     try:
         msg["From"] = sender_address(settings)
         msg["To"] = recipient

@@ -47,6 +47,27 @@ def squash(value: object) -> str:
     return _WHITESPACE.sub(" ", str(value))
 
 
+def wrap(value: object, width: int = 72, indent: int = 0) -> str:
+    """Greedy word wrap for plain text; lines after the first indented by `indent` spaces.
+
+    Words longer than the width (URLs) are never broken. Several times faster than the wordwrap
+    filter (textwrap), which dominated the text part's rendering time.
+    """
+    lines: list[str] = []
+    line: list[str] = []
+    length = 0
+    for word in str(value).split():
+        if line and length + 1 + len(word) > width:
+            lines.append(" ".join(line))
+            line, length = [word], len(word)
+        else:
+            length += len(word) + (1 if line else 0)
+            line.append(word)
+    if line:
+        lines.append(" ".join(line))
+    return ("\n" + " " * indent).join(lines)
+
+
 def _autoescape(template_name: str | None) -> bool:
     # Plain-text parts are not HTML: escaping them would show "&amp;" to readers. Everything else
     # (HTML, and any future format) is escaped by default.
@@ -67,6 +88,7 @@ def environment() -> Environment:
     )
     env.filters["one_line"] = one_line
     env.filters["squash"] = squash
+    env.filters["wrap"] = wrap
     return env
 
 

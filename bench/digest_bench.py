@@ -1,0 +1,367 @@
+"""Digest benchmark: rendering and sending 10,000 digests; the whole delivery path on a database.
+
+    python bench/digest_bench.py [--subscriptions 10000] [--pipeline 1000]
+
+1. render: 10,000 ten-paper digests through Jinja2 + css-inline (subject, text, HTML), then also
+   built into MIME messages (what EmailChannel sends).
+2. smtp: a loopback aiosmtpd (its Sink handler, in its own process so it does not share our GIL)
+   accepts the 10,000 messages over one connection, sent (a) by plain smtplib as a baseline and
+   (b) by paperboy's EmailChannel. (b) close to (a) means sending is limited by the SMTP server.
+3. pipeline: `deliver()` for --pipeline subscriptions on SQLite: compose (rank), claim, record the
+   papers, render, send, mark; the exactly-once bookkeeping included.
+
+Writes bench/results/digest.json and prints the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import random
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pydantic import SecretStr  # noqa: E402
+
+from service.channels.email import EmailChannel  # noqa: E402
+from service.config import Settings  # noqa: E402
+from service.db import make_engine, session_scope  # noqa: E402
+from service.delivery import ChannelPool, deliver  # noqa: E402
+from service.digest.model import Digest, DigestItem, DigestLinks, Segment  # noqa: E402
+from service.digest.render import render_digest_email  # noqa: E402
+from service.migrations import upgrade  # noqa: E402
+from service.models import Paper, Subscription  # noqa: E402
+from service.subscription import SubscriptionRequest, create_subscription  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "digest.json"
+WORDS = [
+    "model",
+    "learning",
+    "neural",
+    "network",
+    "attention",
+    "sparse",
+    "dense",
+    "training",
+    "inference",
+    "memory",
+    "efficient",
+    "transformer",
+    "language",
+    "vision",
+    "diffusion",
+    "graph",
+    "benchmark",
+    "dataset",
+    "method",
+    "results",
+    "performance",
+    "large",
+    "small",
+    "fast",
+    "robust",
+    "scalable",
+    "gradient",
+    "token",
+    "context",
+    "retrieval",
+    "reasoning",
+    "agent",
+    "policy",
+    "reward",
+    "latent",
+    "representation",
+    "kernel",
+]
+TOPICS = ["sparse attention", "kv cache", "diffusion", "retrieval", "reasoning agent", "graph network"]
+NOW = dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.UTC)
+
+
+def sentence(rng: random.Random, lo: int, hi: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(lo, hi))).capitalize()
+
+
+def synthetic_item(rng: random.Random, paper_id: int) -> DigestItem:
+    topic = rng.choice(TOPICS)
+    before, after = sentence(rng, 10, 25), sentence(rng, 15, 30)
+    return DigestItem(
+        paper_id=paper_id,
+        title=f"{sentence(rng, 5, 12)} <{topic}> & more",
+        url=f"https://arxiv.org/abs/2611.{paper_id:05d}",
+        authors=[f"Author {rng.randint(1, 999)}" for _ in range(rng.randint(1, 8))],
+        author_count=rng.randint(1, 20),
+        organization=rng.choice([None, "ACME Research", "Université de Nulle Part"]),
+        published_on=dt.date(2026, 11, rng.randint(1, 22)),
+        upvotes=rng.choice([None, rng.randint(0, 300)]),
+        code_url=rng.choice([None, f"https://github.com/example/repo{paper_id}"]),
+        score=rng.random(),
+        why=f"matched '{topic}'",
+        snippet=[Segment(before + " "), Segment(topic, hit=True), Segment(" " + after + ".")],
+        matched_terms=[topic],
+        interest=topic,
+    )
+
+
+def synthetic_digests(count: int, per_digest: int = 10) -> list[Digest]:
+    rng = random.Random(1)
+    base = "https://paperboy.example"
+    digests = []
+    for n in range(count):
+        items = [synthetic_item(rng, n * per_digest + i) for i in range(per_digest)]
+        token = f"{n:08d}" * 10  # signed tokens are ~100 characters
+        digests.append(
+            Digest(
+                subscription_id=n,
+                period="2026-11-23",
+                topic=rng.choice(TOPICS),
+                items=items,
+                links=DigestLinks(
+                    manage=f"{base}/manage/{token}",
+                    unsubscribe=f"{base}/unsubscribe/{token}",
+                    unsubscribe_post=f"{base}/unsubscribe/{token}",
+                    feedback={
+                        i.paper_id: (f"{base}/feedback/r{token}", f"{base}/feedback/n{token}") for i in items
+                    },
+                ),
+                generated_at=NOW,
+            )
+        )
+    return digests
+
+
+def rate(count: int, seconds: float) -> float:
+    return round(count / seconds, 1) if seconds else float("inf")
+
+
+def bench_render(digests: list[Digest], settings: Settings) -> dict[str, Any]:
+    start = time.perf_counter()
+    sizes = [len(render_digest_email(d, recipient="reader@example.org").html) for d in digests]
+    rendered = time.perf_counter() - start
+    channel = EmailChannel(settings)
+    sub = Subscription(id=1, channel="email", address="reader@example.org")
+    start = time.perf_counter()
+    payloads = [channel.digest_message(sub, d).as_bytes() for d in digests]
+    built = time.perf_counter() - start
+    return {
+        "digests": len(digests),
+        "papers_per_digest": len(digests[0].items),
+        "rendered_per_s": rate(len(digests), rendered),
+        "messages_built_per_s": rate(len(digests), built),
+        "mean_html_bytes": round(sum(sizes) / len(sizes)),
+        "mean_message_bytes": round(sum(map(len, payloads)) / len(payloads)),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_sink() -> tuple[subprocess.Popen[bytes], int]:
+    """aiosmtpd's Sink handler (accepts and discards) in a separate process."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}", "-c", "aiosmtpd.handlers.Sink"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                if sock.recv(100).startswith(b"220"):
+                    return proc, port
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("aiosmtpd did not start")
+
+
+def bench_smtp(digests: list[Digest], settings: Settings) -> dict[str, Any]:
+    proc, port = start_sink()
+    try:
+        smtp_settings = settings.model_copy(update={"smtp_url": SecretStr(f"smtp://127.0.0.1:{port}")})
+        channel = EmailChannel(smtp_settings)
+        subs = [
+            Subscription(id=d.subscription_id, channel="email", address=f"r{n}@example.org")
+            for n, d in enumerate(digests)
+        ]
+        messages = [channel.digest_message(s, d) for s, d in zip(subs, digests, strict=True)]
+        payloads = [m.as_bytes() for m in messages]
+
+        start = time.perf_counter()
+        with smtplib.SMTP("127.0.0.1", port) as raw:
+            for n, payload in enumerate(payloads):
+                raw.sendmail("digest@paperboy.localhost", [f"r{n}@example.org"], payload)
+        baseline = time.perf_counter() - start
+
+        start = time.perf_counter()
+        for message in messages:
+            channel.send_message(message)
+        channel.close()
+        sent = time.perf_counter() - start
+
+        channel = EmailChannel(smtp_settings)
+        start = time.perf_counter()
+        for sub, digest in zip(subs, digests, strict=True):
+            channel.send(sub, digest)
+        channel.close()
+        end_to_end = time.perf_counter() - start
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    return {
+        "messages": len(messages),
+        "smtplib_baseline_accepted_per_s": rate(len(payloads), baseline),
+        "paperboy_accepted_per_s": rate(len(messages), sent),
+        "paperboy_share_of_baseline": round(baseline / sent, 3),
+        "render_and_send_per_s": rate(len(digests), end_to_end),
+        "connections": 1,
+    }
+
+
+def bench_pipeline(count: int, settings: Settings, folder: Path) -> dict[str, Any]:
+    url = f"sqlite:///{folder / 'bench.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    rng = random.Random(2)
+    with session_scope(engine) as session:
+        for n in range(300):
+            topic = rng.choice(TOPICS)
+            session.add(
+                Paper(
+                    key=f"arxiv:2611.{n:05d}",
+                    title=f"{sentence(rng, 4, 10)} for {topic}",
+                    abstract=f"{sentence(rng, 20, 40)} {topic}. {sentence(rng, 20, 40)}.",
+                    authors=["A. Author", "B. Author"],
+                    url=f"https://arxiv.org/abs/2611.{n:05d}",
+                    first_seen_at=NOW - dt.timedelta(hours=rng.randint(1, 20)),
+                )
+            )
+        ids = [
+            create_subscription(
+                session, SubscriptionRequest(email=f"reader{n}@example.org", interests=rng.sample(TOPICS, 2))
+            ).id
+            for n in range(count)
+        ]
+    ranker, ranker_name = _ranker()
+    proc, port = start_sink()
+    try:
+        smtp_settings = settings.model_copy(update={"smtp_url": SecretStr(f"smtp://127.0.0.1:{port}")})
+        statuses: dict[str, int] = {}
+        start = time.perf_counter()
+        with ChannelPool(smtp_settings) as pool:
+            for sub_id in ids:
+                outcome = deliver(
+                    engine,
+                    sub_id,
+                    "2026-11-23",
+                    channel=pool,
+                    now=NOW,
+                    settings=smtp_settings,
+                    instance="bench",
+                    ranker=ranker,
+                )
+                statuses[outcome.status] = statuses.get(outcome.status, 0) + 1
+        elapsed = time.perf_counter() - start
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        engine.dispose()
+    return {
+        "subscriptions": count,
+        "candidate_papers": 300,
+        "ranker": ranker_name,
+        "database": "sqlite",
+        "deliveries_per_s": rate(count, elapsed),
+        "outcomes": statuses,
+    }
+
+
+def _ranker() -> tuple[Any, str]:
+    """The product's ranker when it is there (service.digest.rank), else a keyword stand-in."""
+    try:
+        from service.digest.rank import rank_papers
+
+        return rank_papers, "service.digest.rank.rank_papers"
+    except ImportError:
+        pass
+
+    def keywords(
+        session: Any, profile: Any, papers: list[Paper], *, interests: list[str] | None
+    ) -> list[DigestItem]:
+        items = []
+        for paper in papers:
+            text = f"{paper.title} {paper.abstract}".lower()
+            hits = [i.name for i in profile.interests if i.keywords.lower() in text]
+            if hits:
+                items.append(
+                    DigestItem(
+                        paper.id,
+                        paper.title,
+                        paper.url,
+                        list(paper.authors),
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        float(len(hits)),
+                        f"matched '{hits[0]}'",
+                        [Segment(paper.abstract[:200])],
+                        hits,
+                        hits[0],
+                    )
+                )
+        return sorted(items, key=lambda i: -i.score)
+
+    return keywords, "bench keyword stand-in (service/digest/rank.py absent)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--subscriptions", type=int, default=10_000)
+    parser.add_argument(
+        "--pipeline", type=int, default=1_000, help="subscriptions for the deliver() run (0: skip)"
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        settings = Settings(
+            _env_file=None, var_dir=folder, smtp_rate_per_s=0, base_url="https://paperboy.example"
+        )
+        digests = synthetic_digests(args.subscriptions)
+        results: dict[str, Any] = {
+            "machine": {
+                "python": platform.python_version(),
+                "cpus": os.cpu_count(),
+                "platform": platform.platform(),
+            },
+            "date": dt.date.today().isoformat(),
+            "render": bench_render(digests, settings),
+            "smtp": bench_smtp(digests, settings),
+        }
+        if args.pipeline:
+            results["pipeline"] = bench_pipeline(args.pipeline, settings, folder)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
