@@ -9,6 +9,8 @@ the profile. Everything here depends only on the pool, never on labels.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -18,6 +20,7 @@ NEIGHBOURS = 20
 ALPHA = 0.8  # how much of a paper's score comes from its neighbours, the rest from itself
 ITERATIONS = 20
 FEEDBACK_DEPTH = 10  # the first ranking's top papers taken as relevant
+MIN_GUESSES = 3
 _BLOCK = 1024
 
 
@@ -63,12 +66,19 @@ class NeighbourGraph:
             scores = alpha * (self.matrix @ scores) + (1.0 - alpha) * seeds
         return scores
 
-    def feedback(self, first: np.ndarray, allowed: np.ndarray, depth: int = FEEDBACK_DEPTH) -> np.ndarray:
-        """Spread relevance from the top ``depth`` allowed papers of the first ranking."""
-        candidates = np.flatnonzero(allowed)
-        if candidates.size == 0:
-            return np.zeros(self.size)
-        top = candidates[np.argsort(-first[candidates], kind="stable")[:depth]]
+    def feedback(
+        self, first: np.ndarray, allowed: np.ndarray, known: Sequence[int] = (), depth: int = FEEDBACK_DEPTH
+    ) -> np.ndarray:
+        """Spread relevance from the top ``depth`` allowed papers of the first ranking.
+
+        ``first`` and ``allowed`` cover the first rows of the graph (the pool); ``known``
+        are rows of papers known to be relevant (seeds, liked), which spread too.
+        """
         seeds = np.zeros(self.size)
+        candidates = np.flatnonzero(allowed)
+        # Known papers take their place among the ``depth`` trusted ones; a few guesses always join.
+        guesses = max(depth - len(set(known)), MIN_GUESSES)
+        top = candidates[np.argsort(-first[candidates], kind="stable")[:guesses]]
         seeds[top] = 1.0
-        return self.propagate(seeds)
+        seeds[list(known)] = 1.0
+        return self.propagate(seeds) if seeds.any() else seeds

@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from .normal_form import Conjunction, TooComplex, to_dnf
 from .query import Node, Not, Phrase, Query, QueryError, Term, parse_query
 
 __all__ = ["CompiledInterest", "Interest", "InterestError", "compile_interest", "positive_leaves"]
@@ -47,6 +48,10 @@ class CompiledInterest:
     keywords: Query | None
     query: Query | None
     exclude: tuple[Node, ...] = field(default_factory=tuple)
+    # Normal forms for the percolator, computed once while validating.
+    keywords_dnf: tuple[Conjunction, ...] = ()
+    query_dnf: tuple[Conjunction, ...] = ()
+    exclude_dnf: tuple[Conjunction, ...] = ()
 
     @property
     def positives(self) -> list[Term | Phrase]:
@@ -75,21 +80,37 @@ def compile_interest(interest: Interest) -> CompiledInterest:
     if interest.top_k < 1:
         raise InterestError("top_k", f"must be at least 1, not {interest.top_k}")
     parsed: dict[str, Query | None] = {}
+    forms: dict[str, tuple[Conjunction, ...]] = {"keywords": (), "query": (), "exclude": ()}
     for part in ("keywords", "query"):
         text = getattr(interest, part)
         try:
-            parsed[part] = parse_query(text) if text.strip() else None
+            query = parsed[part] = parse_query(text) if text.strip() else None
+            if query is not None:
+                forms[part] = tuple(to_dnf(query.root))  # refuses what the percolator cannot index
         except QueryError as error:
             raise InterestError(part, str(error), error) from error
+        except TooComplex as error:
+            raise InterestError(part, str(error)) from error
     exclude: list[Node] = []
     for i, text in enumerate(interest.exclude):
         try:
             exclude.append(parse_query(text).root)
+            forms["exclude"] += tuple(to_dnf(exclude[-1]))
+        except TooComplex as error:
+            raise InterestError(f"exclude[{i}]", str(error)) from error
         except QueryError as error:
             raise InterestError(f"exclude[{i}]", str(error), error) from error
     if parsed["keywords"] is None and parsed["query"] is None and not interest.seeds and not interest.liked:
         raise InterestError("interest", "needs keywords, a query, seed papers or liked papers")
-    return CompiledInterest(interest, parsed["keywords"], parsed["query"], tuple(exclude))
+    return CompiledInterest(
+        interest,
+        parsed["keywords"],
+        parsed["query"],
+        tuple(exclude),
+        forms["keywords"],
+        forms["query"],
+        forms["exclude"],
+    )
 
 
 # Excluded parts go first (with what they exclude), then the operators and punctuation.

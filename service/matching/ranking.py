@@ -98,9 +98,10 @@ class MatchContext:
 
     @property
     def graph(self) -> NeighbourGraph:
+        """Neighbours among pool *and* reference papers: seeds pass relevance to their neighbours."""
         if self._graph is None:
             vectors = self.centred if self.centred is not None else self.tfidf
-            self._graph = NeighbourGraph(vectors[: self.pool_size])
+            self._graph = NeighbourGraph(vectors)
         return self._graph
 
     def embed_text(self, text: str) -> np.ndarray:
@@ -171,7 +172,7 @@ def score_pool(
             parts[0] = (parts[0][0], KEYWORDS_WITH_SEEDS_WEIGHT)
 
     first = sum((w * standardize(p) for p, w in parts), np.zeros(n))
-    spread = context.graph.feedback(first, allowed) if n > 1 else np.zeros(n)
+    spread = context.graph.feedback(first, allowed, positive)[:n] if n > 1 else np.zeros(n)
     signals["neighbours"] = spread
     scores = standardize(standardize(first) + standardize(spread))
     return Ranking(scores, allowed, signals)

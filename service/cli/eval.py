@@ -1,0 +1,49 @@
+"""`paperboy eval relevance DIR`: measure paperboy's ranking against the usual alternatives."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from service.config import get_settings
+
+eval_app = typer.Typer(help="Measure matching quality on a labelled set.", no_args_is_help=True)
+
+
+@eval_app.command("relevance")
+def relevance_command(
+    directory: Path = typer.Argument(..., help="A set: papers.jsonl and profiles.jsonl (see README)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
+    lexical_only: bool = typer.Option(False, "--lexical-only", help="Do not use the [semantic] extra."),
+    cache: Path | None = typer.Option(
+        None, help="Embedding cache file (default VAR_DIR/cache/eval-embeddings.npz)."
+    ),
+) -> None:
+    """Print P@10, nDCG@10 and R@50 per method and profile kind (keywords, seeds, both)."""
+    from service.matching.evaluation import DatasetError, evaluate, format_table, load_dataset
+    from service.matching.semantic import MiniLMEmbedder, NpzEmbeddingCache, semantic_available
+
+    settings = get_settings()
+    try:
+        dataset = load_dataset(directory)
+    except DatasetError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    embedder = None
+    if not lexical_only and settings.semantic:
+        if semantic_available():
+            embedder = MiniLMEmbedder()
+        else:
+            typer.echo("note: [semantic] extra not installed; lexical path only", err=True)
+    store = NpzEmbeddingCache(cache or settings.var_dir / "cache" / "eval-embeddings.npz")
+    report = evaluate(dataset, embedder=embedder, cache=store, progress=lambda m: typer.echo(m, err=True))
+    typer.echo(f"{dataset.path}: {report.papers} papers, {report.profiles} profiles")
+    typer.echo(format_table(report))
+    for note in report.notes:
+        typer.echo(f"note: {note}")
+    typer.echo(f"({report.seconds:.1f} s)")
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
