@@ -140,6 +140,13 @@ class ChannelPacer:
         if start > now:
             self._sleep(start - now)
 
+    def done(self, key: str) -> None:
+        """`key`'s message was just answered: the next leaves one interval after this, not after the
+        send began, so a send slow to reach Slack cannot bring two messages closer than the limit."""
+        if self.interval:
+            with self._lock:
+                self._next[key] = max(self._next.get(key, 0.0), self._monotonic() + self.interval)
+
     def hold(self, key: str, seconds: float) -> None:
         """Slack said wait (Retry-After): no message to `key` before `seconds` from now."""
         with self._lock:
@@ -268,6 +275,8 @@ class SlackChannel:
             except ValueError as exc:  # urllib refusing the URL itself: a malformed webhook or API URL
                 message = f"Slack URL for {_where(target)} is not valid: {_redact(str(exc), target)}"
                 failure = _Failure(DeliveryError(message, permanent=True), None)
+            finally:
+                self.pacer.done(target.pace_key)
             error = failure.error
             if failure.wait is None or attempt == attempts or failure.wait > self.settings.slack_max_wait_s:
                 raise error

@@ -1,10 +1,11 @@
 """A digest as Slack Block Kit messages: a parent message, then thread replies when it is long.
 
-Blocks are built with slack_sdk's Block Kit models, whose `to_dict()` validates every field against
-Slack's limits, so an invalid message fails here rather than at Slack. Paper text is escaped (&, <, >)
-and placed in `verbatim` mrkdwn, so a title cannot ping @channel, open a link of its own or break the
-markup. Slack allows 50 blocks a message: a digest that needs more is split into parts, each
-labelled, never cut short; only a single over-long title or excerpt is shortened, visibly (…).
+Blocks are plain Block Kit JSON: slack_sdk's models validate the same fields but cost ten times as
+much, so the tests parse every message back into them, and `check_limits` enforces Slack's limits
+before anything is sent (an invalid message fails here rather than at Slack). Paper text is escaped
+(&, <, >) and placed in `verbatim` mrkdwn, so a title cannot ping @channel, open a link of its own
+or break the markup. Slack allows 50 blocks a message: a digest that needs more is split into parts,
+each labelled, never cut short; only a single over-long title or excerpt is shortened, visibly (…).
 """
 
 from __future__ import annotations
@@ -12,18 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-from slack_sdk.models.blocks import (
-    ActionsBlock,
-    Block,
-    ButtonElement,
-    ContextBlock,
-    DividerBlock,
-    HeaderBlock,
-    MarkdownTextObject,
-    PlainTextObject,
-    SectionBlock,
-)
 
 from service.config import Settings
 from service.digest.model import Digest, Segment
@@ -103,9 +92,27 @@ def excerpt(segments: Sequence[Segment], limit: int = EXCERPT_CHARS) -> str:
     return "".join(parts).strip()
 
 
-def _mrkdwn(text: str) -> MarkdownTextObject:
+Block = dict[str, Any]
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
     # verbatim: Slack does not turn "@channel" or "#general" in paper text into mentions or links.
-    return MarkdownTextObject(text=text, verbatim=True)
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
+
+
+def _plain(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text, "emoji": True}
+
+
+def _context(block_id: str, *texts: str) -> Block:
+    return {"type": "context", "block_id": block_id, "elements": [_mrkdwn(t) for t in texts]}
+
+
+def _section(block_id: str, text: str) -> Block:
+    return {"type": "section", "block_id": block_id, "text": _mrkdwn(text)}
+
+
+DIVIDER: Block = {"type": "divider"}
 
 
 def feedback_value(subscription_id: int, paper_id: int, relevant: bool, settings: Settings) -> str:
@@ -123,37 +130,40 @@ def paper_blocks(entry: dict[str, Any], digest: Digest, settings: Settings) -> l
     if len(heading) > MAX_TEXT // 2:  # only an absurd URL gets here: the title stays, unlinked
         heading = f"*{entry['rank']}. {title}*"
     body = excerpt(entry["snippet"], min(EXCERPT_CHARS, MAX_TEXT - len(heading) - 1))
-    section = SectionBlock(
-        block_id=f"paper-{item.paper_id}", text=_mrkdwn(heading + (f"\n{body}" if body else ""))
-    )
+    section = _section(f"paper-{item.paper_id}", heading + (f"\n{body}" if body else ""))
     meta = " · ".join(escape(m) for m in entry["meta"])
     if entry["code_url"]:
         meta += (" · " if meta else "") + link(entry["code_url"], "code")
-    context: list[MarkdownTextObject] = []
+    context: list[str] = []
     if meta:
-        context.append(_mrkdwn(clip_mrkdwn(meta)))
+        context.append(clip_mrkdwn(meta))
     if entry["why"]:
-        context.append(_mrkdwn(clip(f"Why: {entry['why']}", MAX_TEXT)))
+        context.append(clip(f"Why: {entry['why']}", MAX_TEXT))
     blocks: list[Block] = [section]
     if context:
-        blocks.append(ContextBlock(block_id=f"about-{item.paper_id}", elements=context))
+        blocks.append(_context(f"about-{item.paper_id}", *context))
+    relevant = feedback_value(digest.subscription_id, item.paper_id, True, settings)
+    not_relevant = feedback_value(digest.subscription_id, item.paper_id, False, settings)
     blocks.append(
-        ActionsBlock(
-            block_id=f"feedback-{item.paper_id}",
-            elements=[
-                ButtonElement(
-                    text=PlainTextObject(text="Relevant", emoji=True),
-                    action_id=RELEVANT,
-                    value=feedback_value(digest.subscription_id, item.paper_id, True, settings),
-                    style="primary",
-                ),
-                ButtonElement(
-                    text=PlainTextObject(text="Not relevant", emoji=True),
-                    action_id=NOT_RELEVANT,
-                    value=feedback_value(digest.subscription_id, item.paper_id, False, settings),
-                ),
+        {
+            "type": "actions",
+            "block_id": f"feedback-{item.paper_id}",
+            "elements": [
+                {
+                    "type": "button",
+                    "text": _plain("Relevant"),
+                    "action_id": RELEVANT,
+                    "value": relevant,
+                    "style": "primary",
+                },
+                {
+                    "type": "button",
+                    "text": _plain("Not relevant"),
+                    "action_id": NOT_RELEVANT,
+                    "value": not_relevant,
+                },
             ],
-        )
+        }
     )
     return blocks
 
@@ -182,7 +192,7 @@ def _join(groups: Iterable[list[Block]]) -> list[Block]:
     blocks: list[Block] = []
     for group in groups:
         if blocks:
-            blocks.append(DividerBlock())
+            blocks.append(DIVIDER)
         blocks.extend(group)
     return blocks
 
@@ -207,23 +217,18 @@ def digest_messages(digest: Digest, settings: Settings) -> list[SlackMessage]:
     ctx = digest_context(digest)
     subject = ctx["subject"]
     header_text = subject if len(subject) <= MAX_HEADER else subject[: MAX_HEADER - 1].rstrip() + ELLIPSIS
-    head: list[Block] = [HeaderBlock(block_id="digest-header", text=PlainTextObject(text=header_text))]
+    head: list[Block] = [{"type": "header", "block_id": "digest-header", "text": _plain(header_text)}]
     if header_text != subject:  # the whole subject stays readable just below a shortened header
-        head.append(ContextBlock(block_id="digest-subject", elements=[_mrkdwn(clip(subject, MAX_TEXT))]))
-    footer = ContextBlock(
-        block_id="digest-footer",
-        elements=[
-            _mrkdwn(
-                "Rate each paper with its buttons to tune this channel's digest · "
-                f"`/paperboy list` shows this channel's subscriptions · "
-                f"`/paperboy unsubscribe {digest.subscription_id}` stops this one"
-            )
-        ],
+        head.append(_context("digest-subject", clip(subject, MAX_TEXT)))
+    footer = _context(
+        "digest-footer",
+        "Rate each paper with its buttons to tune this channel's digest · "
+        "`/paperboy list` shows this channel's subscriptions · "
+        f"`/paperboy unsubscribe {digest.subscription_id}` stops this one",
     )
     groups = [paper_blocks(entry, digest, settings) for entry in ctx["items"]]
     if not groups:
-        body = SectionBlock(block_id="digest-empty", text=_mrkdwn("No new papers matched this time."))
-        groups = [[body]]
+        groups = [[_section("digest-empty", "No new papers matched this time.")]]
     # Room for papers: the head in the first message, a "part n of m" line in the others, the footer
     # in the last (reserved everywhere, since which message is last is known only after packing).
     parts = _pack(groups, MAX_BLOCKS - len(head) - 1, MAX_BLOCKS - 2)
@@ -231,14 +236,14 @@ def digest_messages(digest: Digest, settings: Settings) -> list[SlackMessage]:
     messages: list[SlackMessage] = []
     first_rank = 1
     for index, part in enumerate(parts):
-        papers = [g for g in part if g and g[0].block_id and g[0].block_id.startswith("paper-")]
+        papers = [g for g in part if str(g[0].get("block_id", "")).startswith("paper-")]
         ranks = f"{first_rank}–{first_rank + len(papers) - 1}" if papers else ""
         blocks: list[Block] = []
         if index == 0:
             blocks.extend(head)
         else:
             label = f"{escape(subject)} · part {index + 1} of {len(parts)}, papers {ranks} of {len(items)}"
-            blocks.append(ContextBlock(block_id=f"digest-part-{index + 1}", elements=[_mrkdwn(label)]))
+            blocks.append(_context(f"digest-part-{index + 1}", label))
         blocks.extend(_join(part))
         if index == len(parts) - 1:
             blocks.append(footer)
@@ -248,6 +253,30 @@ def digest_messages(digest: Digest, settings: Settings) -> list[SlackMessage]:
         ]
         intro = subject if index == 0 else f"{subject} (part {index + 1} of {len(parts)})"
         text = _fallback([escape(intro), *lines])
-        messages.append(SlackMessage(text=text, blocks=[block.to_dict() for block in blocks]))
+        message = SlackMessage(text=text, blocks=blocks)
+        check_limits(message)
+        messages.append(message)
         first_rank += len(papers)
     return messages
+
+
+def check_limits(message: SlackMessage) -> None:
+    """ValueError naming the block when a message breaks a Slack limit (a bug here, never data)."""
+    problems: list[str] = []
+    if not 1 <= len(message.blocks) <= MAX_BLOCKS:
+        problems.append(f"{len(message.blocks)} blocks (1-{MAX_BLOCKS} allowed)")
+    if not message.text or len(message.text) > MAX_FALLBACK:
+        problems.append(f"fallback text of {len(message.text)} characters")
+    for n, block in enumerate(message.blocks):
+        texts = [block.get("text"), *(block.get("elements") or [])]
+        for text in texts:
+            if isinstance(text, dict) and text.get("type") == "button":
+                if len(text["value"]) > 2000 or len(text["text"]["text"]) > 75:
+                    problems.append(f"block {n}: button too long")
+                continue
+            if isinstance(text, dict):
+                limit = MAX_HEADER if block["type"] == "header" else MAX_TEXT
+                if not 0 < len(text["text"]) <= limit:
+                    problems.append(f"block {n} ({block['type']}): text of {len(text['text'])} characters")
+    if problems:
+        raise ValueError("Slack message breaks Slack's limits: " + "; ".join(problems))

@@ -201,6 +201,21 @@ def _handler(state: FakeSlack) -> type[BaseHTTPRequestHandler]:
                 self._json(answer.status, {"ok": False, "error": code}, headers)
             return True
 
+        def do_GET(self) -> None:
+            if self.path == "/_stats":  # for a benchmark running the server in another process
+                with state._lock:
+                    kinds = [p.kind for p in state.posted]
+                    stats = {
+                        "requests": state.requests,
+                        "posted": len(kinds),
+                        "threads": sum(1 for p in state.posted if p.thread_ts),
+                        "rate_violations": state.rate_violations,
+                        "channels": len({p.channel for p in state.posted}),
+                    }
+                self._json(200, stats)
+            else:
+                self._json(404, {"ok": False, "error": "unknown_method"})
+
         def do_POST(self) -> None:
             if self.path.startswith("/services/"):
                 self._webhook()
@@ -265,3 +280,19 @@ def _invalid(payload: dict[str, Any]) -> str | None:
     if len(str(payload.get("text") or "")) > 40_000:
         return "msg_too_long"
     return None
+
+
+def main() -> None:
+    """Serve until standard input closes: `python -m tests.slack.fake_slack [rate_interval] [tolerance]`."""
+    import sys
+
+    interval = float(sys.argv[1]) if len(sys.argv) > 1 else 0.0
+    tolerance = float(sys.argv[2]) if len(sys.argv) > 2 else 0.02
+    server = FakeSlack(rate_interval=interval, rate_tolerance=tolerance).start()
+    print(server.base, flush=True)
+    sys.stdin.read()
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()

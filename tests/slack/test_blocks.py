@@ -11,6 +11,8 @@ from service.channels.slack_blocks import (
     MAX_TEXT,
     NOT_RELEVANT,
     RELEVANT,
+    SlackMessage,
+    check_limits,
     clip,
     digest_messages,
     escape,
@@ -161,3 +163,19 @@ def test_escaping_helpers() -> None:
     assert len(clip("x" * 5000, MAX_TEXT)) == MAX_TEXT
     assert link("https://a.example/?q=1&r=2", "t") == "<https://a.example/?q=1&amp;r=2|t>"
     assert excerpt([Segment("abc "), Segment("defgh", hit=True)], limit=8) == "abc *d*…"
+
+
+def test_check_limits_refuses_what_slack_would() -> None:
+    section = {"type": "section", "block_id": "s", "text": {"type": "mrkdwn", "text": "x"}}
+    header = {"type": "header", "block_id": "h", "text": {"type": "plain_text", "text": "h" * 151}}
+    long_text = {"type": "section", "block_id": "t", "text": {"type": "mrkdwn", "text": "x" * 3001}}
+    check_limits(SlackMessage("fallback", [section] * 50))
+    for message in (
+        SlackMessage("fallback", [section] * 51),
+        SlackMessage("fallback", [header]),
+        SlackMessage("fallback", [long_text]),
+        SlackMessage("", [section]),
+        SlackMessage("x" * 3001, [section]),
+    ):
+        with pytest.raises(ValueError, match="limits"):
+            check_limits(message)
