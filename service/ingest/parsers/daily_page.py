@@ -24,8 +24,9 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from service.ingest.normalize import finish_record, looks_like_title
-from service.ingest.parsers.text_units import Lookahead, clean_lines, excerpt
+from service.ingest.normalize import checked_text, finish_record, looks_like_title
+from service.ingest.parsers.text_units import excerpt
+from service.ingest.reading import MAX_LINE, numbered_lines
 from service.ingest.records import PaperRecord, ParseIssue, ParseItem
 
 _MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
@@ -51,20 +52,26 @@ class Block:
 
 
 def _blocks(pieces: Iterable[str]) -> Iterator[Block | ParseIssue]:
+    """Blank-line separated blocks of cleaned lines; unreadable lines become issues."""
     current: Block | None = None
-    for item in clean_lines(pieces):
-        if isinstance(item, ParseIssue):
-            yield item
+    for number, raw in numbered_lines(pieces):
+        if raw is None:
+            yield ParseIssue(
+                number, f"line longer than {MAX_LINE // 1024} KiB is not part of a paper; skipped"
+            )
             continue
-        number, text = item
-        if text:
-            if current is None:
-                current = Block(number, [text])
-            else:
-                current.lines.append(text)
-        elif current is not None:
-            yield current
-            current = None
+        if not raw or raw.isspace():
+            if current is not None:
+                yield current
+                current = None
+            continue
+        text, reason = checked_text(raw)
+        if text is None:
+            yield ParseIssue(number, f"{reason}; line skipped")
+        elif current is None:
+            current = Block(number, [text])
+        else:
+            current.lines.append(text)
     if current is not None:
         yield current
 
@@ -123,53 +130,60 @@ def _apply_metadata(record: PaperRecord, block: Block, page_date: dt.date) -> It
             yield ParseIssue(number, f"unrecognised metadata line {excerpt(text)}; ignored", skipped=False)
 
 
-def _page_date(blocks: Lookahead[Block], today: dt.date) -> Iterator[ParseIssue | dt.date]:
-    """Consume the page header; yields issues, then the page date (today if the page has none)."""
-    while (block := blocks.peek()) is not None:
-        first = block.lines[0]
-        date = parse_date(first, today) if len(block.lines) == 1 else None
-        if date is None and not (first in _HEADER or first.startswith(("Get trending papers", "byAK"))):
-            break
-        item = blocks.next()
-        while isinstance(item, ParseIssue):  # issues found before the block we peeked at
-            yield item
-            item = blocks.next()
-        if date is not None:
-            yield date[0]
-            return
-    message = f"no page date in the header; dates without a year are read against {today}"
-    yield ParseIssue(None, message, skipped=False)
-    yield today
+def _is_header(block: Block) -> bool:
+    first = block.lines[0]
+    return first in _HEADER or first.startswith(("Get trending papers", "byAK"))
 
 
 def parse_daily_page(pieces: Iterable[str], today: dt.date | None = None) -> Iterator[ParseItem]:
     """Paper records and issues from a daily-papers page (today: the ingest date, default UTC now)."""
     today = today or dt.datetime.now(dt.UTC).date()
-    blocks: Lookahead[Block] = Lookahead(_blocks(pieces))
     page_date = today
-    for item in _page_date(blocks, today):
-        if isinstance(item, ParseIssue):
-            yield item
-        else:
-            page_date = item
-    title: Block | None = None
-    paper: PaperRecord | None = None  # title and abstract seen; metadata may follow
-    while (block := blocks.next()) is not None:
+    in_header = True
+    title: Block | None = None  # waiting for its abstract
+    maybe: Block | None = None  # title-like block after `title`: terse abstract or the next title?
+    paper: PaperRecord | None = None  # title and abstract seen; a metadata block may follow
+
+    def skip_title(block: Block, why: str) -> ParseIssue:
+        return ParseIssue(block.line, f"{why}, skipped: {excerpt(block.text)}")
+
+    for block in _blocks(pieces):
         if isinstance(block, ParseIssue):
             yield block
-            if title is not None:  # unreadable data between a title and its abstract: trust neither
-                yield ParseIssue(
-                    title.line, f"title followed by unreadable data, skipped: {excerpt(title.text)}"
-                )
-                title = None
+            if paper is not None:
+                yield finish_record(paper)
+            elif maybe is not None and title is not None:
+                yield finish_record(PaperRecord(title=title.text, abstract=maybe.text, line=title.line))
+            elif title is not None:  # unreadable data between a title and its abstract: trust neither
+                yield skip_title(title, "title followed by unreadable data")
+            title = maybe = paper = None
             continue
+        if in_header:
+            if len(block.lines) == 1 and (date := parse_date(block.lines[0], today)) is not None:
+                page_date, in_header = date[0], False
+                continue
+            if _is_header(block):
+                continue
+            in_header = False
+            message = f"no page date in the header; dates without a year are read against {today}"
+            yield ParseIssue(None, message, skipped=False)
+        if maybe is not None and title is not None:
+            text = block.text
+            if block.is_metadata or looks_like_title(text):  # `maybe` was the terse abstract
+                paper = PaperRecord(title=title.text, abstract=maybe.text, line=title.line)
+                title = maybe = None
+            else:  # `maybe` was the next title, and this is its abstract
+                yield skip_title(title, "title with no abstract")
+                paper = PaperRecord(title=maybe.text, abstract=text, line=maybe.line)
+                title = maybe = None
+                continue
         if block.is_metadata:
             if paper is not None:
                 yield from _apply_metadata(paper, block, page_date)
                 yield finish_record(paper)
                 paper = None
             elif title is not None:
-                yield ParseIssue(title.line, f"title with no abstract, skipped: {excerpt(title.text)}")
+                yield skip_title(title, "title with no abstract")
                 title = None
             else:
                 yield ParseIssue(block.line, "metadata block with no paper before it; skipped")
@@ -178,28 +192,24 @@ def parse_daily_page(pieces: Iterable[str], today: dt.date | None = None) -> Ite
             yield finish_record(paper)
             paper = None
         text = block.text
+        is_title = looks_like_title(text)
         if title is None:
-            if looks_like_title(text):
+            if is_title:
                 title = block
             else:
                 yield ParseIssue(block.line, f"abstract with no title, skipped: {excerpt(text)}")
-            continue
-        if " " not in text:  # a single word is no abstract
-            yield ParseIssue(title.line, f"title with no abstract, skipped: {excerpt(title.text)}")
-            title = block if looks_like_title(text) else None
-            continue
-        if looks_like_title(text):
-            # A terse abstract, or a title whose abstract is missing? The next block tells.
-            following = blocks.peek()
-            if following is not None and not following.is_metadata and not looks_like_title(following.text):
-                yield ParseIssue(title.line, f"title with no abstract, skipped: {excerpt(title.text)}")
-                title = block
-                continue
-        paper = PaperRecord(title=title.text, abstract=text, line=title.line)
+        elif " " not in text:  # a single word is no abstract
+            yield skip_title(title, "title with no abstract")
+            title = block if is_title else None
+        elif is_title:
+            maybe = block
+        else:
+            paper = PaperRecord(title=title.text, abstract=text, line=title.line)
+            title = None
+    if maybe is not None and title is not None:
+        paper = PaperRecord(title=title.text, abstract=maybe.text, line=title.line)
         title = None
     if paper is not None:
         yield finish_record(paper)
     if title is not None:
-        yield ParseIssue(
-            title.line, f"file ends after a title with no abstract (truncated?): {excerpt(title.text)}"
-        )
+        yield skip_title(title, "file ends after a title with no abstract (truncated?)")
