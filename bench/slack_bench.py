@@ -35,8 +35,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from service.channels.slack import ChannelPacer, SlackChannel  # noqa: E402
+from service.channels.slack import SlackChannel  # noqa: E402
 from service.channels.slack_blocks import digest_messages  # noqa: E402
+from service.channels.slack_pacing import ChannelPacer  # noqa: E402
 from service.config import Settings  # noqa: E402
 from service.models import Subscription  # noqa: E402
 from tests.slack.fake_slack import BOT_TOKEN  # noqa: E402

@@ -4,13 +4,14 @@ A subscription's `secret` holds, sealed (service.secrets), either a bot token (x
 chat.postMessage to the channel id in `address`, or an incoming-webhook URL; with no secret the
 workspace bot token SLACK_BOT_TOKEN is used. A long digest is a parent message plus thread replies.
 
-Errors, classified once here (DESIGN convention 2): a 429 is waited out for its Retry-After (up to
-SLACK_MAX_WAIT_S) and tried again; 5xx answers and connection errors are tried again a few times,
-then left to the delivery core's retry; channel_not_found, not_in_channel, invalid_auth,
-account_inactive, token_revoked and their kin are permanent: the delivery core then marks the
-subscription as needing attention. Each channel gets at most one message per
-SLACK_RATE_PER_CHANNEL_S seconds, across threads. Tokens and webhook URLs never reach a log line or
-an error message: slack_sdk gets a logger that stays silent, since it would log webhook URLs.
+Errors are classified in service.channels.slack_errors (DESIGN convention 2): a 429 is waited
+out for its Retry-After (up to SLACK_MAX_WAIT_S) and tried again; 5xx answers and connection errors
+are tried again a few times, then left to the delivery core's retry; channel_not_found,
+not_in_channel, invalid_auth, account_inactive, token_revoked and their kin are permanent: the
+delivery core then marks the subscription as needing attention. Each channel gets at most one
+message per SLACK_RATE_PER_CHANNEL_S seconds, across threads (service.channels.slack_pacing).
+Tokens and webhook URLs never reach a log line or an error message: slack_sdk gets a logger that
+stays silent, since it would log webhook URLs.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from sqlalchemy.orm import Session
 
 from service.channels.base import DeliveryError
 from service.channels.slack_blocks import SlackMessage, digest_messages
+from service.channels.slack_errors import Failure, classify, error_code
+from service.channels.slack_pacing import ChannelPacer, shared_pacer
 from service.config import Settings
 from service.digest.model import Digest
 from service.models import Subscription
@@ -42,37 +45,6 @@ from service.secrets import MASK, Secret, SecretError, unseal
 log = logging.getLogger("paperboy.slack")
 # Not registered with logging's manager, so no configuration can turn it on.
 QUIET_SDK_LOG = logging.Logger("paperboy.slack.sdk", level=logging.CRITICAL + 1)
-
-# Answers that sending again cannot fix, with what a person should do about them.
-PERMANENT: dict[str, str] = {
-    "channel_not_found": "the channel does not exist or the app cannot see it",
-    "not_in_channel": "invite the paperboy app to the channel",
-    "invalid_auth": "the token is not valid",
-    "account_inactive": "the token belongs to a deactivated user or app",
-    "token_revoked": "the token was revoked: reinstall the app",
-    "token_expired": "the token expired: reinstall the app",
-    "not_authed": "no token was sent",
-    "missing_scope": "the app needs the chat:write scope",
-    "is_archived": "the channel is archived",
-    "channel_is_archived": "the channel is archived",
-    "restricted_action": "the workspace does not allow the app to post here",
-    "team_access_not_granted": "the token has no access to this workspace",
-    "ekm_access_denied": "the workspace's keys deny access",
-    "no_permission": "the app may not post here",
-    "team_disabled": "the workspace is disabled",
-    "no_service": "the incoming webhook was removed or disabled",
-    "no_service_id": "the incoming webhook URL is not valid",
-    "no_team": "the incoming webhook URL is not valid",
-    "invalid_token": "the incoming webhook URL is not valid",
-    "action_prohibited": "the workspace does not allow this webhook to post",
-    "posting_to_general_channel_denied": "only admins may post to this channel",
-    "invalid_blocks": "Slack refused the message's blocks (a paperboy bug)",
-    "invalid_blocks_format": "Slack refused the message's blocks (a paperboy bug)",
-    "msg_too_long": "the message is too long (a paperboy bug)",
-    "invalid_payload": "Slack refused the message (a paperboy bug)",
-    "invalid_arguments": "Slack refused the message (a paperboy bug)",
-}
-RATE_LIMITED = frozenset({"ratelimited", "rate_limited"})
 
 
 @dataclass(frozen=True)
@@ -110,66 +82,6 @@ def target_for(subscription: Subscription, settings: Settings) -> SlackTarget:
     if not subscription.address.strip():
         raise DeliveryError(f"Slack subscription {subscription.id}: no channel id", permanent=True)
     return SlackTarget("bot", credential, subscription.address.strip())
-
-
-class ChannelPacer:
-    """At most one message per `interval` seconds to each channel, shared by threads."""
-
-    def __init__(
-        self,
-        interval: float,
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.interval = max(interval, 0.0)
-        self._sleep = sleep
-        self._monotonic = monotonic
-        self._next: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def wait(self, key: str) -> None:
-        """Block until `key` may receive a message, and book its slot."""
-        with self._lock:
-            now = self._monotonic()
-            start = max(now, self._next.get(key, 0.0))
-            if self.interval or key in self._next:
-                self._next[key] = start + self.interval
-            if len(self._next) > 10_000:  # forget channels whose slot has long passed
-                self._next = {k: t for k, t in self._next.items() if t > now}
-        if start > now:
-            self._sleep(start - now)
-
-    def done(self, key: str) -> None:
-        """`key`'s message was just answered: the next leaves one interval after this, not after the
-        send began, so a send slow to reach Slack cannot bring two messages closer than the limit."""
-        if self.interval:
-            with self._lock:
-                self._next[key] = max(self._next.get(key, 0.0), self._monotonic() + self.interval)
-
-    def hold(self, key: str, seconds: float) -> None:
-        """Slack said wait (Retry-After): no message to `key` before `seconds` from now."""
-        with self._lock:
-            until = self._monotonic() + seconds
-            self._next[key] = max(self._next.get(key, 0.0), until)
-
-
-_PACERS: dict[float, ChannelPacer] = {}
-_PACERS_LOCK = threading.Lock()
-
-
-def shared_pacer(interval: float) -> ChannelPacer:
-    """The process-wide pacer: every SlackChannel of the process respects the same per-channel slots."""
-    with _PACERS_LOCK:
-        if interval not in _PACERS:
-            _PACERS[interval] = ChannelPacer(interval)
-        return _PACERS[interval]
-
-
-@dataclass(frozen=True)
-class _Failure:
-    error: DeliveryError
-    wait: float | None  # seconds to wait before trying again in-process; None: give up now
 
 
 class SlackChannel:
@@ -262,19 +174,22 @@ class SlackChannel:
                 return post()
             except SlackApiError as exc:
                 failure = classify(
-                    exc.response.status_code, _error_code(exc.response.data), exc.response.headers, target
+                    exc.response.status_code,
+                    error_code(exc.response.data),
+                    exc.response.headers,
+                    _where(target),
                 )
             except _WebhookFailed as exc:
-                failure = classify(exc.status, exc.body.strip(), exc.headers, target)
+                failure = classify(exc.status, exc.body.strip(), exc.headers, _where(target))
             except (URLError, OSError, http.client.HTTPException) as exc:
                 # Connection refused or reset, timeouts, a half-read answer: the network, not the request.
                 reason = _redact(str(getattr(exc, "reason", exc)), target)
-                failure = _Failure(
+                failure = Failure(
                     DeliveryError(f"Slack unreachable: {type(exc).__name__}: {reason}", permanent=False), 1.0
                 )
             except ValueError as exc:  # urllib refusing the URL itself: a malformed webhook or API URL
                 message = f"Slack URL for {_where(target)} is not valid: {_redact(str(exc), target)}"
-                failure = _Failure(DeliveryError(message, permanent=True), None)
+                failure = Failure(DeliveryError(message, permanent=True), None)
             finally:
                 self.pacer.done(target.pace_key)
             error = failure.error
@@ -292,27 +207,6 @@ class SlackChannel:
         # delivery is recorded as sent, with the missing parts written into its message id and the log.
         log.warning("slack digest %s: part %d of %d could not be posted: %s", ts, number, total, exc)
         return f"{ts} partial: parts {number}-{total} of {total} not posted ({exc})"[:300]
-
-
-def classify(status: int, code: str, headers: Any, target: SlackTarget) -> _Failure:
-    """What an error answer from Slack means for sending again."""
-    where = _where(target)
-    if status == 429 or code in RATE_LIMITED:
-        wait = _retry_after(headers)
-        return _Failure(
-            DeliveryError(
-                f"Slack rate limit on {where}: retry after {wait:g}s", permanent=False, retry_after=wait
-            ),
-            wait,
-        )
-    if code in PERMANENT:
-        return _Failure(DeliveryError(f"Slack {code} on {where}: {PERMANENT[code]}", permanent=True), None)
-    if status >= 500 or not code:
-        return _Failure(DeliveryError(f"Slack answered HTTP {status} on {where}", permanent=False), 1.0)
-    if 400 <= status < 500:  # a webhook's other refusals: sending the same again will not help
-        return _Failure(DeliveryError(f"Slack {code[:100]} (HTTP {status}) on {where}", permanent=True), None)
-    # An error code paperboy does not know (HTTP 200, ok=false): let the delivery core try later.
-    return _Failure(DeliveryError(f"Slack {code[:100]} on {where}", permanent=False), None)
 
 
 class _WebhookFailed(Exception):
@@ -341,23 +235,6 @@ def _payload(channel: str, message: SlackMessage) -> dict[str, Any]:
 
 def _api_base(url: str) -> str:
     return url if url.endswith("/") else url + "/"
-
-
-def _error_code(data: Any) -> str:
-    if isinstance(data, dict):
-        return str(data.get("error") or "")
-    return ""
-
-
-def _retry_after(headers: Any) -> float:
-    value = None
-    for key, raw in dict(headers or {}).items():
-        if str(key).lower() == "retry-after":
-            value = raw[0] if isinstance(raw, list) and raw else raw
-    try:
-        return max(float(value), 0.0) if value is not None else 1.0
-    except (TypeError, ValueError):
-        return 1.0
 
 
 def _redact(text: str, target: SlackTarget) -> str:

@@ -8,7 +8,9 @@ import socket
 import pytest
 
 from service.channels.base import DeliveryError
-from service.channels.slack import PERMANENT, ChannelPacer, SlackChannel
+from service.channels.slack import SlackChannel
+from service.channels.slack_errors import PERMANENT
+from service.channels.slack_pacing import ChannelPacer
 from service.config import Settings
 from service.models import Subscription
 from service.secrets import seal
