@@ -24,42 +24,52 @@ ATOM = "{http://www.w3.org/2005/Atom}"
 ARXIV = "{http://arxiv.org/schemas/atom}"
 
 
-def _text(entry: ET.Element, tag: str) -> str | None:
-    node = entry.find(tag)
-    return node.text if node is not None and node.text else None
+_ID, _TITLE, _SUMMARY, _PUBLISHED = f"{ATOM}id", f"{ATOM}title", f"{ATOM}summary", f"{ATOM}published"
+_AUTHOR, _NAME, _AFFILIATION, _COMMENT = (
+    f"{ATOM}author",
+    f"{ATOM}name",
+    f"{ARXIV}affiliation",
+    f"{ARXIV}comment",
+)
 
 
 def record_from_entry(entry: ET.Element, line: int) -> tuple[PaperRecord, list[str]]:
     """A record from one <entry>; FieldProblem when its title or summary is unusable."""
-    entry_id = _text(entry, f"{ATOM}id") or ""
+    fields: dict[str, str] = {}
+    authors: list[str] = []
+    organization: str | None = None
+    for child in entry:  # one pass over the children, instead of a find() per field
+        tag = child.tag
+        if tag == _AUTHOR:
+            for part in child:
+                if part.tag == _NAME and part.text:
+                    authors.append(clean_text(part.text))
+                elif part.tag == _AFFILIATION and part.text and organization is None:
+                    organization = clean_text(part.text)[:300] or None
+        elif child.text and tag not in fields:
+            fields[tag] = child.text
+    entry_id = fields.get(_ID, "")
     if "/api/errors" in entry_id:
-        message = clean_text(_text(entry, f"{ATOM}summary") or "")
-        raise FieldProblem(f"the arXiv API reported an error: {message}")
-    title = text_field("title", _text(entry, f"{ATOM}title"), required=True)
-    abstract = text_field("summary", _text(entry, f"{ATOM}summary"), required=True)
+        raise FieldProblem(f"the arXiv API reported an error: {clean_text(fields.get(_SUMMARY, ''))}")
+    title = text_field("title", fields.get(_TITLE), required=True)
+    abstract = text_field("summary", fields.get(_SUMMARY), required=True)
     assert title is not None and abstract is not None
-    record = PaperRecord(title=title, abstract=abstract, line=line)
+    record = PaperRecord(title=title, abstract=abstract, line=line, organization=organization)
+    record.authors = [name for name in authors if name]
+    record.author_count = len(record.authors) or None
     dropped: list[str] = []
     record.arxiv_id = normalize_arxiv_id(entry_id) if entry_id else None
     if entry_id and record.arxiv_id is None:
         dropped.append(f"entry id {entry_id[:60]!r} is not an arXiv id")
     try:
-        record.published_on = date_field("published", _text(entry, f"{ATOM}published"))
+        record.published_on = date_field("published", fields.get(_PUBLISHED))
     except FieldProblem as problem:
         dropped.append(str(problem))
-    for author in entry.iterfind(f"{ATOM}author"):
-        name = clean_text(_text(author, f"{ATOM}name") or "")
-        if name:
-            record.authors.append(name)
-        affiliation = _text(author, f"{ARXIV}affiliation")
-        if affiliation and record.organization is None:
-            record.organization = clean_text(affiliation)[:300] or None
-    record.author_count = len(record.authors) or None
     if record.arxiv_id:
         record.url = arxiv_abs_url(record.arxiv_id)
-    comment = _text(entry, f"{ARXIV}comment") or ""
     # The abstract and the author's comment ("Code: https://github.com/...") both carry links.
-    record.links = extract_links(f"{abstract} {comment}")
+    comment = fields.get(_COMMENT)
+    record.links = extract_links(f"{abstract} {comment}" if comment else abstract)
     return finish_record(record), dropped
 
 

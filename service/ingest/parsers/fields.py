@@ -67,7 +67,13 @@ def names_field(name: str, value: Any) -> list[str]:
             if entry.get("hidden") is True:
                 continue
             entry = entry.get("name")
-        text = text_field(name, entry) if isinstance(entry, str) else None
+        if not isinstance(entry, str):
+            continue
+        if entry.isascii() and entry.isprintable() and "  " not in entry and entry.strip() == entry:
+            if entry:  # already clean: most names are
+                names.append(entry)
+            continue
+        text = text_field(name, entry)
         if text:
             names.append(text)
     return names
