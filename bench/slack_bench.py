@@ -97,15 +97,14 @@ def bench_render(count: int) -> dict[str, Any]:
 
 
 def post_all(
-    server: Server, channels: int, papers: int, workers: int, interval: float, paced: bool
+    server: Server, channels: int, papers: int, workers: int, interval: float, paced: bool, tag: str
 ) -> dict[str, Any]:
+    """One scenario; `tag` keeps its channels apart from the other scenarios' (the server remembers)."""
     settings = settings_for(server, interval)
     pacer = ChannelPacer(interval if paced else 0.0)
     channel = SlackChannel(settings, pacer=pacer)
-    jobs = [
-        (Subscription(id=n, channel="slack", address=f"C{n:08d}"), make_digest(papers, subscription_id=n))
-        for n in range(channels)
-    ]
+    subs = [Subscription(id=n, channel="slack", address=f"C{tag}{n:07d}") for n in range(channels)]
+    jobs = [(sub, make_digest(papers, subscription_id=sub.id)) for sub in subs]
     before = server.stats()
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -157,22 +156,22 @@ def main() -> None:
     print("render", results["render"], flush=True)
     server = Server(args.interval, args.tolerance)
     try:
-        fan_out = post_all(server, args.channels, 10, args.workers, args.interval, paced=True)
+        fan_out = post_all(server, args.channels, 10, args.workers, args.interval, paced=True, tag="F")
         results["fan_out"] = fan_out
         print("fan-out", fan_out, flush=True)
-        paced = post_all(server, args.paced_channels, 40, args.workers, args.interval, paced=True)
+        paced = post_all(server, args.paced_channels, 40, args.workers, args.interval, paced=True, tag="P")
         # The best any client can do: each channel's 4 messages need 3 intervals; `workers` channels
         # are in flight at once.
         rounds = -(-args.paced_channels // args.workers)
         paced["bound_messages_per_s"] = round(paced["messages_posted"] / (rounds * 3 * args.interval), 1)
         results["paced"] = paced
         print("paced", paced, flush=True)
-        wide = post_all(server, args.wide_channels, 40, args.wide_workers, args.interval, paced=True)
+        wide = post_all(server, args.wide_channels, 40, args.wide_workers, args.interval, paced=True, tag="W")
         rounds = -(-args.wide_channels // args.wide_workers)
         wide["bound_messages_per_s"] = round(wide["messages_posted"] / (rounds * 3 * args.interval), 1)
         results["paced_wide"] = wide
         print("paced, wide", wide, flush=True)
-        unpaced = post_all(server, args.paced_channels, 40, args.workers, args.interval, paced=False)
+        unpaced = post_all(server, args.paced_channels, 40, args.workers, args.interval, paced=False, tag="U")
         results["unpaced_429_retry"] = unpaced
         print("without pacer", unpaced, flush=True)
     finally:
