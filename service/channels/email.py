@@ -7,10 +7,15 @@ the email package (RFC 2047 for non-ASCII names and subjects), so paper text can
 
 from __future__ import annotations
 
+import binascii
 import datetime as dt
+import email
+import email.policy
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -43,7 +48,10 @@ class _HeaderClasses(HeaderRegistry):
         return self._built[key]
 
 
-POLICY = SMTP.clone(header_factory=_HeaderClasses())  # CRLF line ends, as SMTP wants
+# CRLF line ends, as SMTP wants. Headers fold at 998, not 78: a List-Unsubscribe URL with its signed
+# token is one long "word", which the 78 limit would turn into RFC 2047 encoded-words that no mail
+# client reads as a URL.
+POLICY = SMTP.clone(header_factory=_HeaderClasses(), max_line_length=998)
 
 
 def transport_for(settings: Settings) -> Transport:
@@ -76,6 +84,22 @@ def unsubscribe_mailto(unsubscribe_url: str, settings: Settings) -> str:
     return f"mailto:{settings.unsubscribe_mailto}?subject={quote('unsubscribe ' + token)}"
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """A message ready for the wire: envelope and bytes (CRLF line ends)."""
+
+    sender: str
+    recipient: str
+    message_id: str
+    data: bytes
+
+    def parsed(self) -> EmailMessage:
+        """The message as the standard library reads it back (previews, tests)."""
+        msg = email.message_from_bytes(self.data, policy=email.policy.default)
+        assert isinstance(msg, EmailMessage)
+        return msg
+
+
 def build_message(
     rendered: RenderedEmail,
     *,
@@ -84,26 +108,54 @@ def build_message(
     message_id: str,
     date: dt.datetime,
     headers: Mapping[str, str] | None = None,
-) -> EmailMessage:
-    """A multipart/alternative message (text first, HTML preferred) with single-line headers."""
+) -> Outgoing:
+    """A multipart/alternative message (text first, HTML preferred) with single-line headers.
+
+    The headers are built and folded by the email package (RFC 2047, no CR/LF accepted); the two
+    parts are quoted-printable encoded by binascii's C code and joined here. The stock generator
+    took three quarters of the time of a digest; "=_" in the boundary cannot occur in QP text.
+    """
     recipient = to.strip()
     if not recipient or any(ch in recipient for ch in "\r\n<>,;") or recipient.count("@") != 1:
         raise DeliveryError(f"{to!r} is not a deliverable email address", permanent=True)
-    msg = EmailMessage(policy=POLICY)
+    sender = sender_address(settings)
+    head = EmailMessage(policy=POLICY)
+    boundary = f"=_paperboy_{uuid.uuid4().hex}"
     try:
-        msg["From"] = sender_address(settings)
-        msg["To"] = recipient
-        msg["Subject"] = one_line(rendered.subject)
-        msg["Date"] = format_datetime(date.astimezone(dt.UTC))
-        msg["Message-ID"] = message_id
-        msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation auto-replies
+        head["From"] = sender
+        head["To"] = recipient
+        head["Subject"] = one_line(rendered.subject)
+        head["Date"] = format_datetime(date.astimezone(dt.UTC))
+        head["Message-ID"] = message_id
+        head["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation auto-replies
         for name, value in (headers or {}).items():
-            msg[one_line(name)] = one_line(value)
+            head[one_line(name)] = one_line(value)
+        head["MIME-Version"] = "1.0"
+        head["Content-Type"] = f'multipart/alternative; boundary="{boundary}"'
+        out = [POLICY.fold_binary(name, value) for name, value in head.items()]
     except (ValueError, TypeError) as exc:
         raise DeliveryError(f"cannot build a message for {to!r}: {exc}", permanent=True) from exc
-    msg.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
-    msg.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
-    return msg
+    delimiter = b"--" + boundary.encode("ascii")
+    out.append(b"\r\n")
+    for subtype, body in ((b"plain", rendered.text), (b"html", rendered.html)):
+        out += [
+            delimiter,
+            b"\r\nContent-Type: text/",
+            subtype,
+            _PART_HEADERS,
+            _quoted_printable(body),
+            b"\r\n",
+        ]
+    out += [delimiter, b"--\r\n"]
+    return Outgoing(sender.addr_spec, recipient, message_id, b"".join(out))
+
+
+_PART_HEADERS = b'; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
+
+
+def _quoted_printable(text: str) -> bytes:
+    encoded = binascii.b2a_qp(text.replace("\r\n", "\n").encode("utf-8"), istext=True)
+    return encoded.replace(b"\n", b"\r\n")
 
 
 class RateLimiter:
@@ -152,7 +204,7 @@ class EmailChannel:
         self._limiter = RateLimiter(settings.smtp_rate_per_s, sleep=sleep)
         self._lock = threading.Lock()  # one SMTP conversation at a time on the shared connection
 
-    def digest_message(self, subscription: Subscription, digest: Digest) -> EmailMessage:
+    def digest_message(self, subscription: Subscription, digest: Digest) -> Outgoing:
         """The message `send` would deliver for this digest (previews and tests use it too)."""
         rendered = render_digest_email(digest, recipient=subscription.address)
         headers = {
@@ -175,15 +227,12 @@ class EmailChannel:
     def send(self, subscription: Subscription, digest: Digest) -> str:
         return self.send_message(self.digest_message(subscription, digest))
 
-    def send_message(self, msg: EmailMessage) -> str:
+    def send_message(self, message: Outgoing) -> str:
         """Send a built message; returns its Message-ID. Raises DeliveryError."""
-        message_id = str(msg["Message-ID"])
-        recipient = str(msg["To"].addresses[0].addr_spec)
-        payload = msg.as_bytes()  # CRLF line ends: the SMTP policy
         self._limiter.wait()
         with self._lock:
-            self.transport.send(sender_address(self.settings).addr_spec, recipient, payload, message_id)
-        return message_id
+            self.transport.send(message.sender, message.recipient, message.data, message.message_id)
+        return message.message_id
 
     def close(self) -> None:
         with self._lock:
@@ -201,7 +250,7 @@ def send_email(
     """Send one transactional message (the double opt-in confirmation); returns its Message-ID."""
     channel = EmailChannel(settings, transport=transport)
     try:
-        msg = build_message(
+        message = build_message(
             rendered,
             to=to,
             settings=settings,
@@ -209,7 +258,7 @@ def send_email(
             date=dt.datetime.now(dt.UTC),
             headers=headers,
         )
-        return channel.send_message(msg)
+        return channel.send_message(message)
     finally:
         if transport is None:  # a caller's transport stays open for the caller to reuse
             channel.close()

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from service.channels.base import DeliveryError
 from service.channels.email import EmailChannel, send_email
 from service.config import Settings
-from service.digest.render import render_email
+from service.digest.render import render_digest_email, render_email
 from service.models import Subscription
 from tests.digest.test_render import digest as make_digest
 from tests.digest.test_render import golden_digest, item
@@ -67,6 +67,8 @@ def test_a_digest_arrives_as_multipart_alternative_with_list_headers(
     html = msg.get_body(("html",)).get_content()
     assert "https://paperboy.example/feedback/N2" in text and "https://paperboy.example/feedback/N2" in html
     assert "Speculative decoding &amp; friends: a &lt;survey&gt;" in html
+    rendered = render_digest_email(golden_digest(), recipient="reader@example.org")
+    assert (text.replace("\r\n", "\n"), html.replace("\r\n", "\n")) == (rendered.text, rendered.html)
     assert "Ünïcödé titles" in text and "Ünïcödé titles" in html
 
 
@@ -190,3 +192,23 @@ def test_date_header_is_the_send_time(smtp: SmtpServer) -> None:
     ch.send(subscription(), golden_digest())
     ch.close()
     assert parsedate_to_datetime(smtp.messages[0].message["Date"]) == at
+
+
+def test_long_signed_links_stay_literal_in_list_unsubscribe(smtp: SmtpServer, channel: EmailChannel) -> None:
+    token = "eyJzIjoxMjMsInN1YiI6NDU2LCJ4Ijp7fX0.ZzY3bw.Qm9ndXNTaWduYXR1cmVUaGF0SXNMb25nRW5vdWdoVG9Gb2xk" * 2
+    url = f"https://paperboy.example/unsubscribe/{token}"
+    d = golden_digest()
+    d = type(d)(
+        **{
+            **d.__dict__,
+            "links": type(d.links)(**{**d.links.__dict__, "unsubscribe": url, "unsubscribe_post": url}),
+        }
+    )
+    channel.send(subscription(), d)
+    raw = smtp.messages[0].data
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    assert f"List-Unsubscribe: <{url}>, <mailto:" in head  # one literal line, no =?utf-8?q? words
+    msg = smtp.messages[0].message
+    assert msg.defects == [] and all(part.defects == [] for part in msg.iter_parts())
+    assert msg.get_body(("plain",)).get_content().endswith(f"Unsubscribe: {url}\r\n")  # wire CRLF
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
