@@ -4,6 +4,7 @@ Every request carries `Authorization: Bearer <ADMIN_TOKEN>`; with no ADMIN_TOKEN
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 from collections.abc import Iterator
 from typing import Annotated, Any, TypeVar
@@ -164,6 +165,8 @@ def update_subscription(session: DB, subscription_id: Id, patch: SubscriptionPat
     changes = patch.model_dump(exclude_unset=True)
     if changes.pop("clear_needs_attention", False):
         subscription.needs_attention = None
+    if changes.get("send_time") is not None:
+        changes["send_time"] = dt.time.fromisoformat(changes["send_time"])
     for field, value in changes.items():
         if value is not None:
             setattr(subscription, field, value)

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Any, Generic, Literal, TypeVar
 from zoneinfo import available_timezones
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 T = TypeVar("T")
 
@@ -28,8 +28,22 @@ def _known_timezone(value: str) -> str:
 TimeZoneName = Annotated[
     str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+\-/]+$"), AfterValidator(_known_timezone)
 ]
-# Printable text only: PostgreSQL refuses NUL bytes, and control characters have no place here.
-PlainText = Annotated[str, Field(pattern=r"^[^\x00-\x1f\x7f]*$")]
+
+
+def _hh_mm(value: object) -> object:
+    return value.strftime("%H:%M") if isinstance(value, dt.time) else value
+
+
+# A local wall-clock time without an offset. Not JSON Schema's "time" format, which requires one.
+LocalTime = Annotated[
+    str,
+    BeforeValidator(_hh_mm),
+    Field(
+        pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description="local wall-clock time, HH:MM",
+        examples=["08:00"],
+    ),
+]
 
 
 class Error(BaseModel):
@@ -80,7 +94,7 @@ class SubscriptionOut(_Out):
     interests: list[Any]
     cadence: str
     weekday: int | None
-    send_time: dt.time
+    send_time: LocalTime
     timezone: str
     max_papers: int
     min_score: float
@@ -100,7 +114,7 @@ class SubscriptionPatch(BaseModel):
     status: SubscriptionStatus | None = None
     cadence: Cadence | None = None
     weekday: int | None = Field(None, ge=0, le=6, description="0 = Monday; used by the weekly cadence")
-    send_time: dt.time | None = None
+    send_time: LocalTime | None = None
     timezone: TimeZoneName | None = None
     max_papers: int | None = Field(None, ge=1, le=100)
     min_score: float | None = Field(None, ge=-1000, le=1000)

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from service.config import Settings, get_settings
 from service.db import get_engine, session_factory
 from service.digest.render import TEMPLATES_DIR, environment
-from service.web import admin, pages
+from service.web import admin, pages, views
 from service.web.security import SecurityHeadersMiddleware
 
 STATIC = TEMPLATES_DIR / "web" / "static"
@@ -24,7 +24,7 @@ STATIC = TEMPLATES_DIR / "web" / "static"
 def make_templates() -> Jinja2Templates:
     """The pages render through paperboy's one Jinja2 environment (autoescape, StrictUndefined)."""
     env = environment()
-    env.filters.setdefault("http_url", pages.http_url)
+    env.filters.setdefault("http_url", views.http_url)
     return Jinja2Templates(env=env)
 
 
@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         # The JSON API answers in JSON; people in a browser get a page.
         if request.url.path.startswith("/api/") or request.url.path.startswith("/slack/"):
             return await http_exception_handler(request, exc)
-        return pages.error_page(request, exc.status_code, str(exc.detail), headers=exc.headers)
+        return views.error_page(request, exc.status_code, str(exc.detail), headers=exc.headers)
 
     return app
 

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Iterator, Mapping
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from itsdangerous import SignatureExpired
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 from starlette.datastructures import FormData
 
-from service.config import Settings
 from service.links import (
     CONFIRM_PATH,
     FEEDBACK_PATH,
@@ -29,127 +25,13 @@ from service.profile import record_feedback
 from service.schedule import Schedule
 from service.subscription import SubscriptionError
 from service.subscription import unsubscribe as end_subscription
-from service.tokens import TokenClaims, TokenError, _serializer, read_token
 from service.web import forms, signup
+from service.web.access import LinkRejected, claims_of, issued_before, own_subscription, rejected
 from service.web.preferences import apply_preferences, preview_digest, shown_interests
-from service.web.security import CSRF_FIELD, check_subscribe_rate, csrf_token, csrf_valid, set_csrf_cookie
+from service.web.security import CSRF_FIELD, check_subscribe_rate, csrf_valid
+from service.web.views import DB, Form, error_page, render, settings_of
 
 router = APIRouter(include_in_schema=False)
-
-
-# --- plumbing ------------------------------------------------------------------------------------
-
-
-def web_session(request: Request) -> Iterator[Session]:
-    """A session for one request; handlers commit what they mean to keep."""
-    session: Session = request.app.state.sessions()
-    try:
-        yield session
-    finally:
-        session.close()
-
-
-async def form_data(request: Request) -> FormData:
-    # Parsed here (async) so the handlers can stay synchronous and run in the thread pool.
-    return await request.form(max_files=0, max_fields=400, max_part_size=64 * 1024)
-
-
-DB = Annotated[Session, Depends(web_session)]
-Form = Annotated[FormData, Depends(form_data)]
-
-
-def _settings(request: Request) -> Settings:
-    return request.app.state.settings
-
-
-def http_url(value: object) -> str | None:
-    """Only http(s) links reach an href (no javascript: or data: from paper metadata)."""
-    text = str(value or "").strip()
-    return text if urlsplit(text).scheme in {"http", "https"} else None
-
-
-def render(request: Request, name: str, context: Mapping[str, Any], status_code: int = 200) -> Response:
-    """A page from templates/web, with this browser's CSRF token and cookie."""
-    settings = _settings(request)
-    templates = request.app.state.templates
-    full = {"csrf_token": csrf_token(request, settings), **context}
-    response = templates.TemplateResponse(request, f"web/{name}", full, status_code=status_code)
-    set_csrf_cookie(request, response, settings)
-    return response
-
-
-def error_page(
-    request: Request, status_code: int, message: str, *, show_subscribe: bool = False, headers: Any = None
-) -> Response:
-    headings = {
-        400: "Something is wrong",
-        403: "Please try again",
-        404: "Not found",
-        410: "This link has expired",
-    }
-    heading = headings.get(status_code, "Too many attempts" if status_code == 429 else "Something went wrong")
-    response = render(
-        request,
-        "error.html.j2",
-        {"heading": heading, "message": message, "show_subscribe": show_subscribe},
-        status_code,
-    )
-    for key, value in (headers or {}).items():
-        response.headers[key] = value
-    return response
-
-
-class LinkRejected(Exception):
-    def __init__(self, status_code: int, message: str) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.message = message
-
-
-def _claims(request: Request, purpose: str, token: str) -> TokenClaims:
-    """The claims of a valid token; LinkRejected (404 forged, 410 expired) otherwise."""
-    settings = _settings(request)
-    try:
-        return read_token(purpose, token, settings=settings)
-    except TokenError as exc:
-        if isinstance(exc.__cause__, SignatureExpired):
-            raise LinkRejected(410, f"This {purpose} link has expired.") from exc
-        raise LinkRejected(404, f"This {purpose} link is not valid.") from exc
-
-
-def _issued_before(request: Request, purpose: str, token: str, created_at: dt.datetime) -> bool:
-    """True when the token predates the row it names: a row id reused after a deletion (SQLite can
-    reuse the highest id) must not let an old link reach the new owner's data."""
-    _, issued = _serializer(purpose, _settings(request)).loads(token, return_timestamp=True)
-    return issued.timestamp() < int(created_at.timestamp())
-
-
-def _own_subscription(request: Request, session: Session, purpose: str, token: str) -> Subscription:
-    """The subscription a manage or unsubscribe token names, only when it belongs to the token's
-    subscriber: a token for one subscriber never reaches another's data."""
-    claims = _claims(request, purpose, token)
-    subscription: Subscription | None = None
-    if claims.subscription_id is not None:
-        subscription = session.get(Subscription, claims.subscription_id)
-    elif claims.subscriber_id is not None:  # a manage link for the subscriber: their first email one
-        subscription = session.scalar(
-            select(Subscription)
-            .where(Subscription.subscriber_id == claims.subscriber_id, Subscription.channel == "email")
-            .order_by(Subscription.id)
-            .limit(1)
-        )
-    if (
-        subscription is None
-        or (claims.subscriber_id or None) != subscription.subscriber_id
-        or subscription.profile.subscriber_id != subscription.subscriber_id
-        or _issued_before(request, purpose, token, subscription.created_at)
-    ):
-        raise LinkRejected(404, f"This {purpose} link is not valid.")
-    return subscription
-
-
-def _rejected(request: Request, exc: LinkRejected, purpose: str) -> Response:
-    return error_page(request, exc.status_code, exc.message, show_subscribe=purpose in {"manage", "confirm"})
 
 
 # --- subscribe and confirm -----------------------------------------------------------------------
@@ -178,7 +60,7 @@ def subscribe_get() -> Response:
 @router.post("/subscribe", response_class=HTMLResponse)
 def subscribe(request: Request, session: DB, form: Form, background: BackgroundTasks) -> Response:
     """Double opt-in: the answer is the same whether or not the address is already known."""
-    settings = _settings(request)
+    settings = settings_of(request)
     if not csrf_valid(request, form.get(CSRF_FIELD), settings):  # type: ignore[arg-type]
         return error_page(request, 403, "This form has expired. Reload the page and submit it again.")
     data, errors = forms.parse_subscribe(form)
@@ -223,12 +105,12 @@ def _request_subscription(session: Session, data: forms.SubscribeInput) -> int:
 @router.get(CONFIRM_PATH)
 def confirm(request: Request, session: DB, token: str) -> Response:
     try:
-        claims = _claims(request, "confirm", token)
+        claims = claims_of(request, "confirm", token)
         subscriber = session.get(Subscriber, claims.subscriber_id or 0)
-        if subscriber is None or _issued_before(request, "confirm", token, subscriber.created_at):
+        if subscriber is None or issued_before(request, "confirm", token, subscriber.created_at):
             raise LinkRejected(404, "This confirm link is not valid.")
     except LinkRejected as exc:
-        return _rejected(request, exc, "confirm")
+        return rejected(request, exc, "confirm")
     signup.confirm(session, subscriber, now=utcnow())
     session.commit()
     first = session.scalar(
@@ -237,7 +119,7 @@ def confirm(request: Request, session: DB, token: str) -> Response:
         .order_by(Subscription.id)
         .limit(1)
     )
-    target = manage_url(subscriber.id, first, _settings(request))
+    target = manage_url(subscriber.id, first, settings_of(request))
     return RedirectResponse(urlsplit(target).path + "?confirmed=1", status_code=303)
 
 
@@ -245,7 +127,7 @@ def confirm(request: Request, session: DB, token: str) -> Response:
 
 
 def _load_for_manage(request: Request, session: Session, token: str) -> Subscription:
-    subscription = _own_subscription(request, session, "manage", token)
+    subscription = own_subscription(request, session, "manage", token)
     # Interests and feedback come with the profile in one round trip each.
     session.scalar(
         select(Profile)
@@ -269,7 +151,7 @@ def _manage_page(
 ) -> Response:
     state = "paused" if subscription.paused and subscription.status == "active" else subscription.status
     labels = {"active": "active", "paused": "paused", "pending": "waiting for confirmation"}
-    settings = _settings(request)
+    settings = settings_of(request)
     context = {
         "address": subscription.address,
         "state": state,
@@ -303,7 +185,7 @@ def manage(request: Request, session: DB, token: str) -> Response:
     try:
         subscription = _load_for_manage(request, session, token)
     except LinkRejected as exc:
-        return _rejected(request, exc, "manage")
+        return rejected(request, exc, "manage")
     notices = []
     if request.query_params.get("confirmed"):
         notices.append({"kind": "ok", "text": "Your subscription is confirmed. Welcome!"})
@@ -326,8 +208,8 @@ def save_preferences(request: Request, session: DB, form: Form, token: str) -> R
     try:
         subscription = _load_for_manage(request, session, token)
     except LinkRejected as exc:
-        return _rejected(request, exc, "manage")
-    if not csrf_valid(request, form.get(CSRF_FIELD), _settings(request)):  # type: ignore[arg-type]
+        return rejected(request, exc, "manage")
+    if not csrf_valid(request, form.get(CSRF_FIELD), settings_of(request)):  # type: ignore[arg-type]
         return error_page(request, 403, "This form has expired. Reload the page and save again.")
     data, errors = _parse_manage(session, form, subscription)
     if errors:
@@ -355,7 +237,7 @@ def preview(request: Request, session: DB, form: Form, token: str) -> Response:
         subscription = _load_for_manage(request, session, token)
     except LinkRejected as exc:
         return Response(exc.message, status_code=exc.status_code, media_type="text/plain")
-    if not csrf_valid(request, form.get(CSRF_FIELD), _settings(request)):  # type: ignore[arg-type]
+    if not csrf_valid(request, form.get(CSRF_FIELD), settings_of(request)):  # type: ignore[arg-type]
         return Response("This page has expired; reload it.", status_code=403, media_type="text/plain")
     data, errors = _parse_manage(session, form, subscription)
     try:
@@ -381,14 +263,14 @@ def preview(request: Request, session: DB, form: Form, token: str) -> Response:
 def unsubscribe_page(request: Request, session: DB, token: str) -> Response:
     """One button; the POST it sends is the same one a mail client sends for one-click unsubscribe."""
     try:
-        subscription = _own_subscription(request, session, "unsubscribe", token)
+        subscription = own_subscription(request, session, "unsubscribe", token)
     except LinkRejected as exc:
-        return _rejected(request, exc, "unsubscribe")
+        return rejected(request, exc, "unsubscribe")
     return _unsubscribe_page(request, token, subscription, done=subscription.status == "unsubscribed")
 
 
 def _unsubscribe_page(request: Request, token: str, subscription: Subscription, *, done: bool) -> Response:
-    manage = manage_url(subscription.subscriber_id or 0, subscription.id, _settings(request))
+    manage = manage_url(subscription.subscriber_id or 0, subscription.id, settings_of(request))
     context = {
         "done": done,
         "address": subscription.address,
@@ -402,9 +284,9 @@ def _unsubscribe_page(request: Request, token: str, subscription: Subscription, 
 def unsubscribe(request: Request, session: DB, token: str) -> Response:
     """RFC 8058 one-click: the signed token is the whole authority; no login, no CSRF, no second step."""
     try:
-        subscription = _own_subscription(request, session, "unsubscribe", token)
+        subscription = own_subscription(request, session, "unsubscribe", token)
     except LinkRejected as exc:
-        return _rejected(request, exc, "unsubscribe")
+        return rejected(request, exc, "unsubscribe")
     end_subscription(session, subscription.id, subscriber_id=subscription.subscriber_id)
     session.commit()
     return _unsubscribe_page(request, token, subscription, done=True)
@@ -413,7 +295,7 @@ def unsubscribe(request: Request, session: DB, token: str) -> Response:
 @router.get(FEEDBACK_PATH, response_class=HTMLResponse)
 def feedback(request: Request, session: DB, token: str) -> Response:
     try:
-        claims = _claims(request, "feedback", token)
+        claims = claims_of(request, "feedback", token)
         subscription = session.get(Subscription, claims.subscription_id or 0)
         paper_id, relevant = claims.extra.get("paper"), claims.extra.get("relevant")
         paper = session.get(Paper, paper_id) if isinstance(paper_id, int) else None
@@ -421,15 +303,15 @@ def feedback(request: Request, session: DB, token: str) -> Response:
             subscription is None
             or paper is None
             or not isinstance(relevant, bool)
-            or _issued_before(request, "feedback", token, subscription.created_at)
+            or issued_before(request, "feedback", token, subscription.created_at)
         ):
             raise LinkRejected(404, "This feedback link is not valid.")
     except LinkRejected as exc:
-        return _rejected(request, exc, "feedback")
+        return rejected(request, exc, "feedback")
     # The latest verdict wins, so clicking twice is harmless.
     record_feedback(session, subscription.profile, paper.id, relevant, channel="email")
     session.commit()
-    manage = manage_url(subscription.subscriber_id or 0, subscription.id, _settings(request))
+    manage = manage_url(subscription.subscriber_id or 0, subscription.id, settings_of(request))
     context = {
         "title": paper.title,
         "relevant": relevant,

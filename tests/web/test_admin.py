@@ -105,7 +105,7 @@ def test_subscriptions_are_managed_and_never_show_their_secret(
     assert (body["cadence"], body["weekday"], body["send_time"], body["paused"]) == (
         "weekly",
         6,
-        "18:15:00",
+        "18:15",
         True,
     )
     assert body["needs_attention"] is None
