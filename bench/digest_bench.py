@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import multiprocessing
 import os
 import platform
 import random
@@ -148,10 +149,26 @@ def rate(count: int, seconds: float) -> float:
     return round(count / seconds, 1) if seconds else float("inf")
 
 
+_SHARED: list[Digest] = []  # what forked render workers read
+
+
+def _render_slice(bounds: tuple[int, int]) -> int:
+    for digest in _SHARED[bounds[0] : bounds[1]]:
+        render_digest_email(digest, recipient="reader@example.org")
+    return bounds[1] - bounds[0]
+
+
 def bench_render(digests: list[Digest], settings: Settings) -> dict[str, Any]:
     start = time.perf_counter()
     sizes = [len(render_digest_email(d, recipient="reader@example.org").html) for d in digests]
     rendered = time.perf_counter() - start
+    cores = os.cpu_count() or 1
+    _SHARED[:] = digests
+    step = max(1, len(digests) // (cores * 8))
+    start = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(cores) as pool:
+        done = sum(pool.map(_render_slice, [(i, i + step) for i in range(0, len(digests), step)]))
+    parallel = time.perf_counter() - start
     channel = EmailChannel(settings)
     sub = Subscription(id=1, channel="email", address="reader@example.org")
     start = time.perf_counter()
@@ -161,6 +178,7 @@ def bench_render(digests: list[Digest], settings: Settings) -> dict[str, Any]:
         "digests": len(digests),
         "papers_per_digest": len(digests[0].items),
         "rendered_per_s": rate(len(digests), rendered),
+        f"rendered_per_s_{cores}_processes": rate(done, parallel),
         "messages_built_per_s": rate(len(digests), built),
         "mean_html_bytes": round(sum(sizes) / len(sizes)),
         "mean_message_bytes": round(sum(map(len, payloads)) / len(payloads)),
