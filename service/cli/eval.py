@@ -16,7 +16,9 @@ eval_app = typer.Typer(help="Measure matching quality on a labelled set.", no_ar
 def relevance_command(
     directory: Path = typer.Argument(..., help="A set: papers.jsonl and profiles.jsonl (see README)."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
-    lexical_only: bool = typer.Option(False, "--lexical-only", help="Do not use the [semantic] extra."),
+    lexical_only: bool = typer.Option(
+        False, "--lexical-only", help="Lexical path only, even when the semantic extra is installed."
+    ),
     cache: Path | None = typer.Option(
         None, help="Embedding cache file (default VAR_DIR/cache/eval-embeddings.npz)."
     ),

@@ -21,15 +21,22 @@ ALPHA = 0.8  # how much of a paper's score comes from its neighbours, the rest f
 ITERATIONS = 20
 FEEDBACK_DEPTH = 10  # the first ranking's top papers taken as relevant
 MIN_GUESSES = 3
+# Below this many papers a k-NN graph links nearly everything to everything: not used.
+MIN_POOL = 5 * NEIGHBOURS
 _BLOCK = 1024
 
 
-def standardize(values: np.ndarray) -> np.ndarray:
-    """Zero mean, unit spread: signals of different kinds can then be added."""
-    spread = values.std()
+def standardize(values: np.ndarray, over: np.ndarray | None = None) -> np.ndarray:
+    """Zero mean, unit spread (measured over the ``over`` rows): signals can then be added.
+
+    Measuring over the papers that may be recommended keeps a seed or a disliked paper,
+    an outlier by construction, from squashing everyone else's scores.
+    """
+    sample = values if over is None or not over.any() else values[over]
+    spread = sample.std()
     if not np.isfinite(spread) or spread < 1e-12:
         return np.zeros_like(values, dtype=float)
-    return (values - values.mean()) / spread
+    return (values - sample.mean()) / spread
 
 
 class NeighbourGraph:

@@ -78,7 +78,8 @@ def _matched_terms(compiled: CompiledInterest, context: MatchContext, row: int) 
         if isinstance(leaf, Phrase):
             if any(phrase_occurs(paper.field_terms(f), leaf) for f in fields):
                 found.update(leaf.terms)
-                if leaf.source and leaf.source not in phrases:
+                # A compound ("KV-cache") is one word to the reader: it shows among the terms.
+                if leaf.source and " " in leaf.source.strip() and leaf.source not in phrases:
                     phrases.append(leaf.source)
             continue
         assert isinstance(leaf, Term)

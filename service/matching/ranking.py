@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .dedup import suppress_duplicates
-from .diffusion import NeighbourGraph, standardize
+from .diffusion import MIN_POOL, NeighbourGraph, standardize
 from .documents import PaperDoc, analyze_paper
 from .explain import Explanation, explain
 from .interests import CompiledInterest, Interest, compile_interest, plain_text
@@ -148,33 +148,35 @@ def score_pool(
     if worded:
         lexical = sum((index.score(q.root)[:n] for q in worded), np.zeros(n))
         signals["keywords_lexical"] = lexical
-        combined = standardize(lexical)
+        combined = standardize(lexical, allowed)
         if context.semantic:
             text = ", ".join(plain_text(q) for q in worded)
             assert context.embeddings is not None
             semantic = context.embeddings[:n] @ context.embed_text(text) if text else np.zeros(n)
             signals["keywords_semantic"] = semantic
-            combined = standardize(semantic) + KEYWORD_LEXICAL_WEIGHT * combined
+            combined = standardize(semantic, allowed) + KEYWORD_LEXICAL_WEIGHT * combined
         parts.append((combined, 1.0))
     positive = context.rows(compiled.positive_seeds)
     negative = context.rows(interest.disliked)
     if positive or negative:
         lexical = context.tfidf[:n] @ _rocchio(context.tfidf, positive, negative)
         signals["seeds_lexical"] = lexical
-        combined = standardize(lexical)
+        combined = standardize(lexical, allowed)
         if context.centred is not None:
             semantic = context.centred[:n] @ _rocchio(context.centred, positive, negative)
             signals["seeds_semantic"] = semantic
-            combined = combined + standardize(semantic)
+            combined = combined + standardize(semantic, allowed)
         weight = 1.0 if positive else 0.5  # dislikes alone only nudge
         parts.append((combined, weight))
         if worded and positive:
             parts[0] = (parts[0][0], KEYWORDS_WITH_SEEDS_WEIGHT)
 
-    first = sum((w * standardize(p) for p, w in parts), np.zeros(n))
-    spread = context.graph.feedback(first, allowed, positive)[:n] if n > 1 else np.zeros(n)
-    signals["neighbours"] = spread
-    scores = standardize(standardize(first) + standardize(spread))
+    first = sum((w * standardize(p, allowed) for p, w in parts), np.zeros(n))
+    scores = standardize(first, allowed)
+    if n >= MIN_POOL:
+        spread = context.graph.feedback(first, allowed, positive)[:n]
+        signals["neighbours"] = spread
+        scores = standardize(scores + standardize(spread, allowed), allowed)
     return Ranking(scores, allowed, signals)
 
 
