@@ -121,10 +121,8 @@ def synthetic_papers(count: int, seed: int = 1) -> list[dict[str, Any]]:
 def write_dump(fmt: str, papers: list[dict[str, Any]], path: Path) -> None:
     with path.open("w", encoding="utf-8") as out:
         if fmt == "listing":
-            out.write(
-                "Get trending papers in your email inbox once a day!\nGet trending papers in your email inbox!\n"
-            )
-            out.write("Subscribe")
+            out.write("Get trending papers in your email inbox once a day!\n")
+            out.write("Get trending papers in your email inbox!\nSubscribe")
             for p in papers:
                 out.write(f"{p['title']}\n{p['abstract']}\n")
         elif fmt == "daily_page":
@@ -169,10 +167,11 @@ def write_dump(fmt: str, papers: list[dict[str, Any]], path: Path) -> None:
 # --- measurements ----------------------------------------------------------------------------------
 
 
-def timed(fn: Callable[[], int]) -> tuple[int, float]:
-    start = time.perf_counter()
+def timed(fn: Callable[[], int]) -> tuple[int, float, float]:
+    """(result, wall seconds, CPU seconds of this process) -- CPU time shows the rate on a busy host."""
+    start, cpu = time.perf_counter(), time.process_time()
     count = fn()
-    return count, time.perf_counter() - start
+    return count, time.perf_counter() - start, time.process_time() - cpu
 
 
 def parse_count(fmt: str, path: Path) -> int:
@@ -199,11 +198,11 @@ def store_rates(url: str, jsonl: Path, papers: int) -> dict[str, Any]:
             conn.execute(text("DELETE FROM ingest_runs"))
         from sqlalchemy.orm import Session
 
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         with Session(engine) as session, session.begin():
             store = PaperStore(session, "bench", utcnow())
             counts = store.add_all(records)
-        store_s = time.perf_counter() - start
+        store_s, store_cpu = time.perf_counter() - start, time.process_time() - cpu
         assert counts.new == papers, counts
 
         start = time.perf_counter()
@@ -222,6 +221,7 @@ def store_rates(url: str, jsonl: Path, papers: int) -> dict[str, Any]:
     return {
         "store_new_papers_per_s": round(papers / store_s),
         "store_new_seconds": round(store_s, 2),
+        "store_new_client_cpu_seconds": round(store_cpu, 2),
         "reingest_duplicates_papers_per_s": round(papers / again_s),
         "ingest_file_end_to_end_papers_per_s": round(papers / full_s),
     }
@@ -255,6 +255,7 @@ def main() -> None:
             "platform": platform.platform(),
         },
         "measured_at": utcnow().isoformat(timespec="seconds"),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "parse": {},
         "store": {},
     }
@@ -266,11 +267,12 @@ def main() -> None:
             path, small_path = folder / f"{fmt}.dump", folder / f"{fmt}.small.dump"
             write_dump(fmt, papers, path)
             write_dump(fmt, small, small_path)
-            count, seconds = timed(lambda fmt=fmt, path=path: parse_count(fmt, path))
+            count, seconds, cpu = timed(lambda fmt=fmt, path=path: parse_count(fmt, path))
             assert count == n, (fmt, count)
             results["parse"][fmt] = {
                 "file_mb": round(path.stat().st_size / 1e6, 1),
                 "papers_per_s": round(count / seconds),
+                "papers_per_cpu_s": round(count / cpu),
                 "mb_per_s": round(path.stat().st_size / 1e6 / seconds, 1),
                 "peak_mb_traced": round(parse_peak_bytes(fmt, path) / 1e6, 2),
                 "peak_mb_traced_at_10pct_size": round(parse_peak_bytes(fmt, small_path) / 1e6, 2),
@@ -287,6 +289,7 @@ def main() -> None:
             finally:
                 drop()
             print(f"store postgresql {results['store']['postgresql']}", flush=True)
+    results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

@@ -54,6 +54,7 @@ class Block:
 def _blocks(pieces: Iterable[str]) -> Iterator[Block | ParseIssue]:
     """Blank-line separated blocks of cleaned lines; unreadable lines become issues."""
     current: Block | None = None
+    short_lines: dict[str, tuple[str | None, str | None]] = {}
     for number, raw in numbered_lines(pieces):
         if raw is None:
             yield ParseIssue(
@@ -65,7 +66,16 @@ def _blocks(pieces: Iterable[str]) -> Iterator[Block | ParseIssue]:
                 yield current
                 current = None
             continue
-        text, reason = checked_text(raw)
+        if len(raw) <= 40:
+            # Metadata lines ("·", "  • 4 authors", "Mar 5") repeat all through a page: check each once.
+            checked = short_lines.get(raw)
+            if checked is None:
+                checked = checked_text(raw)
+                if len(short_lines) < 4096:
+                    short_lines[raw] = checked
+            text, reason = checked
+        else:
+            text, reason = checked_text(raw)
         if text is None:
             yield ParseIssue(number, f"{reason}; line skipped")
         elif current is None:
