@@ -22,8 +22,9 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, Select, Update, select, update
 
 from service.channels.base import Channel
 from service.clock import Clock
@@ -59,7 +60,11 @@ class DispatchReport:
         return bool(self.errors) or any(o.status in ("failed", "retry") for o in self.outcomes)
 
 
-def _active(stmt):  # type: ignore[no-untyped-def]
+_Stmt = TypeVar("_Stmt", Select[Any], Update)
+
+
+def _active(stmt: _Stmt) -> _Stmt:
+    """Only subscriptions that get digests: active and not paused."""
     return stmt.where(Subscription.status == "active", Subscription.paused.is_(False))
 
 

@@ -14,7 +14,7 @@ from service import dispatch
 from service.channels.base import DeliveryError
 from service.clock import ManualClock
 from service.config import Settings
-from service.dispatch import run_dispatch
+from service.dispatch import DispatchReport, run_dispatch
 from service.models import Subscription
 from tests.scheduler.helpers import (
     RecordingTransport,
@@ -38,7 +38,9 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
-def tick(engine: Engine, settings: Settings, clock: ManualClock, transport: RecordingTransport):  # type: ignore[no-untyped-def]
+def tick(
+    engine: Engine, settings: Settings, clock: ManualClock, transport: RecordingTransport
+) -> DispatchReport:
     return run_dispatch(
         engine, settings, clock, instance="test", channel=email_channel(settings, transport, clock)
     )
