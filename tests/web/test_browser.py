@@ -162,6 +162,11 @@ def test_subscribe_confirm_tune_and_leave_in_a_browser(site: tuple[str, SmtpServ
         expect(page.locator(".notice.ok")).to_contain_text("Your subscription is confirmed")
         expect(page.locator("select[name=timezone]")).to_have_value("Europe/Berlin")
         page.screenshot(path=ARTIFACTS / "3-preferences.png", full_page=True)
+        page.emulate_media(color_scheme="dark")  # the same page on a phone at night
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.screenshot(path=ARTIFACTS / "3b-preferences-phone-dark.png", full_page=True)
+        page.emulate_media(color_scheme="light")
+        page.set_viewport_size({"width": 1280, "height": 900})
 
         # 4. Tune an interest: the preview follows what is typed, before saving.
         preview = page.locator("#preview")

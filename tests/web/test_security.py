@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+from dataclasses import replace
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from service.config import Settings
+from service.digest.model import DigestItem, Segment
 from service.links import feedback_url, manage_url, unsubscribe_url
+from service.web.preferences import Preview
 from tests.web.helpers import ADMIN_TOKEN, SECRET, add_paper, make_subscription, subscribe_form
 
 
@@ -145,3 +150,34 @@ def test_the_rate_limit_table_keeps_no_address(client: TestClient, committed_eng
         buckets = list(session.scalars(select(RateLimitHit.bucket)))
     assert len(buckets) == 2
     assert not any("private" in b for b in buckets)
+
+
+def test_the_preview_escapes_paper_text_and_drops_unsafe_links(app: FastAPI) -> None:
+    """The preview fragment as the ranker's items fill it: text escaped, matches marked, http(s) only."""
+    item = DigestItem(
+        paper_id=1,
+        title='<img src=x onerror="alert(1)">Sparse attention',
+        url="javascript:alert(1)",
+        authors=["A. Author", "B. Author", "C. Author", "D. Author"],
+        author_count=4,
+        organization="Lab <b>X</b>",
+        published_on=dt.date(2026, 11, 20),
+        upvotes=12,
+        code_url=None,
+        score=3.5,
+        why="matched 'sparse attention'",
+        snippet=[Segment("We study "), Segment("sparse attention", hit=True), Segment(" <script>x</script>")],
+    )
+    safe = replace(item, paper_id=2, title="Linked paper", url="https://arxiv.org/abs/2401.01234")
+    template = app.state.templates.env.get_template("web/_preview.html.j2")
+    html = template.render(preview=Preview(items=[item, safe], paper_count=9))
+    finder = _InlineFinder()
+    finder.feed(html)
+    assert finder.problems == []
+    assert "&lt;img src=x" in html and "&lt;script&gt;" in html and "Lab &lt;b&gt;X&lt;/b&gt;" in html
+    assert "<mark>sparse attention</mark>" in html
+    assert "javascript:" not in html
+    assert 'href="https://arxiv.org/abs/2401.01234"' in html
+    assert "A. Author, B. Author, C. Author et al." in html
+    assert "Why: matched &#39;sparse attention&#39;" in html
+    assert "2 of 9 papers" in html
