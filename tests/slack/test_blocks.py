@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -179,3 +181,27 @@ def test_check_limits_refuses_what_slack_would() -> None:
     ):
         with pytest.raises(ValueError, match="limits"):
             check_limits(message)
+
+
+def test_the_rendered_digest_matches_the_golden_file(settings: Settings) -> None:
+    """tests/slack/golden/digest.json pins the messages; PAPERBOY_UPDATE_GOLDEN=1 rewrites it."""
+    digest = make_digest(
+        2,
+        code_url="https://github.com/ada/engine",
+        title="Speculative decoding & friends: a <survey>",
+        authors=["Zoë Ünïcödé", "Alan Turing", "Grace Hopper", "Edsger Dijkstra"],
+        author_count=9,
+    )
+    messages = [{"text": m.text, "blocks": m.blocks} for m in digest_messages(digest, settings)]
+    for message in messages:
+        for block in message["blocks"]:
+            for element in block.get("elements", []):
+                if element.get("type") == "button":  # signed with a timestamp: checked, then pinned
+                    read_token("slack-action", element["value"], settings=settings)
+                    element["value"] = "<signed token>"
+    rendered = json.dumps(messages, indent=2, ensure_ascii=False) + "\n"
+    golden = Path(__file__).parent / "golden" / "digest.json"
+    if os.environ.get("PAPERBOY_UPDATE_GOLDEN") == "1":
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_text(rendered, encoding="utf-8")
+    assert rendered == golden.read_text(encoding="utf-8")
