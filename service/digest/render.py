@@ -38,8 +38,9 @@ class RenderedEmail:
 
 
 def one_line(value: object) -> str:
-    """Whitespace (CR, LF, tabs included) collapsed to single spaces, ends trimmed: safe in a header."""
-    return _WHITESPACE.sub(" ", str(value)).strip()
+    """Whitespace (CR, LF, tabs, Unicode line separators) collapsed to single spaces, ends trimmed:
+    safe in a header."""
+    return " ".join(str(value).split())
 
 
 def squash(value: object) -> str:
@@ -101,7 +102,7 @@ def render(channel: str, name: str, part: str, context: Mapping[str, Any]) -> st
 def _inliner() -> css_inline.CSSInliner:
     # keep_at_rules: media queries (dark mode, narrow screens) cannot be inlined, so they stay in a
     # <style> block; nothing is ever fetched from the network.
-    return css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+    return css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False, minify_css=True)
 
 
 def render_email(name: str, context: Mapping[str, Any]) -> RenderedEmail:
@@ -137,7 +138,7 @@ def date_label(day: dt.date) -> str:
 
 def authors_label(item: DigestItem) -> str:
     """ "Ada Lovelace, Alan Turing" / "A, B, C and 4 more" / "12 authors" when names are unknown."""
-    names = [one_line(a) for a in item.authors if one_line(a)]
+    names = [name for name in map(one_line, item.authors) if name]
     total = max(item.author_count or 0, len(names))
     if not names:
         return f"{total} author{'s' if total != 1 else ''}" if total else ""
