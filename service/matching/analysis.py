@@ -19,6 +19,7 @@ __all__ = [
     "Token",
     "analyze",
     "fold",
+    "positions",
     "stem",
     "strip_latex_accents",
     "terms",
@@ -84,6 +85,15 @@ def stem(word: str) -> str:
     return _STEMMER.stemWord(word)
 
 
+@lru_cache(maxsize=500_000)
+def _term(word: str, keep_stop_words: bool) -> str | None:
+    """Folded, stemmed form of one word, or None for a stop word (cached: words repeat a lot)."""
+    folded = _fold_word(word)
+    if not keep_stop_words and folded in STOP_WORDS:
+        return None
+    return stem(folded)
+
+
 def analyze(text: str, *, keep_stop_words: bool = False) -> list[Token]:
     """Tokens of ``text``: folded, stemmed, stop words dropped (their positions still count).
 
@@ -96,25 +106,40 @@ def analyze(text: str, *, keep_stop_words: bool = False) -> list[Token]:
     for match in _WORD.finditer(text):
         raw = match.group()
         start = match.start()
-        parts = _SPLIT.split(raw)
-        if len(parts) > 1:
-            joined = _fold_word("".join(parts))
-            tokens.append(Token(stem(joined), position, start, match.end()))
+        parts = _SPLIT.split(raw) if _SPLIT.search(raw) else None
+        if parts and len(parts) > 1:
+            tokens.append(Token(stem(_fold_word("".join(parts))), position, start, match.end()))
             offset = start
             for part in parts:
-                folded = _fold_word(part)
-                if keep_stop_words or folded not in STOP_WORDS:
-                    tokens.append(Token(stem(folded), position, offset, offset + len(part)))
+                term = _term(part, keep_stop_words)
+                if term is not None:
+                    tokens.append(Token(term, position, offset, offset + len(part)))
                 offset += len(part) + 1
                 position += 1
             continue
-        folded = _fold_word(raw)
-        if keep_stop_words or folded not in STOP_WORDS:
-            tokens.append(Token(stem(folded), position, start, match.end()))
+        term = _term(raw, keep_stop_words)
+        if term is not None:
+            tokens.append(Token(term, position, start, match.end()))
         position += 1
     return tokens
 
 
+def positions(text: str, *, keep_stop_words: bool = False) -> list[tuple[str, int]]:
+    """(term, position) pairs of :func:`analyze` without offsets: the fast path for indexing."""
+    out: list[tuple[str, int]] = []
+    position = 0
+    for raw in _WORD.findall(text):
+        if "-" in raw or "\u2010" in raw or "\u2011" in raw:
+            out.extend((t.term, position + t.position) for t in analyze(raw, keep_stop_words=keep_stop_words))
+            position += len(_SPLIT.split(raw))
+            continue
+        term = _term(raw, keep_stop_words)
+        if term is not None:
+            out.append((term, position))
+        position += 1
+    return out
+
+
 def terms(text: str) -> list[str]:
     """Just the terms of :func:`analyze`, for callers that need no offsets."""
-    return [token.term for token in analyze(text)]
+    return [term for term, _ in positions(text)]

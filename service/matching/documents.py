@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from .analysis import analyze, strip_latex_accents
+from .analysis import positions, strip_latex_accents
 
 __all__ = ["AUTHOR_GAP", "AnalyzedPaper", "PaperDoc", "analyze_paper", "paper_text"]
 
@@ -52,13 +52,13 @@ def analyze_paper(doc: PaperDoc) -> AnalyzedPaper:
     """Analyse title, abstract and authors with the shared analyser."""
     paper = AnalyzedPaper(doc)
     for name, text in (("title", doc.title), ("abstract", doc.abstract)):
-        paper.positions[name], paper.lengths[name] = _index((t.term, t.position) for t in analyze(text))
+        paper.positions[name], paper.lengths[name] = _index(positions(text))
     author_tokens: list[tuple[str, int]] = []
     base = 0
     for author in doc.authors:
-        tokens = analyze(strip_latex_accents(author), keep_stop_words=True)
-        author_tokens.extend((t.term, base + t.position) for t in tokens)
-        base += (tokens[-1].position + 1 if tokens else 0) + AUTHOR_GAP
+        tokens = positions(strip_latex_accents(author), keep_stop_words=True)
+        author_tokens.extend((term, base + position) for term, position in tokens)
+        base += (tokens[-1][1] + 1 if tokens else 0) + AUTHOR_GAP
     paper.positions["author"], paper.lengths["author"] = _index(author_tokens)
     return paper
 

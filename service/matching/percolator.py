@@ -164,52 +164,64 @@ def _paper_features(index: ProfileIndex, batch: LexicalIndex) -> tuple[sp.csr_ma
     return presence, weights
 
 
+def _keys(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted pair keys (row * width + column) of a canonical CSR matrix, and its values."""
+    matrix.sum_duplicates()  # also sorts the column indices of every row
+    rows = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
+    return rows * matrix.shape[1] + matrix.indices, matrix.data
+
+
+def _member(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Which ``keys`` occur in ``sorted_keys`` (binary search: no hashing of millions of ints)."""
+    if sorted_keys.size == 0:
+        return np.zeros(keys.size, dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_keys, keys), sorted_keys.size - 1)
+    return sorted_keys[at] == keys
+
+
 def percolate(index: ProfileIndex, papers: Sequence[AnalyzedPaper]) -> PercolationResult:
     """Every (paper, profile) pair where the profile's keywords/query match and no exclusion does."""
     batch = LexicalIndex(papers)
-    n = len(batch)
+    n, width = len(batch), len(index.owner)
     presence, weights = _paper_features(index, batch)
-    counts = sp.csr_matrix(presence @ index.positive.T.astype(np.float64)).tocoo()
+    counts = sp.csr_matrix(presence @ index.positive.T.astype(np.float64))
     candidate_pairs = counts.nnz
-    full = counts.data >= index.required[counts.col] - 0.5
-    rows, conjs = counts.row[full], counts.col[full]
+    keys, found = _keys(counts)
+    keys = keys[found >= index.required[keys % max(width, 1)] - 0.5]
     # Conjunctions with no positive feature (pure exclusions) hold for every paper.
     empty = np.flatnonzero(index.required == 0)
     if empty.size:
-        rows = np.concatenate([rows, np.repeat(np.arange(n), empty.size)])
-        conjs = np.concatenate([conjs, np.tile(empty, n)])
-    if index.negative.nnz and rows.size:
-        blocked = sp.csr_matrix(presence @ index.negative.T.astype(np.float64))
-        hit = np.asarray(blocked[rows, conjs]).ravel() > 0
-        rows, conjs = rows[~hit], conjs[~hit]
-    keep = np.ones(rows.size, dtype=bool)
-    for i in np.flatnonzero(np.isin(conjs, list(index.checks))) if index.checks else ():
-        keep[i] = index.checks[int(conjs[i])].verify(batch.papers[rows[i]])
-    rows, conjs = rows[keep], conjs[keep]
-    owners, roles = index.owner[conjs], index.role[conjs]
-    pairs = rows.astype(np.int64) * len(index) + owners
-    satisfied = [np.unique(pairs[roles == role]) for role in (ROLE_KEYWORDS, ROLE_QUERY, ROLE_EXCLUDE)]
-    keyword_ok, query_ok, excluded = satisfied
-    candidates = np.union1d(keyword_ok, query_ok)
-    cand_profiles = candidates % len(index)
-    ok = np.ones(candidates.size, dtype=bool)
-    ok &= ~index.has_keywords[cand_profiles] | np.isin(candidates, keyword_ok)
-    ok &= ~index.has_query[cand_profiles] | np.isin(candidates, query_ok)
-    ok &= ~np.isin(candidates, excluded)
-    matched = candidates[ok]
-    paper_rows, profile_rows = matched // len(index), matched % len(index)
-    scores = _pair_scores(weights, index.weights, paper_rows, profile_rows)
+        extra = (np.arange(n, dtype=np.int64)[:, None] * width + empty[None, :]).ravel()
+        keys = np.union1d(keys, extra)
+    if index.negative.nnz and keys.size:
+        blocked, _ = _keys(sp.csr_matrix(presence @ index.negative.T.astype(np.float64)))
+        keys = keys[~_member(blocked, keys)]
+    rows, conjs = keys // max(width, 1), keys % max(width, 1)
+    if index.checks:
+        needs = np.zeros(width, dtype=bool)
+        needs[list(index.checks)] = True
+        keep = np.ones(keys.size, dtype=bool)
+        for i in np.flatnonzero(needs[conjs]):
+            keep[i] = index.checks[int(conjs[i])].verify(batch.papers[rows[i]])
+        rows, conjs = rows[keep], conjs[keep]
+    # One bit per role; the sparse sum of the de-duplicated roles is each pair's bit mask.
+    codes = sp.csr_matrix((n, len(index)))
+    for role in (ROLE_KEYWORDS, ROLE_QUERY, ROLE_EXCLUDE):
+        mine = index.role[conjs] == role
+        ones = np.ones(int(mine.sum()))
+        role_pairs = sp.csr_matrix((ones, (rows[mine], index.owner[conjs[mine]])), shape=codes.shape)
+        role_pairs.sum_duplicates()
+        role_pairs.data[:] = float(1 << role)
+        codes = codes + role_pairs
+    pair_keys, code = _keys(sp.csr_matrix(codes))
+    code = code.astype(np.int64)
+    profile = pair_keys % len(index) if len(index) else pair_keys
+    need = index.has_keywords[profile].astype(np.int64) | (index.has_query[profile].astype(np.int64) << 1)
+    matched = pair_keys[((code & need) == need) & ((code & 4) == 0) & ((code & 3) > 0)]
+    paper_rows, profile_rows = matched // max(len(index), 1), matched % max(len(index), 1)
+    score_keys, score_values = _keys(sp.csr_matrix(weights @ index.weights.T))
+    at = np.minimum(np.searchsorted(score_keys, matched), max(score_keys.size - 1, 0))
+    scores = np.where(score_keys[at] == matched, score_values[at], 0.0) if score_keys.size else np.zeros(0)
     return PercolationResult(
         paper_rows, profile_rows, scores, index.profile_ids, [p.doc.id for p in papers], candidate_pairs
     )
-
-
-def _pair_scores(
-    papers: sp.csr_matrix, profiles: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray
-) -> np.ndarray:
-    """Row-wise dot products for the listed pairs only (never the full product)."""
-    if rows.size == 0:
-        return np.zeros(0)
-    left = papers[rows]
-    right = profiles[cols]
-    return np.asarray(left.multiply(right).sum(axis=1)).ravel()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from service.matching.analysis import analyze, fold, strip_latex_accents, terms
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from service.matching.analysis import analyze, fold, positions, strip_latex_accents, terms
 
 
 def test_folding_removes_case_accents_and_compatibility_forms() -> None:
@@ -46,3 +49,9 @@ def test_decimal_numbers_stay_whole() -> None:
 
 def test_latex_accents_in_author_names() -> None:
     assert strip_latex_accents("C. Bal\\'azs and P. Erd\\H{o}s") == "C. Balazs and P. Erdos"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("abcKV-‐3 .2éﬁ\n")) | st.characters(), max_size=80))
+def test_fast_indexing_path_agrees_with_full_analysis(text: str) -> None:
+    assert positions(text) == [(t.term, t.position) for t in analyze(text)]
