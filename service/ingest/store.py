@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, or_, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -134,12 +134,20 @@ class PaperStore:
             self._write(batch)
 
     def _existing(self, batch: list[PaperRecord], title_keys: set[str]) -> list[dict[str, Any]]:
+        """Stored papers sharing an arXiv id or a title key with the batch, oldest first.
+
+        Two indexed lookups rather than one `title_key IN (...) OR arxiv_id IN (...)`, which
+        PostgreSQL may answer with a sequential scan of the whole table.
+        """
+        found: dict[int, dict[str, Any]] = {}
         arxiv_ids = {r.arxiv_id for r in batch if r.arxiv_id}
-        condition = Paper.title_key.in_(title_keys)
+        conditions = [Paper.title_key.in_(title_keys)]
         if arxiv_ids:
-            condition = or_(condition, Paper.arxiv_id.in_(arxiv_ids))
-        rows = self.session.execute(select(*_LOOKUP_COLUMNS).where(condition).order_by(Paper.id))
-        return [dict(row._mapping) for row in rows]
+            conditions.append(Paper.arxiv_id.in_(arxiv_ids))
+        for condition in conditions:
+            for row in self.session.execute(select(*_LOOKUP_COLUMNS).where(condition)):
+                found.setdefault(row.id, dict(row._mapping))
+        return [found[key] for key in sorted(found)]
 
     def _write(self, batch: list[PaperRecord]) -> None:
         by_arxiv: dict[str, dict[str, Any]] = {}
