@@ -112,10 +112,12 @@ def ingest_command(
     if fmt is not None and fmt not in FORMATS:
         err_console.print(f"[red]unknown format {fmt!r}[/red]; choose one of {', '.join(FORMATS)}")
         raise typer.Exit(2)
-    reports = [
-        _ingest_one(path, fmt, source, today.date() if today else None, force, dry_run)
-        for path in _files(paths)
-    ]
+    files = list(_files(paths))
+    if not files:
+        err_console.print("no files to ingest in " + ", ".join(str(p) for p in paths))
+        raise typer.Exit(2)
+    day = today.date() if today else None
+    reports = [_ingest_one(path, fmt, source, day, force, dry_run) for path in files]
     console.print(_table(reports, dry_run))
     for report in reports:
         issues = report.issues

@@ -60,6 +60,11 @@ def test_ingest_a_folder_with_an_explicit_format(cli_db: Engine, tmp_path: Path)
     assert "a.txt" in out and ".hidden" not in out and "(detected)" not in out
 
 
+def test_ingest_of_an_empty_folder_says_so(cli_db: Engine, tmp_path: Path) -> None:
+    code, out = run("ingest", str(tmp_path))
+    assert code == 2 and "no files to ingest" in out
+
+
 def test_ingest_rejects_an_unknown_format(cli_db: Engine) -> None:
     code, out = run("ingest", str(fixture("listing_small.txt")), "--format", "pdf")
     assert code == 2 and "unknown format 'pdf'" in out
