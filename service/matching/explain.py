@@ -96,7 +96,7 @@ def _shared_with_seeds(context: MatchContext, row: int, seeds: list[int]) -> set
     paper = context.tfidf[row].toarray().ravel()
     weight = paper * profile
     best = np.argsort(-weight)[:SHARED_TERMS]
-    names = {col: term for term, col in context.index.vocab.items() if col in set(best.tolist())}
+    names = context.index.terms_by_column
     return {names[c] for c in best if weight[c] > 0}
 
 
@@ -147,7 +147,8 @@ def explain(compiled: CompiledInterest, context: MatchContext, row: int, ranking
     for text, spans in ((doc.title, title_spans), (doc.abstract, abstract_spans)):
         for s, e in spans:
             word = text[s:e]
-            if word.casefold() not in {w.casefold() for w in surface} and analyze(word)[0].term in found:
+            tokens = analyze(word)
+            if tokens and tokens[0].term in found and word.casefold() not in {w.casefold() for w in surface}:
                 surface.append(word)
     shared_surface = sorted(
         {doc.abstract[s:e].casefold() for s, e in abstract_spans} - {w.casefold() for w in surface}

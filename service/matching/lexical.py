@@ -75,9 +75,19 @@ class LexicalIndex:
         self.df = df
         self.idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
         self._sorted_terms: list[str] | None = None
+        self._terms_by_column: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.papers)
+
+    @property
+    def terms_by_column(self) -> list[str]:
+        """Column number -> term (built on first use; explanations need it, matching does not)."""
+        if self._terms_by_column is None:
+            self._terms_by_column = [""] * len(self.vocab)
+            for term, col in self.vocab.items():
+                self._terms_by_column[col] = term
+        return self._terms_by_column
 
     # -- terms -----------------------------------------------------------------------------
     def expand(self, term: Term) -> list[int]:
