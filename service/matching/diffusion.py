@@ -33,6 +33,8 @@ def standardize(values: np.ndarray, over: np.ndarray | None = None) -> np.ndarra
     an outlier by construction, from squashing everyone else's scores.
     """
     sample = values if over is None or not over.any() else values[over]
+    if sample.size == 0:
+        return np.zeros_like(values, dtype=float)
     spread = sample.std()
     if not np.isfinite(spread) or spread < 1e-12:
         return np.zeros_like(values, dtype=float)

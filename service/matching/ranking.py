@@ -34,6 +34,10 @@ __all__ = ["Match", "MatchContext", "Ranking", "rank", "score_pool"]
 KEYWORD_LEXICAL_WEIGHT = 0.25
 # With seeds, the keywords refine rather than lead.
 KEYWORDS_WITH_SEEDS_WEIGHT = 0.5
+# Closeness that counts as a reason on its own: MiniLM cosine (unrelated texts sit near 0.0-0.1,
+# papers of one field at 0.3 and above), and TF-IDF cosine to the seeds (more than a stray word).
+SEMANTIC_EVIDENCE = 0.3
+SEED_LEXICAL_EVIDENCE = 0.05
 # Rocchio's gamma: how far disliked papers push the profile away (SMART used 0.15-0.25).
 DISLIKED_WEIGHT = 0.25
 
@@ -55,6 +59,9 @@ class Ranking:
     scores: np.ndarray
     allowed: np.ndarray
     signals: dict[str, np.ndarray] = field(default_factory=dict)
+    # Papers with some direct reason to be sent (a shared word, or real closeness in meaning);
+    # the digest sends nothing else, however empty the batch. The evaluation ranks everything.
+    evidence: np.ndarray | None = None
 
 
 class MatchContext:
@@ -145,16 +152,19 @@ def score_pool(
 
     signals: dict[str, np.ndarray] = {}
     parts: list[tuple[np.ndarray, float]] = []
+    evidence = np.zeros(n, dtype=bool)
     worded = [q for q in (compiled.keywords, compiled.query) if q is not None]
     if worded:
         lexical = sum((index.score(q.root)[:n] for q in worded), np.zeros(n))
         signals["keywords_lexical"] = lexical
+        evidence |= lexical > 0
         combined = standardize(lexical, allowed)
         if context.semantic:
             text = ", ".join(plain_text(q) for q in worded)
             assert context.embeddings is not None
             semantic = context.embeddings[:n] @ context.embed_text(text) if text else np.zeros(n)
             signals["keywords_semantic"] = semantic
+            evidence |= semantic >= SEMANTIC_EVIDENCE
             combined = standardize(semantic, allowed) + KEYWORD_LEXICAL_WEIGHT * combined
         parts.append((combined, 1.0))
     positive = context.rows(compiled.positive_seeds)
@@ -163,7 +173,12 @@ def score_pool(
         lexical = context.tfidf[:n] @ _rocchio(context.tfidf, positive, negative)
         signals["seeds_lexical"] = lexical
         combined = standardize(lexical, allowed)
-        if context.centred is not None:
+        if positive:
+            evidence |= lexical >= SEED_LEXICAL_EVIDENCE
+        if context.centred is not None and context.embeddings is not None:
+            if positive:
+                closest = (context.embeddings[:n] @ context.embeddings[positive].T).max(axis=1)
+                evidence |= closest >= SEMANTIC_EVIDENCE
             semantic = context.centred[:n] @ _rocchio(context.centred, positive, negative)
             signals["seeds_semantic"] = semantic
             combined = combined + standardize(semantic, allowed)
@@ -178,7 +193,7 @@ def score_pool(
         spread = context.graph.feedback(first, allowed, positive)[:n]
         signals["neighbours"] = spread
         scores = standardize(scores + standardize(spread, allowed), allowed)
-    return Ranking(scores, allowed, signals)
+    return Ranking(scores, allowed, signals, evidence)
 
 
 def rank(
@@ -199,7 +214,7 @@ def rank(
     ranking = score_pool(compiled, context, candidates)
     limit = top_k if top_k is not None else compiled.interest.top_k
     floor = threshold if threshold is not None else compiled.interest.threshold
-    order = np.flatnonzero(ranking.allowed)
+    order = np.flatnonzero(ranking.allowed & ranking.evidence)
     order = order[np.argsort(-ranking.scores[order], kind="stable")]
     if floor is not None:
         order = order[ranking.scores[order] >= floor]

@@ -22,10 +22,9 @@ def ids(matches: list) -> list[str]:
 
 def test_keywords_rank_the_matching_papers_first(context: MatchContext) -> None:
     matches = rank(Interest("kv", keywords="kv cache, quantization"), context, top_k=3)
-    assert ids(matches)[0] == "p2"
-    assert "p4" in ids(matches)
-    assert [m.rank for m in matches] == [1, 2, 3]
-    assert matches[0].score >= matches[1].score >= matches[2].score
+    assert ids(matches) == ["p2", "p4"]  # nothing else has any of the words
+    assert [m.rank for m in matches] == [1, 2]
+    assert matches[0].score >= matches[1].score
 
 
 def test_query_and_exclusions_are_hard_filters(context: MatchContext) -> None:
@@ -78,7 +77,7 @@ def test_feedback_papers_are_not_sent_again(context: MatchContext) -> None:
 
 def test_threshold_and_top_k(context: MatchContext) -> None:
     everything = rank(Interest("x", keywords="attention"), context, top_k=100)
-    assert len(everything) == len(PAPERS)
+    assert set(ids(everything)) == {"p1", "p3", "p6", "p7"}  # the papers that say "attention"
     strict = rank(Interest("x", keywords="attention", threshold=0.5), context, top_k=100)
     assert 0 < len(strict) < len(everything)
     assert all(m.score >= 0.5 for m in strict)
@@ -124,6 +123,14 @@ def test_snippet_window_is_cut_at_words() -> None:
     assert snippet.clipped_start and snippet.clipped_end
     assert [snippet.text[s:e] for s, e in snippet.highlights] == ["target"]
     assert not snippet.text.startswith(" ") and len(snippet.text) <= 280
+
+
+def test_no_evidence_no_match() -> None:
+    assert rank(Interest("x", seeds=["unknown-id"]), MatchContext(PAPERS)) == []
+    assert rank(Interest("x", keywords="superconductivity"), MatchContext(PAPERS)) == []
+    assert rank(Interest("x", keywords="attention"), MatchContext([])) == []
+    one = rank(Interest("x", keywords="xenon"), MatchContext(PAPERS[5:6]))
+    assert ids(one) == ["p6"]
 
 
 def test_invalid_interest_names_the_part() -> None:
