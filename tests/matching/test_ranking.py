@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from service.matching.documents import PaperDoc
 from service.matching.interests import Interest, InterestError
+from service.matching.query import QueryError, parse_query
 from service.matching.ranking import MatchContext, rank
 
 from .corpus import PAPERS
@@ -140,3 +143,43 @@ def test_invalid_interest_names_the_part() -> None:
         rank(Interest("bad", keywords="x", exclude=["fine", "(broken"]), MatchContext(PAPERS))
     with pytest.raises(InterestError, match="needs keywords, a query, seed papers"):
         rank(Interest("empty"), MatchContext(PAPERS))
+
+
+QUERY_PIECES = st.sampled_from(
+    [
+        "quantum",
+        "KV-cache",
+        "AND",
+        "OR",
+        "NOT",
+        "-",
+        "(",
+        ")",
+        '"',
+        ",",
+        "^",
+        "2",
+        "*",
+        "title:",
+        "attention",
+        " ",
+    ]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(QUERY_PIECES, max_size=25).map("".join))
+def test_any_valid_query_ranks_without_error(text: str) -> None:
+    try:
+        parse_query(text)
+    except QueryError:
+        return
+    try:
+        matches = rank(Interest("f", keywords=text, query=text, exclude=[text]), FUZZ_CONTEXT)
+    except InterestError as error:
+        assert "expands to more than" in str(error)
+    else:
+        assert not matches  # a paper can never match a query and its own exclusion
+
+
+FUZZ_CONTEXT = MatchContext(PAPERS)
