@@ -165,9 +165,15 @@ class EvalReport:
 Scorer = Callable[[EvalProfile, str, list[int]], np.ndarray | None]
 
 
-def _scorers(dataset: Dataset, embeddings: np.ndarray | None, context: MatchContext) -> dict[str, Scorer]:
+def _scorers(
+    dataset: Dataset, embeddings: np.ndarray | None, context: MatchContext, notes: list[str]
+) -> dict[str, Scorer]:
     alert = KeywordAlert(dataset.papers)
-    svm = TfidfSvm(dataset.papers)
+    try:
+        svm: TfidfSvm | None = TfidfSvm(dataset.papers)
+    except ImportError:
+        svm = None
+        notes.append("TF-IDF + SVM skipped: scikit-learn is not installed (pip install 'paperboy[dev]')")
     cosine = EmbeddingCosine(embeddings) if embeddings is not None else None
 
     def paperboy(profile: EvalProfile, kind: str, seeds: list[int]) -> np.ndarray:
@@ -181,9 +187,10 @@ def _scorers(dataset: Dataset, embeddings: np.ndarray | None, context: MatchCont
 
     scorers: dict[str, Scorer] = {
         "keyword alert": lambda p, kind, seeds: alert.scores(p.keywords),
-        "TF-IDF + SVM": lambda p, kind, seeds: svm.scores(seeds),
         "paperboy": paperboy,
     }
+    if svm is not None:
+        scorers["TF-IDF + SVM"] = lambda p, kind, seeds: svm.scores(seeds)
     if cosine is not None:
         scorers["embedding cosine"] = lambda p, kind, seeds: cosine.scores(seeds)
     return scorers
@@ -212,7 +219,7 @@ def evaluate(
     context = MatchContext(dataset.papers, embedder=embedder, cache=cache)
     row = {paper.id: i for i, paper in enumerate(dataset.papers)}
     ids = [paper.id for paper in dataset.papers]
-    scorers = _scorers(dataset, embeddings, context)
+    scorers = _scorers(dataset, embeddings, context, report.notes)
     for method in methods:
         if method not in scorers:
             continue

@@ -179,3 +179,20 @@ def test_dev_set_paperboy_beats_keyword_alerts() -> None:
         assert ours.ndcg_at_10 > alert.ndcg_at_10 + 0.03, (kind, ours, alert)
     seeds = report.get("paperboy", "seeds")
     assert seeds is not None and seeds.ndcg_at_10 > 0.5
+
+
+def test_missing_sklearn_skips_the_svm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_sklearn(name: str, *args: object, **kwargs: object) -> object:
+        if name.startswith("sklearn"):
+            raise ImportError("No module named 'sklearn'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_sklearn)
+    report = evaluate(load_dataset(write_set(tmp_path / "set", per_topic=8)))
+    assert report.get("TF-IDF + SVM", "seeds") is None
+    assert any("scikit-learn is not installed" in note for note in report.notes)
+    assert report.get("paperboy", "seeds") is not None
