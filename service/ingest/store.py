@@ -116,6 +116,7 @@ class PaperStore:
         self.counts = StoreCounts()
         self._batch: list[PaperRecord] = []
         self._staging_ready = False
+        self._analyze_at = 5000  # PostgreSQL: refresh statistics after this many new papers, then x10
 
     def add(self, record: PaperRecord) -> None:
         self._batch.append(record)
@@ -224,6 +225,11 @@ class PaperStore:
         connection = self.session.connection()
         if connection.dialect.name == "postgresql":
             self._copy_upsert_postgresql(connection, rows)
+            if self.counts.new >= self._analyze_at:
+                # A big file grows the table inside one transaction, past what the planner's statistics
+                # know; refreshed statistics keep the lookups on their indexes instead of seq scans.
+                connection.exec_driver_sql("ANALYZE papers")
+                self._analyze_at *= 10
             return
         # SQLite: with RETURNING, SQLAlchemy's "insertmanyvalues" sends multi-row VALUES pages from one
         # cached statement.
