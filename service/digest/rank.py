@@ -1,0 +1,194 @@
+"""The glue between stored profiles and the matching engine: rank papers for a profile."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import numpy as np
+from sqlalchemy import select, tuple_
+from sqlalchemy.orm import Session
+
+from service.config import Settings, get_settings
+from service.digest.model import DigestItem, Segment
+from service.ingest.normalize import arxiv_abs_url
+from service.matching import (
+    Interest,
+    InterestError,
+    MatchContext,
+    PaperDoc,
+    compile_interest,
+    rank,
+    semantic_available,
+)
+from service.matching.semantic import vector_from_bytes, vector_to_bytes
+from service.models import Interest as InterestRow
+from service.models import Paper, PaperEmbedding, Profile
+
+if TYPE_CHECKING:
+    from service.matching import Explanation, Match
+    from service.matching.semantic import Embedder
+
+log = logging.getLogger(__name__)
+
+
+class DatabaseEmbeddingCache:
+    """Paper vectors in the paper_embeddings table, so each paper is embedded once.
+
+    Keys are `embedding_key`s ("<paper id>#<text hash>"); the hash goes into the model column, so
+    a paper whose abstract was corrected is embedded again rather than served a stale vector.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    @staticmethod
+    def _split(model_id: str, key: str) -> tuple[int, str]:
+        paper_id, _, text_hash = key.partition("#")
+        return int(paper_id), f"{model_id}#{text_hash}"
+
+    def get_many(self, model_id: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        wanted = {self._split(model_id, k): k for k in keys}
+        found: dict[str, np.ndarray] = {}
+        pairs = list(wanted)
+        for start in range(0, len(pairs), 500):
+            chunk = pairs[start : start + 500]
+            rows = self.session.execute(
+                select(PaperEmbedding.paper_id, PaperEmbedding.model, PaperEmbedding.vector).where(
+                    tuple_(PaperEmbedding.paper_id, PaperEmbedding.model).in_(chunk)
+                )
+            )
+            for paper_id, model, vector in rows:
+                found[wanted[(paper_id, model)]] = vector_from_bytes(vector)
+        return found
+
+    def put_many(self, model_id: str, vectors: dict[str, np.ndarray]) -> None:
+        for key, vector in vectors.items():
+            paper_id, model = self._split(model_id, key)
+            self.session.merge(PaperEmbedding(paper_id=paper_id, model=model, vector=vector_to_bytes(vector)))
+        self.session.flush()
+
+
+@lru_cache(maxsize=1)
+def _embedder() -> Embedder:
+    from service.matching import MiniLMEmbedder
+
+    return MiniLMEmbedder()
+
+
+def embedder_for(settings: Settings) -> Embedder | None:
+    """The sentence embedder when enabled and installed; the lexical path works without it."""
+    if not settings.semantic or not semantic_available():
+        return None
+    return _embedder()
+
+
+def paper_doc(paper: Paper) -> PaperDoc:
+    return PaperDoc(
+        id=str(paper.id), title=paper.title, abstract=paper.abstract, authors=tuple(paper.authors or ())
+    )
+
+
+def to_interest(row: InterestRow, liked: list[str], disliked: list[str], settings: Settings) -> Interest:
+    return Interest(
+        name=row.name,
+        keywords=row.keywords or "",
+        query=row.query or "",
+        exclude=tuple(e.strip() for e in (row.exclude or "").split(",") if e.strip()),
+        seeds=tuple(str(s) for s in row.seeds or ()),
+        liked=tuple(liked),
+        disliked=tuple(disliked),
+        threshold=row.threshold if row.threshold is not None else settings.default_threshold,
+        top_k=row.top_k or settings.default_top_k,
+    )
+
+
+def _segments(explanation: Explanation) -> list[Segment]:
+    snippet = explanation.snippet
+    text = snippet.text
+    segments: list[Segment] = []
+    if snippet.clipped_start:
+        segments.append(Segment("…"))
+    at = 0
+    for start, end in sorted(snippet.highlights):
+        if start < at:
+            continue
+        if start > at:
+            segments.append(Segment(text[at:start]))
+        segments.append(Segment(text[start:end], hit=True))
+        at = end
+    if at < len(text):
+        segments.append(Segment(text[at:]))
+    if snippet.clipped_end:
+        segments.append(Segment("…"))
+    return segments
+
+
+def to_item(paper: Paper, match: Match, interest: str) -> DigestItem:
+    explanation = match.explanation
+    terms = [*explanation.phrases, *(t for t in explanation.terms if t not in explanation.phrases)]
+    url = paper.url or (arxiv_abs_url(paper.arxiv_id) if paper.arxiv_id else None)
+    return DigestItem(
+        paper_id=paper.id,
+        title=paper.title,
+        url=url,
+        authors=list(paper.authors or []),
+        author_count=paper.author_count,
+        organization=paper.organization,
+        published_on=paper.published_on,
+        upvotes=paper.upvotes,
+        code_url=paper.code_url,
+        score=round(match.score, 4),
+        why=explanation.summary(),
+        snippet=_segments(explanation),
+        matched_terms=terms,
+        interest=interest,
+    )
+
+
+def rank_papers(
+    session: Session,
+    profile: Profile,
+    papers: list[Paper],
+    *,
+    interests: list[str] | None = None,
+    settings: Settings | None = None,
+) -> list[DigestItem]:
+    """The papers the profile's interests (all, or those named) want, best first, with reasons.
+
+    A paper matched by several interests appears once, under the interest that scored it highest.
+    An interest that cannot be matched (nothing to match on) is skipped with a warning.
+    """
+    settings = settings or get_settings()
+    rows = [i for i in profile.interests if interests is None or i.name in interests]
+    if not papers or not rows:
+        return []
+    liked = [str(f.paper_id) for f in profile.feedback if f.relevant]
+    disliked = [str(f.paper_id) for f in profile.feedback if not f.relevant]
+    reference_ids = {int(pid) for row in rows for pid in row.seeds or ()} | {int(p) for p in liked + disliked}
+    pool_ids = {p.id for p in papers}
+    references = [
+        paper_doc(p) for p in session.scalars(select(Paper).where(Paper.id.in_(reference_ids - pool_ids)))
+    ]
+    embedder = embedder_for(settings)
+    context = MatchContext(
+        [paper_doc(p) for p in papers],
+        references=references,
+        embedder=embedder,
+        cache=DatabaseEmbeddingCache(session) if embedder is not None else None,
+    )
+    by_id = {str(p.id): p for p in papers}
+    best: dict[str, tuple[Match, str]] = {}
+    for row in rows:
+        try:
+            compiled = compile_interest(to_interest(row, liked, disliked, settings))
+        except InterestError as exc:
+            log.warning("profile %s interest %r skipped: %s", profile.name, row.name, exc)
+            continue
+        for match in rank(compiled, context, candidates=by_id.keys()):
+            if match.paper_id not in best or match.score > best[match.paper_id][0].score:
+                best[match.paper_id] = (match, row.name)
+    ordered = sorted(best.values(), key=lambda pair: -pair[0].score)
+    return [to_item(by_id[m.paper_id], m, name) for m, name in ordered]
