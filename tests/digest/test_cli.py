@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,7 +139,14 @@ def test_digest_preview_dry_run_and_send(cli_db: Engine, smtp: SmtpServer, tmp_p
     assert code == 0 and "no new papers" in out
     smtp.handler.script("rcpt", "451 4.3.0 later")
     with session_scope(cli_db) as session:
-        add_paper(session, "arxiv:2611.00003", "More sparse attention", "Sparse attention again.")
+        # Seen after the previous (real-time) delivery, so it is new for the next period.
+        add_paper(
+            session,
+            "arxiv:2611.00003",
+            "More sparse attention",
+            "Sparse attention again.",
+            seen=dt.datetime.now(dt.UTC),
+        )
     code, out = run("digest", "send", sub_id, "--period", "2026-11-25")
     assert code == 75 and "will retry at" in out
     assert len(smtp.messages) == 1
