@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 import numpy as np
 from sqlalchemy import select, tuple_
@@ -23,13 +25,15 @@ from service.matching import (
     rank,
     semantic_available,
 )
+from service.matching.analysis import terms
 from service.matching.semantic import vector_from_bytes, vector_to_bytes
 from service.models import Interest as InterestRow
 from service.models import Paper, PaperEmbedding, Profile
 
 if TYPE_CHECKING:
     from service.matching import Explanation, Match
-    from service.matching.semantic import Embedder
+    from service.matching.analysis import terms
+from service.matching.semantic import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -126,14 +130,47 @@ def _segments(explanation: Explanation) -> list[Segment]:
     return segments
 
 
-def to_item(paper: Paper, match: Match, interest: str) -> DigestItem:
+_KEYWORD_DECOR = re.compile(r'\^[\d.]+|["\']')
+
+
+def matched_keywords(keywords: str, paper: Paper) -> list[str]:
+    """The profile's own keywords (as the subscriber wrote them) whose every word the paper has."""
+    have = set(terms(f"{paper.title} {paper.abstract}"))
+    found = []
+    for raw in keywords.split(","):
+        keyword = _KEYWORD_DECOR.sub("", raw).strip()
+        words = terms(keyword)
+        if words and set(words) <= have and keyword not in found:
+            found.append(keyword)
+    return found
+
+
+def paper_url(paper: Paper) -> str:
+    """Where the title links: the paper's own page, else an arXiv title search (never nothing)."""
+    if paper.url:
+        return paper.url
+    if paper.arxiv_id:
+        return arxiv_abs_url(paper.arxiv_id)
+    return "https://arxiv.org/search/?" + urlencode({"query": paper.title, "searchtype": "title"})
+
+
+def _why(explanation: Explanation, keywords: list[str], interest: str) -> str:
+    """One sentence: the keywords (as written) that matched, else the engine's own summary."""
+    if not keywords:
+        return explanation.summary()
+    why = "matches " + ", ".join(f"“{k}”" for k in keywords[:4])
+    if explanation.seeds:
+        why += "; like: " + "; ".join(s.title for s in explanation.seeds[:2])
+    return f"{why} ({interest})" if interest != "default" else why
+
+
+def to_item(paper: Paper, match: Match, interest: str, keywords: str = "") -> DigestItem:
     explanation = match.explanation
-    terms = [*explanation.phrases, *(t for t in explanation.terms if t not in explanation.phrases)]
-    url = paper.url or (arxiv_abs_url(paper.arxiv_id) if paper.arxiv_id else None)
+    terms_found = [*explanation.phrases, *(t for t in explanation.terms if t not in explanation.phrases)]
     return DigestItem(
         paper_id=paper.id,
         title=paper.title,
-        url=url,
+        url=paper_url(paper),
         authors=list(paper.authors or []),
         author_count=paper.author_count,
         organization=paper.organization,
@@ -141,9 +178,9 @@ def to_item(paper: Paper, match: Match, interest: str) -> DigestItem:
         upvotes=paper.upvotes,
         code_url=paper.code_url,
         score=round(match.score, 4),
-        why=explanation.summary(),
+        why=_why(explanation, matched_keywords(keywords, paper), interest),
         snippet=_segments(explanation),
-        matched_terms=terms,
+        matched_terms=terms_found,
         interest=interest,
     )
 
@@ -180,7 +217,7 @@ def rank_papers(
         cache=DatabaseEmbeddingCache(session) if embedder is not None else None,
     )
     by_id = {str(p.id): p for p in papers}
-    best: dict[str, tuple[Match, str]] = {}
+    best: dict[str, tuple[Match, InterestRow]] = {}
     for row in rows:
         try:
             compiled = compile_interest(to_interest(row, liked, disliked, settings))
@@ -189,6 +226,6 @@ def rank_papers(
             continue
         for match in rank(compiled, context, candidates=by_id.keys()):
             if match.paper_id not in best or match.score > best[match.paper_id][0].score:
-                best[match.paper_id] = (match, row.name)
+                best[match.paper_id] = (match, row)
     ordered = sorted(best.values(), key=lambda pair: -pair[0].score)
-    return [to_item(by_id[m.paper_id], m, name) for m, name in ordered]
+    return [to_item(by_id[m.paper_id], m, row.name, row.keywords or "") for m, row in ordered]

@@ -94,3 +94,13 @@ def test_embeddings_are_cached_once_per_paper(db: Session) -> None:
     second = rank_papers(db, profile, list(papers.values()), settings=settings)
     assert db.scalar(select(func.count()).select_from(PaperEmbedding)) == count
     assert [i.paper_id for i in first] == [i.paper_id for i in second]
+
+
+def test_why_quotes_the_keywords_as_written_and_every_title_links(db: Session) -> None:
+    papers = _store(db)
+    profile = _profile(db, keywords='"KV cache"^2, quantization')
+    items = rank_papers(db, profile, list(papers.values()), settings=Settings(_env_file=None, semantic=False))
+    by_id = {i.paper_id: i for i in items}
+    assert by_id[papers["p2"].id].why.startswith("matches “KV cache”")
+    # No arXiv id or URL in the dump: the title links to an arXiv title search, never to nothing.
+    assert by_id[papers["p2"].id].url.startswith("https://arxiv.org/search/?query=Compressing+the+KV-cache")
