@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 
 from .analysis import analyze, fold
+from .query_lexer import Lexeme, QueryError, lex
 
 __all__ = [
     "FIELDS",
@@ -38,22 +39,8 @@ __all__ = [
 FIELDS = ("title", "abstract", "author")
 MAX_LENGTH = 2_000
 MAX_DEPTH = 32
-_OPERATORS = {"AND", "OR", "NOT"}
-# A word runs until whitespace or a character with a meaning in the grammar.
-_WORD = re.compile(r'[^\s()",^:*]+')
 _JOINER = re.compile("[-\u2010\u2011]")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?|\.\d+")
-
-
-class QueryError(ValueError):
-    """A query that cannot be parsed; ``position`` is the 0-based character offset."""
-
-    def __init__(self, message: str, query: str, position: int) -> None:
-        self.message = message
-        self.query = query
-        self.position = max(0, min(position, len(query)))
-        line = query.replace("\n", " ").replace("\t", " ")
-        super().__init__(f"{message} at position {self.position}\n  {line}\n  {' ' * self.position}^")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,69 +95,28 @@ class Query:
         return self.clauses[0] if len(self.clauses) == 1 else Or(self.clauses)
 
 
-@dataclass(slots=True)
-class _Lexeme:
-    kind: str  # WORD PHRASE LPAREN RPAREN COMMA CARET STAR COLON OP MINUS END
-    text: str
-    start: int
-
-
-def _lex(text: str) -> list[_Lexeme]:
-    out: list[_Lexeme] = []
-    i = 0
-    singles = {"(": "LPAREN", ")": "RPAREN", ",": "COMMA", "^": "CARET", "*": "STAR", ":": "COLON"}
-    while i < len(text):
-        ch = text[i]
-        if ch.isspace():
-            i += 1
-        elif ch in singles:
-            out.append(_Lexeme(singles[ch], ch, i))
-            i += 1
-        elif ch == '"':
-            end = text.find('"', i + 1)
-            if end < 0:
-                raise QueryError("unterminated phrase: missing closing quote", text, i)
-            out.append(_Lexeme("PHRASE", text[i + 1 : end], i))
-            i = end + 1
-        elif ch == "-":
-            # "-word" and "-(...)" exclude; a dash standing alone is punctuation.
-            if i + 1 < len(text) and not text[i + 1].isspace():
-                out.append(_Lexeme("MINUS", ch, i))
-            i += 1
-        else:
-            match = _WORD.match(text, i)
-            if match is None:  # a character Python calls space but the pattern does not
-                i += 1
-                continue
-            word = match.group()
-            out.append(_Lexeme("OP" if word in _OPERATORS else "WORD", word, i))
-            i = match.end()
-    out.append(_Lexeme("END", "", len(text)))
-    return out
-
-
 class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
-        self.lexemes = _lex(text)
+        self.lexemes = lex(text)
         self.i = 0
         self.depth = 0
 
-    def descend(self, lexeme: _Lexeme) -> None:
+    def descend(self, lexeme: Lexeme) -> None:
         # Recursion is bounded so that "((((..." is an error, not a RecursionError.
         self.depth += 1
         if self.depth > MAX_DEPTH:
             raise self.error(f"nested too deeply (at most {MAX_DEPTH} levels)", lexeme)
 
-    def peek(self) -> _Lexeme:
+    def peek(self) -> Lexeme:
         return self.lexemes[self.i]
 
-    def take(self) -> _Lexeme:
+    def take(self) -> Lexeme:
         lexeme = self.lexemes[self.i]
         self.i += 1
         return lexeme
 
-    def error(self, message: str, lexeme: _Lexeme | None = None) -> QueryError:
+    def error(self, message: str, lexeme: Lexeme | None = None) -> QueryError:
         return QueryError(message, self.text, (lexeme or self.peek()).start)
 
     def parse(self) -> Query:
@@ -291,7 +237,7 @@ def _word(text: str, fld: str | None) -> Node | None:
     return Or((Term(joined.term, fld), phrase)) if len(parts) > 1 else Term(joined.term, fld)
 
 
-def _phrase(text: str, fld: str | None, parser: _Parser, lexeme: _Lexeme) -> Node | None:
+def _phrase(text: str, fld: str | None, parser: _Parser, lexeme: Lexeme) -> Node | None:
     if not text.strip():
         raise parser.error("empty phrase", lexeme)
     # Compounds inside a phrase are matched by their parts, which keep their positions;
@@ -305,7 +251,7 @@ def _phrase(text: str, fld: str | None, parser: _Parser, lexeme: _Lexeme) -> Nod
     return Phrase(tuple(t.term for t in tokens), tuple(t.position - base for t in tokens), fld, source=text)
 
 
-def _prefix(word: _Lexeme, star: _Lexeme, fld: str | None, parser: _Parser) -> Node:
+def _prefix(word: Lexeme, star: Lexeme, fld: str | None, parser: _Parser) -> Node:
     folded = fold(word.text)
     if len(folded) < 3 or not folded.isalnum():
         raise parser.error("a wildcard needs at least 3 letters or digits before the *", star)
