@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from service.channels.email import EmailChannel, RateLimiter, sender_address, transport_for
+from service.channels.email import EmailChannel, RateLimiter, header_line, sender_address, transport_for
 from service.channels.smtp import OutboxTransport, SmtpConfigError, SmtpTransport, parse_smtp_url
 from service.config import Settings
 from service.models import Subscription
@@ -83,3 +83,18 @@ def test_rate_limiter_spaces_sends_evenly() -> None:
     unlimited = RateLimiter(0, sleep=sleep, monotonic=lambda: clock[0])
     unlimited.wait()
     assert len(slept) == 5
+
+
+def test_header_lines_are_single_lines() -> None:
+    assert header_line("List-Id", "paperboy digest <digest.example.org>") == (
+        b"List-Id: paperboy digest <digest.example.org>\r\n"
+    )
+    encoded = header_line("Subject", "7 new papers on sparse attention · Mon 23 Nov")
+    assert encoded.isascii() and b"=?utf-8?" in encoded and encoded.endswith(b"\r\n")
+    parsed = email.message_from_bytes(encoded + b"\r\n", policy=email.policy.default)
+    assert parsed["Subject"] == "7 new papers on sparse attention · Mon 23 Nov"
+    for evil in ("a\r\nBcc: x@example.org", "a\nBcc: x", "a\rb", "a\x0bb", "a\u2028b"):
+        with pytest.raises(ValueError):
+            header_line("Subject", evil)
+    with_tab = header_line("Subject", "a\tb")  # not printable: the email package's path
+    assert b"\r\n" not in with_tab[:-2]
