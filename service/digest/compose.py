@@ -9,6 +9,7 @@ what a delivery holds, and `digest_from_record` rebuilds exactly that digest for
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -37,10 +38,11 @@ class Ranker(Protocol):
     ) -> list[DigestItem]: ...
 
 
-def default_ranker() -> Ranker:
+def default_ranker(settings: Settings | None = None) -> Ranker:
+    """service.digest.rank.rank_papers, bound to `settings` when given (else it reads the process's)."""
     from service.digest.rank import rank_papers  # imported late: matching pulls in heavier modules
 
-    return rank_papers
+    return functools.partial(rank_papers, settings=settings) if settings is not None else rank_papers
 
 
 def window_start(
@@ -152,7 +154,9 @@ def compose_digest(
 ) -> Digest:
     """The digest `subscription` would get for `period` at `now` (reads only)."""
     papers = candidate_papers(session, subscription, now=now, settings=settings)
-    items = choose_items(session, subscription, papers, ranker)
+    items = choose_items(
+        session, subscription, papers, ranker or (default_ranker(settings) if papers else None)
+    )
     return build_digest(subscription, period, items, now=now, settings=settings)
 
 

@@ -175,6 +175,29 @@ def snippet_text(segments: list[Segment]) -> str:
     return "".join(parts).strip()
 
 
+def merge_hits(segments: list[Segment]) -> list[Segment]:
+    """Empty segments dropped; matched words separated only by spaces joined into one highlight
+    ("*sparse attention*", not "*sparse* *attention*")."""
+    merged: list[Segment] = []
+    for seg in segments:
+        if not seg.text:
+            continue
+        if (
+            seg.hit
+            and len(merged) >= 2
+            and merged[-2].hit
+            and not merged[-1].hit
+            and not merged[-1].text.strip()
+        ):
+            gap = merged.pop()
+            merged[-1] = Segment(merged[-1].text + gap.text + seg.text, hit=True)
+        elif seg.hit and merged and merged[-1].hit:
+            merged[-1] = Segment(merged[-1].text + seg.text, hit=True)
+        else:
+            merged.append(seg)
+    return merged
+
+
 def _item_context(rank: int, item: DigestItem, digest: Digest) -> dict[str, Any]:
     meta = [authors_label(item), one_line(item.organization or "")]
     if item.published_on:
@@ -182,7 +205,7 @@ def _item_context(rank: int, item: DigestItem, digest: Digest) -> dict[str, Any]
         meta.append(f"{day.day} {_MONTHS[day.month - 1]} {day.year}")
     if item.upvotes:
         meta.append(f"▲ {item.upvotes} upvote{'s' if item.upvotes != 1 else ''}")
-    snippet = [seg for seg in item.snippet if seg.text]
+    snippet = merge_hits(item.snippet)
     return {
         "item": item,
         "rank": rank,

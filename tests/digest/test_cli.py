@@ -99,9 +99,6 @@ def test_subscribe_with_confirmation_email(cli_db: Engine, smtp: SmtpServer) -> 
 
 
 def test_digest_preview_dry_run_and_send(cli_db: Engine, smtp: SmtpServer, tmp_path: Path) -> None:
-    pytest.importorskip(
-        "service.digest.rank", reason="service/digest/rank.py (the lead's ranking glue) is not there yet"
-    )
     code, out = run("subscribe", "c@example.org", "-i", "sparse attention")
     assert code == 0, out
     sub_id = str(subscriptions()[0]["id"])

@@ -386,3 +386,46 @@ def test_a_channel_pool_sends_a_batch_over_one_connection(
     assert [o.status for o in outcomes] == ["sent"] * 4
     assert len(smtp.handler.sessions) == 1
     assert sorted(m.rcpt_tos[0] for m in smtp.messages) == [f"reader{n}@example.org" for n in range(4)]
+
+
+def test_end_to_end_through_the_matching_engine(
+    committed_engine: Engine, settings: Settings, smtp: SmtpServer
+) -> None:
+    """No test ranker: service.digest.rank (the matching engine) chooses, explains and highlights."""
+    with session_scope(committed_engine) as session:
+        sub_id = add_subscription(session, "reader@example.org", "sparse attention")
+        add_paper(
+            session,
+            "arxiv:2611.00001",
+            "Sparse attention for long-context transformers\r\nBcc: victim@example.org",
+            "We propose a sparse attention scheme <script>alert(1)</script> that cuts memory.",
+            upvotes=12,
+            organization="ACME Labs",
+        )
+        add_paper(
+            session, "arxiv:2611.00002", "Protein structure prediction", "Diffusion models fold proteins."
+        )
+        add_paper(
+            session,
+            "arxiv:2611.00003",
+            "A KV cache with sparse attention patterns",
+            "Sparse attention patterns.",
+        )
+    outcome = deliver(committed_engine, sub_id, P1, now=NOW, settings=settings, instance="test")
+    assert (outcome.status, outcome.papers) == ("sent", 2)
+    [received] = smtp.messages
+    msg = received.message
+    assert received.rcpt_tos == ["reader@example.org"] and msg["Bcc"] is None
+    assert msg["Subject"] == "2 new papers on sparse attention · Mon 23 Nov"
+    text = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    assert "Protein structure" not in text and "Protein structure" not in html
+    assert "Sparse attention for long-context transformers Bcc: victim@example.org" in text
+    assert "*sparse attention*" in text.lower()
+    assert '<span class="hit"' in html and "<script>" not in html and "&lt;script&gt;" in html
+    assert "matches “sparse attention”" in text
+    assert "https://arxiv.org/abs/2611.00001" in html and "https://paperboy.example/feedback/" in html
+    assert "▲ 12 upvotes" in text and "ACME Labs" in html
+    with session_scope(committed_engine) as session:
+        reasons = session.scalars(select(DeliveryPaper.reason).order_by(DeliveryPaper.rank)).all()
+    assert all(r["why"] and r["snippet"] for r in reasons)
