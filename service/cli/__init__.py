@@ -8,6 +8,7 @@ from service.cli.db import db_app
 from service.cli.digest import digest_app
 from service.cli.eval import eval_app
 from service.cli.ingest import ingest_command
+from service.cli.match import match_command
 from service.cli.papers import export_command, papers_app
 from service.cli.profile import profile_app
 from service.cli.run import register as register_run
@@ -27,6 +28,7 @@ app.command("web")(web_command)
 register_subscriptions(app)  # subscribe, subscriptions list, unsubscribe
 app.add_typer(digest_app, name="digest")
 app.add_typer(eval_app, name="eval")
+app.command("match")(match_command)
 register_run(app)  # run, dispatch, ingest-sources
 app.add_typer(sources_app, name="sources")
 app.add_typer(slack_app, name="slack")
