@@ -236,12 +236,19 @@ def bench_smtp(digests: list[Digest], settings: Settings, workers: int) -> dict[
             for i, d in enumerate(digests)
         ]
         builder = EmailChannel(smtp_settings)
-        payloads = [builder.digest_message(s, d).data for s, d in zip(subs, digests, strict=True)]
+        built = [builder.digest_message(s, d) for s, d in zip(subs, digests, strict=True)]
+        payloads = [message.data for message in built]
 
         def baseline() -> None:
             with smtplib.SMTP("127.0.0.1", port) as raw:
                 for i, payload in enumerate(payloads):
                     raw.sendmail("digest@paperboy.localhost", [f"r{i}@example.org"], payload)
+
+        def prebuilt() -> None:
+            channel = EmailChannel(smtp_settings)
+            for message in built:
+                channel.send_message(message)
+            channel.close()
 
         def paperboy(indices: range | list[int]) -> None:
             channel = EmailChannel(smtp_settings)  # one connection per worker, reused for its batch
@@ -259,6 +266,7 @@ def bench_smtp(digests: list[Digest], settings: Settings, workers: int) -> dict[
                 t.join()
 
         base_wall, base_busy = timed(proc.pid, baseline)
+        pre_wall, pre_busy = timed(proc.pid, prebuilt)
         one_wall, one_busy = timed(proc.pid, lambda: paperboy(range(n)))
         many_wall, many_busy = timed(proc.pid, parallel)
     finally:
@@ -268,6 +276,7 @@ def bench_smtp(digests: list[Digest], settings: Settings, workers: int) -> dict[
         "messages": n,
         "server": "aiosmtpd Sink handler, own process, loopback",
         "smtplib_prebuilt_baseline": {"accepted_per_s": rate(n, base_wall), "server_busy": base_busy},
+        "paperboy_prebuilt_1_connection": {"accepted_per_s": rate(n, pre_wall), "server_busy": pre_busy},
         "paperboy_render_and_send_1_connection": {
             "accepted_per_s": rate(n, one_wall),
             "server_busy": one_busy,
