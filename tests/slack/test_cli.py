@@ -36,7 +36,7 @@ def cli_db(committed_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyP
 def rows() -> list[dict[str, object]]:
     result = runner.invoke(app, ["slack", "list", "--json"])
     assert result.exit_code == 0, result.output
-    return [json.loads(line) for line in result.output.splitlines()]
+    return [json.loads(line) for line in result.stdout.splitlines()]
 
 
 def test_subscribe_a_channel_and_a_webhook_then_list_them(cli_db: Engine) -> None:
