@@ -1,0 +1,221 @@
+"""A batch of new papers against ALL stored profiles at once: who can want any of them at all.
+
+Digests rank one subscription at a time (service.digest.rank.rank_papers), and ranking builds a
+whole match context over the candidate papers even for a profile that shares no word with any of
+them. One percolation of every stored interest over the batch (service.matching.percolator) says
+beforehand which interests have a candidate; a subscription whose interests have none gets the
+empty result the ranker would have returned, without being ranked.
+
+The screen never rules out a profile the ranker would give papers:
+
+* the ranker sends a paper only with evidence of its own. On the lexical path (no sentence
+  embedding) an interest without seed or liked papers has evidence only when a word or phrase of
+  its keywords or query is in the paper; the screen indexes exactly that ("any positive word or
+  phrase"), and the query's and exclusions' filters when they hold no wildcard (the ranker expands
+  a wildcard to the pool's 64 commonest words, the percolator to all of them: broader is safe where
+  the wildcard asks for a word, not where it excludes one);
+* interests with seed or liked papers, and every interest when the embedding is on, are never
+  ruled out (closeness in meaning or to the seeds needs no shared word);
+* a profile created or edited after the screen was built, or that got a liked paper since, is
+  never ruled out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.config import Settings, get_settings
+from service.digest.model import DigestItem
+from service.digest.rank import paper_doc, rank_papers, to_interest
+from service.matching import semantic_available
+from service.matching.documents import analyze_paper
+from service.matching.interests import CompiledInterest, Interest, InterestError, compile_interest
+from service.matching.normal_form import TooComplex, to_dnf
+from service.matching.percolator import ProfileIndex, percolate
+from service.matching.query import And, Node, Not, Or, Query, Term
+from service.models import Feedback, Paper, Profile
+from service.models import Interest as InterestRow
+
+__all__ = ["BatchScreen", "ScreenedRanker", "StoredInterest", "evidence_form", "load_interests"]
+
+log = logging.getLogger(__name__)
+
+# What the screen knows of a profile: its interests (id, last edit) and whether it has liked papers.
+Fingerprint = tuple[frozenset[tuple[int, dt.datetime]], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredInterest:
+    """A stored interest in the matching engine's terms, with what identifies its version."""
+
+    profile_id: int
+    interest_id: int
+    name: str
+    updated_at: dt.datetime
+    interest: Interest
+
+
+def load_interests(session: Session, settings: Settings | None = None) -> list[StoredInterest]:
+    """Every stored interest with its profile's feedback: two queries, whatever the number of profiles."""
+    settings = settings or get_settings()
+    liked: dict[int, list[str]] = defaultdict(list)
+    disliked: dict[int, list[str]] = defaultdict(list)
+    for profile_id, paper_id, relevant in session.execute(
+        select(Feedback.profile_id, Feedback.paper_id, Feedback.relevant)
+    ):
+        (liked if relevant else disliked)[profile_id].append(str(paper_id))
+    rows = session.scalars(select(InterestRow).order_by(InterestRow.id).execution_options(yield_per=5_000))
+    return [
+        StoredInterest(
+            row.profile_id,
+            row.id,
+            row.name,
+            row.updated_at,
+            to_interest(row, liked.get(row.profile_id, []), disliked.get(row.profile_id, []), settings),
+        )
+        for row in rows
+    ]
+
+
+def _has_wildcard(node: Node) -> bool:
+    if isinstance(node, Term):
+        return node.prefix
+    if isinstance(node, Not):
+        return _has_wildcard(node.child)
+    if isinstance(node, And | Or):
+        return any(_has_wildcard(child) for child in node.children)
+    return False
+
+
+def evidence_form(compiled: CompiledInterest) -> CompiledInterest | None:
+    """The interest as the screen indexes it, or None when words alone cannot rule a paper out."""
+    interest = compiled.interest
+    leaves = compiled.positives
+    if interest.seeds or interest.liked or not leaves:
+        return None
+    evidence = Query(interest.keywords or interest.query, tuple(leaves))
+    try:
+        evidence_dnf = tuple(to_dnf(evidence.root))
+    except TooComplex:
+        return None
+    query = compiled.query if compiled.query is not None and not _has_wildcard(compiled.query.root) else None
+    excluded = tuple(node for node in compiled.exclude if not _has_wildcard(node))
+    return CompiledInterest(
+        interest,
+        evidence,
+        query,
+        excluded,
+        evidence_dnf,
+        compiled.query_dnf if query is not None else (),
+        tuple(conj for node in excluded for conj in to_dnf(node)),
+    )
+
+
+def fingerprint(profile: Profile) -> Fingerprint:
+    return frozenset((i.id, i.updated_at) for i in profile.interests), any(
+        f.relevant for f in profile.feedback
+    )
+
+
+class BatchScreen:
+    """Which stored interests have at least one candidate among the papers screened so far.
+
+    Build it once (all stored interests), then :meth:`screen` each batch of papers; papers already
+    screened are not percolated again, so overlapping batches cost only their new papers.
+    """
+
+    def __init__(self, interests: Sequence[StoredInterest]) -> None:
+        self.always: set[int] = set()  # interest ids the words cannot rule out
+        indexed: list[tuple[str, CompiledInterest]] = []
+        versions: dict[int, set[tuple[int, dt.datetime]]] = defaultdict(set)
+        liked: set[int] = set()
+        for stored in interests:
+            versions[stored.profile_id].add((stored.interest_id, stored.updated_at))
+            if stored.interest.liked:
+                liked.add(stored.profile_id)
+            try:
+                form = evidence_form(compile_interest(stored.interest))
+            except InterestError:
+                continue  # the ranker skips it too: it can never match
+            if form is None:
+                self.always.add(stored.interest_id)
+            else:
+                indexed.append((str(stored.interest_id), form))
+        self.fingerprints: dict[int, Fingerprint] = {
+            pid: (frozenset(v), pid in liked) for pid, v in versions.items()
+        }
+        self.index = ProfileIndex(indexed)
+        self.screened: set[int] = set()
+        # One (interest ids, paper ids) pair of arrays per screened batch, sorted by interest id.
+        self._hits: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def screen(self, papers: Iterable[Paper]) -> None:
+        """Percolate the papers not screened yet."""
+        fresh = [p for p in papers if p.id not in self.screened]
+        if not fresh or not len(self.index):
+            self.screened.update(p.id for p in fresh)
+            return
+        result = percolate(self.index, [analyze_paper(paper_doc(p)) for p in fresh])
+        interest_ids = np.array(self.index.profile_ids, dtype=np.int64)[result.profile_rows]
+        paper_ids = np.array([p.id for p in fresh], dtype=np.int64)[result.paper_rows]
+        order = np.argsort(interest_ids, kind="stable")
+        self._hits.append((interest_ids[order], paper_ids[order]))
+        self.screened.update(p.id for p in fresh)
+
+    def interest_may_match(self, interest_id: int, paper_ids: np.ndarray) -> bool:
+        if interest_id in self.always:
+            return True
+        for owners, hits in self._hits:
+            lo, hi = np.searchsorted(owners, [interest_id, interest_id + 1])
+            if hi > lo and np.isin(hits[lo:hi], paper_ids).any():
+                return True
+        return False
+
+    def may_match(self, profile: Profile, papers: Sequence[Paper], interests: Sequence[str] | None) -> bool:
+        """False only when ranking `profile` over `papers` is sure to give nothing."""
+        if self.fingerprints.get(profile.id) != fingerprint(profile):
+            return True  # new or edited since the screen was built
+        if any(p.id not in self.screened for p in papers):
+            self.screen(papers)
+        ids = np.array([p.id for p in papers], dtype=np.int64)
+        chosen = [i for i in profile.interests if interests is None or i.name in interests]
+        return any(self.interest_may_match(i.id, ids) for i in chosen)
+
+
+class ScreenedRanker:
+    """A digest ranker (service.digest.compose.Ranker) that skips profiles the batch screen rules out.
+
+    Meant for one dispatch pass: the screen (all stored interests) is built on the `build_after`-th
+    call, so a pass with a handful of due subscriptions never pays for it, and not at all when the
+    sentence embedding is on (it could rule nothing out).
+    """
+
+    def __init__(self, settings: Settings | None = None, *, build_after: int = 20) -> None:
+        self.settings = settings or get_settings()
+        self.build_after = build_after
+        self.calls = 0
+        self.skipped = 0
+        self._screen: BatchScreen | None = None
+        # Exactly when rank_papers runs without an embedder (checked without loading the model).
+        self._useful = not self.settings.semantic or not semantic_available()
+
+    def __call__(
+        self, session: Session, profile: Profile, papers: list[Paper], *, interests: list[str] | None
+    ) -> list[DigestItem]:
+        self.calls += 1
+        if self._useful and papers and self.calls >= self.build_after:
+            if self._screen is None:
+                self._screen = BatchScreen(load_interests(session, self.settings))
+                log.info("batch screen built: %d interests indexed", len(self._screen.index))
+            if not self._screen.may_match(profile, papers, interests):
+                self.skipped += 1
+                return []
+        return rank_papers(session, profile, papers, interests=interests, settings=self.settings)
