@@ -32,11 +32,24 @@ _GITHUB_REPO = re.compile(r"^https?://(?:www\.)?github\.com/([\w.\-]+)/([\w.\-]+
 _GITHUB_NOT_REPOS = {"orgs", "topics", "features", "about", "sponsors", "marketplace", "settings"}
 
 KEY_MAX = 300  # papers.key and papers.title_key are String(300)
+# In ASCII text only C0 controls and DEL are not printable.
+_ASCII_CONTROLS = bytes(range(32)) + b"\x7f"
+
+
+def is_printable(text: str) -> bool:
+    """str.isprintable(), about three times faster on ASCII text (most abstracts).
+
+    str.isprintable looks every character up in the Unicode database; for ASCII, deleting the 33
+    control bytes with bytes.translate and comparing lengths gives the same answer.
+    """
+    if len(text) > 64 and text.isascii():
+        return len(text.encode("ascii").translate(None, _ASCII_CONTROLS)) == len(text)
+    return text.isprintable()
 
 
 def clean_text(text: str) -> str:
     """NFC, invisible and control characters dropped, whitespace collapsed; wording kept."""
-    if text.isprintable():
+    if is_printable(text):
         # The common case, checked in one C-speed pass: no tabs, newlines, NBSP, controls or
         # invisible characters, so only runs of spaces and the ends can need work.
         if "  " in text or text[:1] == " " or text[-1:] == " ":
@@ -52,7 +65,7 @@ def clean_text(text: str) -> str:
 
 def garbage_reason(text: str) -> str | None:
     """Why `text` looks like binary data rather than prose, or None when it looks fine."""
-    if text.isprintable():
+    if is_printable(text):
         controls = 0
     elif "\x00" in text:
         return "binary data (NUL bytes)"
@@ -76,7 +89,7 @@ def _stray_symbols(text: str) -> str | None:
 
 def checked_text(text: str) -> tuple[str | None, str | None]:
     """(clean_text(text), None), or (None, garbage_reason) -- with one scan in the common case."""
-    if text.isprintable():
+    if is_printable(text):
         if len(text) <= 200 and not text.isascii() and (reason := _stray_symbols(text)):
             return None, reason
         if "  " in text or text[:1] == " " or text[-1:] == " ":
@@ -135,6 +148,8 @@ def extract_links(text: str) -> list[str]:
     `arXiv:2401.01234` references become abs URLs. Other links (project pages, datasets) are left out
     on purpose: the issue asks for arXiv and code links only.
     """
+    if ":" not in text:  # one memchr: every link below holds a colon ("://" or "arXiv:")
+        return []
     links: list[str] = []
     start = text.find("://")
     while start != -1:
