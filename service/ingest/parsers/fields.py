@@ -30,6 +30,8 @@ def text_field(name: str, value: Any, required: bool = False) -> str | None:
 
 
 def int_field(name: str, value: Any) -> int | None:
+    if type(value) is int and 0 <= value < 2**31:  # the common case, without the checks below
+        return value
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | str):
@@ -61,6 +63,8 @@ def names_field(name: str, value: Any) -> list[str]:
         return []
     if not isinstance(value, list):
         raise FieldProblem(f"{name} must be a list, not {type(value).__name__}")
+    if _clean_names(value):
+        return list(value)
     names: list[str] = []
     for entry in value:
         if isinstance(entry, dict):
@@ -77,6 +81,30 @@ def names_field(name: str, value: Any) -> list[str]:
         if text:
             names.append(text)
     return names
+
+
+def _clean_names(value: list[Any]) -> bool:
+    """True when every entry is a non-empty clean ASCII string: checked on them all joined at once.
+
+    Joined with "|", an empty entry shows as "||" or an end "|", a space at an entry's edge as " |",
+    "| " or an end space. A name holding "|" itself may look unclean; the slow path then decides.
+    """
+    try:
+        joined = "|".join(value)
+    except TypeError:  # an entry that is not a string (an object, null)
+        return False
+    if not joined:  # [] is clean, [""] is not
+        return not value
+    return (
+        joined.isascii()
+        and joined.isprintable()
+        and "  " not in joined
+        and " |" not in joined
+        and "| " not in joined
+        and "||" not in joined
+        and joined[:1] not in (" ", "|")
+        and joined[-1:] not in (" ", "|")
+    )
 
 
 def links_field(name: str, value: Any) -> list[str]:

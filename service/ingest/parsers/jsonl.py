@@ -15,6 +15,8 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import orjson
+
 from service.ingest.normalize import finish_record
 from service.ingest.parsers.fields import (
     FieldProblem,
@@ -55,17 +57,19 @@ def _url(name: str, value: Any) -> str | None:
 
 
 # Optional fields: (record attribute, accepted keys, converter). Built once, not per line.
-_OPTIONAL: tuple[tuple[str, tuple[str, ...], Callable[[str, Any], Any]], ...] = (
-    ("authors", ("authors",), names_field),
-    ("author_count", ("author_count",), int_field),
-    ("organization", ("organization", "organisation"), text_field),
-    ("published_on", ("published_on", "published"), date_field),
-    ("upvotes", ("upvotes",), int_field),
-    ("arxiv_id", ("arxiv_id",), arxiv_field),
-    ("url", ("url",), _url),
-    ("code_url", ("code_url",), _url),
-    ("links", ("links",), links_field),
+_OPTIONAL: tuple[tuple[str, str, str | None, Callable[[str, Any], Any]], ...] = (
+    ("authors", "authors", None, names_field),
+    ("author_count", "author_count", None, int_field),
+    ("organization", "organization", "organisation", text_field),
+    ("published_on", "published_on", "published", date_field),
+    ("upvotes", "upvotes", None, int_field),
+    ("arxiv_id", "arxiv_id", None, arxiv_field),
+    ("url", "url", None, _url),
+    ("code_url", "code_url", None, _url),
+    ("links", "links", None, links_field),
 )
+# int_field quotes the JSON of a value that is not a number; orjson may have changed a number in it.
+_NUMBER_KEYS = frozenset(key for _, key, _, convert in _OPTIONAL if convert is int_field)
 
 
 def record_from_object(obj: dict[str, Any], line: int) -> tuple[PaperRecord, list[str]]:
@@ -73,20 +77,21 @@ def record_from_object(obj: dict[str, Any], line: int) -> tuple[PaperRecord, lis
 
     Raises FieldProblem when the title or abstract is unusable.
     """
-    title = text_field("title", obj.get("title"), required=True)
-    abstract = obj.get("abstract")
-    abstract = text_field("abstract", obj.get("summary") if abstract is None else abstract, required=True)
+    get = obj.get
+    title = text_field("title", get("title"), required=True)
+    abstract = get("abstract")
+    abstract = text_field("abstract", get("summary") if abstract is None else abstract, required=True)
     assert title is not None and abstract is not None
-    record = PaperRecord(title=title, abstract=abstract, line=line)
+    record = PaperRecord(title, abstract, line)
     dropped: list[str] = []
-    for attr, keys, convert in _OPTIONAL:
-        value = obj.get(keys[0])
-        if value is None and len(keys) > 1:
-            value = obj.get(keys[1])
+    for attr, key, alias, convert in _OPTIONAL:
+        value = get(key)
+        if value is None and alias is not None:
+            value = get(alias)
         if value is None:
             continue
         try:
-            value = convert(keys[0], value)
+            value = convert(key, value)
         except FieldProblem as problem:
             dropped.append(str(problem))
             continue
@@ -95,6 +100,25 @@ def record_from_object(obj: dict[str, Any], line: int) -> tuple[PaperRecord, lis
     if record.authors and record.author_count is None:
         record.author_count = len(record.authors)
     return finish_record(record), dropped
+
+
+def decode_line(line: str) -> Any:
+    """json.loads(line), decoded by orjson (four times faster) whenever that gives the same value.
+
+    orjson turns integers beyond 64 bits into floats and refuses what json accepts (NaN, lone
+    surrogates): anything it refuses, and any object whose messages could show such a number, is
+    decoded again by json, so values and error messages stay json's.
+    """
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return json.loads(line)
+    if type(obj) is not dict:
+        return json.loads(line)
+    for key, value in obj.items():
+        if type(value) is float or (type(value) in (list, dict) and key in _NUMBER_KEYS):
+            return json.loads(line)
+    return obj
 
 
 def parse_jsonl(pieces: Iterable[str]) -> Iterator[ParseItem]:
@@ -106,7 +130,7 @@ def parse_jsonl(pieces: Iterable[str]) -> Iterator[ParseItem]:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = decode_line(line)
         except ValueError as exc:  # JSONDecodeError, and UnicodeDecodeError on lone surrogates
             yield ParseIssue(number, f"not valid JSON ({exc}); skipped")
             continue
