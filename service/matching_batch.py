@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -179,6 +180,13 @@ class BatchScreen:
                 return True
         return False
 
+    def wanted_interests(self, paper_ids: np.ndarray) -> set[int]:
+        """Ids of the interests that may want one of these (screened) papers."""
+        wanted = set(self.always)
+        for owners, hits in self._hits:
+            wanted.update(owners[np.isin(hits, paper_ids)].tolist())
+        return wanted
+
     def may_match(self, profile: Profile, papers: Sequence[Paper], interests: Sequence[str] | None) -> bool:
         """False only when ranking `profile` over `papers` is sure to give nothing."""
         if self.fingerprints.get(profile.id) != fingerprint(profile):
@@ -193,29 +201,50 @@ class BatchScreen:
 class ScreenedRanker:
     """A digest ranker (service.digest.compose.Ranker) that skips profiles the batch screen rules out.
 
-    Meant for one dispatch pass: the screen (all stored interests) is built on the `build_after`-th
-    call, so a pass with a handful of due subscriptions never pays for it, and not at all when the
-    sentence embedding is on (it could rule nothing out).
+    Give one to the dispatcher for its lifetime (``run_dispatch(..., ranker=ScreenedRanker())``): the
+    screen of all stored interests is built on the `build_after`-th call, so a few digests sent by hand
+    never pay for it, then serves pass after pass, percolating only papers it has not seen, and is
+    rebuilt once older than `max_age` (a stale screen is still safe: profiles edited since it was
+    built are always ranked; rebuilding keeps it useful and its memory bounded). It does nothing
+    when the sentence embedding is on: closeness in meaning rules nothing out. One thread at a time.
     """
 
-    def __init__(self, settings: Settings | None = None, *, build_after: int = 20) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        build_after: int = 20,
+        max_age: dt.timedelta = dt.timedelta(hours=6),
+    ) -> None:
         self.settings = settings or get_settings()
         self.build_after = build_after
+        self.max_age = max_age
         self.calls = 0
         self.skipped = 0
         self._screen: BatchScreen | None = None
+        self._built_at = 0.0
         # Exactly when rank_papers runs without an embedder (checked without loading the model).
         self._useful = not self.settings.semantic or not semantic_available()
+
+    def screen_for(self, session: Session) -> BatchScreen:
+        if self._screen is None or time.monotonic() - self._built_at > self.max_age.total_seconds():
+            started = time.monotonic()
+            self._screen = BatchScreen(load_interests(session, self.settings))
+            self._built_at = time.monotonic()
+            log.info(
+                "batch screen built: %d interests indexed, %d always ranked, in %.1f s",
+                len(self._screen.index),
+                len(self._screen.always),
+                self._built_at - started,
+            )
+        return self._screen
 
     def __call__(
         self, session: Session, profile: Profile, papers: list[Paper], *, interests: list[str] | None
     ) -> list[DigestItem]:
         self.calls += 1
-        if self._useful and papers and self.calls >= self.build_after:
-            if self._screen is None:
-                self._screen = BatchScreen(load_interests(session, self.settings))
-                log.info("batch screen built: %d interests indexed", len(self._screen.index))
-            if not self._screen.may_match(profile, papers, interests):
-                self.skipped += 1
-                return []
+        screened = self._useful and bool(papers) and self.calls >= self.build_after
+        if screened and not self.screen_for(session).may_match(profile, papers, interests):
+            self.skipped += 1
+            return []
         return rank_papers(session, profile, papers, interests=interests, settings=self.settings)

@@ -137,3 +137,21 @@ def test_interest_selection_is_respected(db: Session) -> None:
     assert screen.may_match(profile, batch, None)
     assert screen.may_match(profile, batch, ["attn"])
     assert not screen.may_match(profile, batch, ["space"])
+    space, attn = profile.interests
+    assert screen.wanted_interests(np.array([papers["p1"].id])) == {attn.id}
+    screen.screen([papers["p5"]])  # the galaxy paper
+    assert screen.wanted_interests(np.array([papers["p5"].id])) == {space.id}
+    assert screen.may_match(profile, [papers["p5"]], ["space"])
+
+
+def test_screen_is_built_late_and_rebuilt_when_old(db: Session) -> None:
+    papers = _store_papers(db)
+    batch = [papers["p1"], papers["p2"]]
+    galaxies = _profile(db, "galaxies", keywords="galaxy")
+    ranker = ScreenedRanker(LEXICAL, build_after=2, max_age=dt.timedelta(0))
+    assert ranker(db, galaxies, batch, interests=None) == [] and ranker.skipped == 0  # ranked: too early
+    assert ranker(db, galaxies, batch, interests=None) == [] and ranker.skipped == 1
+    later = _profile(db, "later", keywords="dark matter")
+    assert ranker(db, later, batch, interests=None) == [] and ranker.skipped == 2  # rebuilt: known now
+    with_words = _profile(db, "words", keywords="kv cache")
+    assert ranker(db, with_words, batch, interests=None) and ranker.skipped == 2
