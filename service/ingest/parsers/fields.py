@@ -63,7 +63,14 @@ def names_field(name: str, value: Any) -> list[str]:
         return []
     if not isinstance(value, list):
         raise FieldProblem(f"{name} must be a list, not {type(value).__name__}")
-    if _clean_names(value):
+    if value and type(value[0]) is dict:  # author objects: their names, if all are clean strings
+        try:
+            shown = [entry.get("name") for entry in value if entry.get("hidden") is not True]
+        except AttributeError:  # objects mixed with other values: the loop below sorts them out
+            shown = None
+        if shown is not None and _clean_names(shown):
+            return shown
+    elif _clean_names(value):
         return list(value)
     names: list[str] = []
     for entry in value:

@@ -10,6 +10,7 @@ response -- even on a single line -- is never held whole in memory.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -125,30 +126,53 @@ def _organization(value: Any) -> str | None:
     return text_field("organization", value)
 
 
+def _arxiv_id(value: Any) -> str | None:
+    return arxiv_field("paper.id", value)
+
+
+def _authors(value: Any) -> list[str] | None:
+    return names_field("authors", value) or None
+
+
+def _upvotes(value: Any) -> int | None:
+    return int_field("upvotes", value)
+
+
+def _published(value: Any) -> dt.date | None:
+    return date_field("publishedAt", value)
+
+
+def _code_url(value: Any) -> str | None:
+    return github_repo_url(text_field("githubRepo", value) or "")
+
+
 def record_from_item(item: dict[str, Any], line: int) -> tuple[PaperRecord, list[str]]:
     """A record from one API item (or a bare paper object); FieldProblem if title/abstract unusable."""
     paper = item.get("paper") if isinstance(item.get("paper"), dict) else item
     title = text_field("title", paper.get("title") or item.get("title"), required=True)
     abstract = text_field("summary", paper.get("summary") or item.get("summary"), required=True)
     assert title is not None and abstract is not None
-    record = PaperRecord(title=title, abstract=abstract, line=line)
+    record = PaperRecord(title, abstract, line)
     dropped: list[str] = []
-
-    def take(attr: str, convert: Any, value: Any) -> None:
+    get = paper.get
+    # (attribute, converter, value) in the order problems are reported; a None value converts to None.
+    for attr, convert, value in (
+        ("arxiv_id", _arxiv_id, get("id")),
+        ("authors", _authors, get("authors")),
+        ("upvotes", _upvotes, get("upvotes", item.get("upvotes"))),
+        ("published_on", _published, get("publishedAt")),
+        ("organization", _organization, item.get("organization") or get("organization")),
+        ("code_url", _code_url, get("githubRepo")),
+    ):
+        if value is None:
+            continue
         try:
             converted = convert(value)
         except FieldProblem as problem:
             dropped.append(str(problem))
-            return
+            continue
         if converted is not None:
             setattr(record, attr, converted)
-
-    take("arxiv_id", lambda v: arxiv_field("paper.id", v), paper.get("id"))
-    take("authors", lambda v: names_field("authors", v) or None, paper.get("authors"))
-    take("upvotes", lambda v: int_field("upvotes", v), paper.get("upvotes", item.get("upvotes")))
-    take("published_on", lambda v: date_field("publishedAt", v), paper.get("publishedAt"))
-    take("organization", _organization, item.get("organization") or paper.get("organization"))
-    take("code_url", lambda v: github_repo_url(text_field("githubRepo", v) or ""), paper.get("githubRepo"))
     if record.authors:
         record.author_count = len(record.authors)
     if record.arxiv_id:
