@@ -115,10 +115,12 @@ def decode_pieces(raw_pieces: Iterable[bytes], decoding: Decoding | None = None)
         yield _decode_legacy(carry)
 
 
-def numbered_lines(pieces: Iterable[str], max_line: int = MAX_LINE) -> Iterator[tuple[int, str | None]]:
-    """(line number, line without its ending) for \\n, \\r\\n and \\r endings; None for an overlong line.
+def line_batches(pieces: Iterable[str], max_line: int = MAX_LINE) -> Iterator[tuple[int, list[str | None]]]:
+    """(number of the first line, the lines a piece ends) for \\n, \\r\\n and \\r endings.
 
-    Pieces may hold many lines (a test's whole string) or part of one (a long line read in pieces).
+    A line is given without its ending, None when overlong. Pieces may hold many lines (a test's
+    whole string) or part of one (a long line read in pieces). A list per piece, not a tuple per
+    line, keeps the per-line work of a parser in its own loop.
     """
     number = 1
     buf = ""  # the start of the current line, not ended yet
@@ -132,20 +134,34 @@ def numbered_lines(pieces: Iterable[str], max_line: int = MAX_LINE) -> Iterator[
         if "\r" in piece:
             pending_cr = piece.endswith("\r")
             piece = piece.replace("\r\n", "\n").replace("\r", "\n")
-        parts = piece.split("\n")
-        for part in parts[:-1]:
-            line = buf + part if buf else part
-            buf = ""
-            yield number, (None if overlong or len(line) > max_line else line)
-            number += 1
-            overlong = False
-        tail = parts[-1]
+        lines: list[str | None] = piece.split("\n")  # type: ignore[assignment]
+        tail = lines.pop()
+        if lines:
+            if buf or overlong:
+                first = buf + lines[0]  # type: ignore[operator]
+                lines[0] = None if overlong or len(first) > max_line else first
+                buf, overlong = "", False
+            if len(piece) > max_line:  # only then can a line of this piece alone be overlong
+                lines = [None if line is not None and len(line) > max_line else line for line in lines]
+            yield number, lines
+            number += len(lines)
         if tail and not overlong:
             buf += tail
             if len(buf) > max_line:
                 overlong, buf = True, ""
     if buf or overlong:
-        yield number, (None if overlong else buf)
+        yield number, [None if overlong else buf]
+
+
+def numbered_lines(pieces: Iterable[str], max_line: int = MAX_LINE) -> Iterator[tuple[int, str | None]]:
+    """(line number, line without its ending) for \\n, \\r\\n and \\r endings; None for an overlong line.
+
+    Pieces may hold many lines (a test's whole string) or part of one (a long line read in pieces).
+    """
+    for number, lines in line_batches(pieces, max_line):
+        for line in lines:
+            yield number, line
+            number += 1
 
 
 def read_text_lines(path: Path, decoding: Decoding | None = None) -> Iterator[str]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from service.ingest.normalize import checked_text, finish_record, looks_like_title
 from service.ingest.parsers.text_units import excerpt
-from service.ingest.reading import MAX_LINE, numbered_lines
+from service.ingest.reading import MAX_LINE, line_batches
 from service.ingest.records import PaperRecord, ParseIssue, ParseItem
 
 _MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
@@ -55,33 +55,38 @@ def _blocks(pieces: Iterable[str]) -> Iterator[Block | ParseIssue]:
     """Blank-line separated blocks of cleaned lines; unreadable lines become issues."""
     current: Block | None = None
     short_lines: dict[str, tuple[str | None, str | None]] = {}
-    for number, raw in numbered_lines(pieces):
-        if raw is None:
-            yield ParseIssue(
-                number, f"line longer than {MAX_LINE // 1024} KiB is not part of a paper; skipped"
-            )
-            continue
-        if not raw or raw.isspace():
-            if current is not None:
-                yield current
-                current = None
-            continue
-        if len(raw) <= 40:
-            # Metadata lines ("·", "  • 4 authors", "Mar 5") repeat all through a page: check each once.
-            checked = short_lines.get(raw)
-            if checked is None:
-                checked = checked_text(raw)
-                if len(short_lines) < 4096:
-                    short_lines[raw] = checked
-            text, reason = checked
-        else:
-            text, reason = checked_text(raw)
-        if text is None:
-            yield ParseIssue(number, f"{reason}; line skipped")
-        elif current is None:
-            current = Block(number, [text])
-        else:
-            current.lines.append(text)
+    for number, lines in line_batches(pieces):
+        for raw in lines:
+            if raw is None:
+                yield ParseIssue(
+                    number, f"line longer than {MAX_LINE // 1024} KiB is not part of a paper; skipped"
+                )
+            elif not raw or raw.isspace():
+                if current is not None:
+                    yield current
+                    current = None
+            else:
+                if len(raw) <= 40:
+                    if raw.isascii() and raw.isprintable() and "  " not in raw and raw[0] != " " != raw[-1]:
+                        text, reason = raw, None  # what checked_text gives a clean ASCII line
+                    # Metadata lines ("·", "  • 4 authors", "Mar 5") repeat all through a page: check
+                    # each once.
+                    elif (checked := short_lines.get(raw)) is not None:
+                        text, reason = checked
+                    else:
+                        checked = checked_text(raw)
+                        if len(short_lines) < 4096:
+                            short_lines[raw] = checked
+                        text, reason = checked
+                else:
+                    text, reason = checked_text(raw)
+                if text is None:
+                    yield ParseIssue(number, f"{reason}; line skipped")
+                elif current is None:
+                    current = Block(number, [text])
+                else:
+                    current.lines.append(text)
+            number += 1
     if current is not None:
         yield current
 
@@ -102,14 +107,15 @@ def parse_date(text: str, reference: dt.date) -> tuple[dt.date, int | None] | No
     match = _DATE.match(text)
     if not match:
         return None
-    month = MONTHS.get(match.group(1)[:3].lower())
+    month_name, day_text, year, upvotes = match.groups()
+    month = MONTHS.get(month_name[:3].lower())
     if month is None:
         return None
-    day = int(match.group(2))
-    votes = int(match.group(4)) if match.group(4) else None
+    day = int(day_text)
+    votes = int(upvotes) if upvotes else None
     try:
-        if match.group(3):
-            return dt.date(int(match.group(3)), month, day), votes
+        if year:
+            return dt.date(int(year), month, day), votes
         return resolve_year(month, day, reference), votes
     except ValueError:
         return None
@@ -121,11 +127,12 @@ def _apply_metadata(record: PaperRecord, block: Block, page_date: dt.date) -> It
         number = block.line + offset
         if text == SEPARATOR:
             seen_separator = True
-        elif (authors := _AUTHORS.match(text)) is not None:
-            record.author_count = int(authors.group(1))
         elif text.startswith("•"):
-            names = [n.strip() for n in text[1:].split(",") if n.strip()]
-            record.authors, record.author_count = names, len(names)
+            if (authors := _AUTHORS.match(text)) is not None:  # the pattern starts with "•" too
+                record.author_count = int(authors.group(1))
+            else:
+                names = [n.strip() for n in text[1:].split(",") if n.strip()]
+                record.authors, record.author_count = names, len(names)
         elif (date := parse_date(text, page_date)) is not None:
             record.published_on, record.upvotes = date
         elif _DATE.match(text):
@@ -177,9 +184,10 @@ def parse_daily_page(pieces: Iterable[str], today: dt.date | None = None) -> Ite
             in_header = False
             message = f"no page date in the header; dates without a year are read against {today}"
             yield ParseIssue(None, message, skipped=False)
+        is_metadata = block.is_metadata
         if maybe is not None and title is not None:
             text = block.text
-            if block.is_metadata or looks_like_title(text):  # `maybe` was the terse abstract
+            if is_metadata or looks_like_title(text):  # `maybe` was the terse abstract
                 paper = PaperRecord(title=title.text, abstract=maybe.text, line=title.line)
                 title = maybe = None
             else:  # `maybe` was the next title, and this is its abstract
@@ -187,7 +195,7 @@ def parse_daily_page(pieces: Iterable[str], today: dt.date | None = None) -> Ite
                 paper = PaperRecord(title=maybe.text, abstract=text, line=maybe.line)
                 title = maybe = None
                 continue
-        if block.is_metadata:
+        if is_metadata:
             if paper is not None:
                 yield from _apply_metadata(paper, block, page_date)
                 yield finish_record(paper)
