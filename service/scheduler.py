@@ -37,6 +37,7 @@ from sqlalchemy import Engine
 from service import lease
 from service.clock import Clock
 from service.config import Settings
+from service.digest.compose import Ranker
 
 log = logging.getLogger("paperboy.scheduler")
 
@@ -54,6 +55,9 @@ class Runtime:
     clock: Clock
     instance: str
     stop: threading.Event
+    # One ranker for the service's lifetime: it keeps the percolator screen of every stored interest
+    # between passes (the dispatch job has max_instances=1, so it is used by one thread at a time).
+    ranker: Ranker | None = None
 
 
 _runtimes: dict[str, Runtime] = {}
@@ -76,7 +80,18 @@ def dispatch_job(instance: str) -> None:
     rt = _runtimes.get(instance)
     if rt is None or rt.stop.is_set():
         return
-    run_dispatch(rt.engine, rt.settings, rt.clock, instance=rt.instance, should_stop=rt.stop.is_set)
+    if rt.ranker is None:
+        from service.matching_batch import ScreenedRanker
+
+        rt.ranker = ScreenedRanker(rt.settings)
+    run_dispatch(
+        rt.engine,
+        rt.settings,
+        rt.clock,
+        instance=rt.instance,
+        ranker=rt.ranker,
+        should_stop=rt.stop.is_set,
+    )
 
 
 def build_scheduler(rt: Runtime) -> BackgroundScheduler:
