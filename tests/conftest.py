@@ -97,6 +97,20 @@ def db(engine: Engine) -> Iterator[Session]:
 
 
 @pytest.fixture
+def cli_env(committed_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    """The `paperboy` command configured as an operator would: DATABASE_URL names the test database,
+    VAR_DIR a temporary folder. Add further settings with monkeypatch.setenv before running it."""
+    from service.config import get_settings
+
+    monkeypatch.setenv("DATABASE_URL", committed_engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "200")  # rich tables are not folded in the captured output
+    get_settings.cache_clear()
+    yield committed_engine
+    get_settings.cache_clear()
+
+
+@pytest.fixture
 def committed_engine(engine: Engine) -> Iterator[Engine]:
     """The engine for tests whose work must really commit (several connections, processes);
     every table is emptied afterwards."""

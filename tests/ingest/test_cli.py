@@ -3,35 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, delete
 from sqlalchemy.orm import Session
-from typer.testing import CliRunner
 
-from service.cli import app
-from service.config import get_settings
 from service.models import IngestRun, Paper
+from tests.cli import run_cli as run
 from tests.ingest.helpers import FIXTURES, fixture
-
-runner = CliRunner()
 
 
 @pytest.fixture
-def cli_db(committed_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    """The CLI pointed at the test database through DATABASE_URL, as an operator would."""
-    monkeypatch.setenv("DATABASE_URL", committed_engine.url.render_as_string(hide_password=False))
-    monkeypatch.setenv("COLUMNS", "200")
-    get_settings.cache_clear()
-    yield committed_engine
-    get_settings.cache_clear()
-
-
-def run(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.output
+def cli_db(cli_env: Engine) -> Engine:
+    return cli_env
 
 
 def test_ingest_prints_a_table_and_exits_by_outcome(cli_db: Engine) -> None:

@@ -4,39 +4,24 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
-from typer.testing import CliRunner
 
-from service.cli import app
 from service.cli.match import parse_since
-from service.config import get_settings
 from service.db import session_scope
 from service.models import Paper, Profile
+from tests.cli import run_cli as run
 from tests.matching.corpus import PAPERS
 
-runner = CliRunner()
 NOW = dt.datetime.now(dt.UTC)
 
 
 @pytest.fixture
-def cli_db(committed_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    """The CLI pointed at the migrated test database, lexical path only (no model load in tests)."""
-    monkeypatch.setenv("DATABASE_URL", committed_engine.url.render_as_string(hide_password=False))
-    monkeypatch.setenv("VAR_DIR", str(tmp_path))
+def cli_db(cli_env: Engine, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    """Lexical path only: no model load in these tests."""
     monkeypatch.setenv("SEMANTIC", "false")
-    monkeypatch.setenv("COLUMNS", "200")
-    get_settings.cache_clear()
-    yield committed_engine
-    get_settings.cache_clear()
-
-
-def run(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.output
+    return cli_env
 
 
 def store_papers(

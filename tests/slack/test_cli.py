@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
@@ -22,15 +20,10 @@ HOOK = "https://hooks.slack.com/services/T0001/B0001/cli-secret-path"
 
 
 @pytest.fixture
-def cli_db(committed_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    monkeypatch.setenv("DATABASE_URL", committed_engine.url.render_as_string(hide_password=False))
-    monkeypatch.setenv("VAR_DIR", str(tmp_path))
+def cli_db(cli_env: Engine, monkeypatch: pytest.MonkeyPatch) -> Engine:
     monkeypatch.setenv("SECRET_KEY", SECRET)
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-from-the-environment")
-    monkeypatch.setenv("COLUMNS", "200")
-    get_settings.cache_clear()
-    yield committed_engine
-    get_settings.cache_clear()
+    return cli_env
 
 
 def rows() -> list[dict[str, object]]:
