@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ class TokenClaims:
     subscriber_id: int | None
     subscription_id: int | None
     extra: dict[str, Any]
+    issued_at: dt.datetime  # when it was signed: a token older than the row it names is refused
 
 
 def _serializer(purpose: str, settings: Settings) -> URLSafeTimedSerializer:
@@ -49,11 +51,11 @@ def read_token(
     settings = settings or get_settings()
     max_age = max_age_s if max_age_s is not None else settings.token_max_age_days * 86400
     try:
-        payload = _serializer(purpose, settings).loads(token, max_age=max_age)
+        payload, issued = _serializer(purpose, settings).loads(token, max_age=max_age, return_timestamp=True)
     except SignatureExpired as exc:
         raise TokenError(f"this {purpose} link has expired") from exc
     except BadSignature as exc:
         raise TokenError(f"this {purpose} link is not valid") from exc
     if not isinstance(payload, dict):
         raise TokenError(f"this {purpose} link is not valid")
-    return TokenClaims(payload.get("s"), payload.get("sub"), dict(payload.get("x") or {}))
+    return TokenClaims(payload.get("s"), payload.get("sub"), dict(payload.get("x") or {}), issued)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.models import Subscription
-from service.tokens import TokenClaims, TokenError, _serializer, read_token
+from service.tokens import TokenClaims, TokenError, read_token
 from service.web.views import error_page, settings_of
 
 
@@ -38,7 +38,7 @@ def claims_of(request: Request, purpose: str, token: str) -> TokenClaims:
 def issued_before(request: Request, purpose: str, token: str, created_at: dt.datetime) -> bool:
     """True when the token predates the row it names: a row id reused after a deletion (SQLite can
     reuse the highest id) must not let an old link reach the new owner's data."""
-    _, issued = _serializer(purpose, settings_of(request)).loads(token, return_timestamp=True)
+    issued = claims_of(request, purpose, token).issued_at
     return issued.timestamp() < int(created_at.timestamp())
 
 
