@@ -121,7 +121,12 @@ def parse_date(text: str, reference: dt.date) -> tuple[dt.date, int | None] | No
         return None
 
 
-def _apply_metadata(record: PaperRecord, block: Block, page_date: dt.date) -> Iterator[ParseIssue]:
+def _apply_metadata(record: PaperRecord, block: Block, page_date: dt.date) -> list[ParseIssue]:
+    """Fill `record` from a metadata block; the lines that could not be used, as warnings.
+
+    A list rather than a generator: most blocks have no issue, and a generator per paper costs.
+    """
+    issues: list[ParseIssue] = []
     seen_separator = False
     for offset, text in enumerate(block.lines):
         number = block.line + offset
@@ -136,7 +141,7 @@ def _apply_metadata(record: PaperRecord, block: Block, page_date: dt.date) -> It
         elif (date := parse_date(text, page_date)) is not None:
             record.published_on, record.upvotes = date
         elif _DATE.match(text):
-            yield ParseIssue(number, f"invalid date {excerpt(text)}; ignored", skipped=False)
+            issues.append(ParseIssue(number, f"invalid date {excerpt(text)}; ignored", skipped=False))
         elif text.isdigit():
             record.upvotes = int(text)
         elif not seen_separator and record.organization is None:
@@ -144,7 +149,9 @@ def _apply_metadata(record: PaperRecord, block: Block, page_date: dt.date) -> It
             handle, _, name = text.partition(" ")
             record.organization = name or handle
         else:
-            yield ParseIssue(number, f"unrecognised metadata line {excerpt(text)}; ignored", skipped=False)
+            message = f"unrecognised metadata line {excerpt(text)}; ignored"
+            issues.append(ParseIssue(number, message, skipped=False))
+    return issues
 
 
 def _is_header(block: Block) -> bool:
@@ -184,7 +191,8 @@ def parse_daily_page(pieces: Iterable[str], today: dt.date | None = None) -> Ite
             in_header = False
             message = f"no page date in the header; dates without a year are read against {today}"
             yield ParseIssue(None, message, skipped=False)
-        is_metadata = block.is_metadata
+        lines = block.lines  # Block.is_metadata, inline: this runs for every block of the page
+        is_metadata = SEPARATOR in lines or lines[0].startswith("•")
         if maybe is not None and title is not None:
             text = block.text
             if is_metadata or looks_like_title(text):  # `maybe` was the terse abstract
@@ -197,7 +205,9 @@ def parse_daily_page(pieces: Iterable[str], today: dt.date | None = None) -> Ite
                 continue
         if is_metadata:
             if paper is not None:
-                yield from _apply_metadata(paper, block, page_date)
+                issues = _apply_metadata(paper, block, page_date)
+                if issues:
+                    yield from issues
                 yield finish_record(paper)
                 paper = None
             elif title is not None:
