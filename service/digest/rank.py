@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -185,6 +187,39 @@ def to_item(paper: Paper, match: Match, interest: str, keywords: str = "") -> Di
     )
 
 
+_CONTEXTS: OrderedDict[tuple[object, ...], MatchContext] = OrderedDict()
+_CONTEXTS_LOCK = threading.Lock()
+CONTEXTS_KEPT = 4
+
+
+def match_context(
+    session: Session, pool: list[PaperDoc], references: list[PaperDoc], embedder: Embedder | None
+) -> MatchContext:
+    """The matching context for this pool, shared by every profile that ranks the same papers.
+
+    A dispatch pass ranks thousands of subscriptions over the same day's papers: building the index
+    (and the neighbour graph) once instead of once per subscription is most of the pass's cost. The
+    key holds the papers' texts, so an edited abstract never meets a stale index.
+    """
+    key = (embedder.model_id if embedder is not None else None, tuple(pool), tuple(references))
+    with _CONTEXTS_LOCK:
+        context = _CONTEXTS.get(key)
+        if context is not None:
+            _CONTEXTS.move_to_end(key)
+            return context
+    context = MatchContext(
+        pool,
+        references=references,
+        embedder=embedder,
+        cache=DatabaseEmbeddingCache(session) if embedder is not None else None,
+    )
+    with _CONTEXTS_LOCK:
+        _CONTEXTS[key] = context
+        while len(_CONTEXTS) > CONTEXTS_KEPT:
+            _CONTEXTS.popitem(last=False)
+    return context
+
+
 def rank_papers(
     session: Session,
     profile: Profile,
@@ -209,13 +244,7 @@ def rank_papers(
     references = [
         paper_doc(p) for p in session.scalars(select(Paper).where(Paper.id.in_(reference_ids - pool_ids)))
     ]
-    embedder = embedder_for(settings)
-    context = MatchContext(
-        [paper_doc(p) for p in papers],
-        references=references,
-        embedder=embedder,
-        cache=DatabaseEmbeddingCache(session) if embedder is not None else None,
-    )
+    context = match_context(session, [paper_doc(p) for p in papers], references, embedder_for(settings))
     by_id = {str(p.id): p for p in papers}
     best: dict[str, tuple[Match, InterestRow]] = {}
     for row in rows:

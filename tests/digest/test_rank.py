@@ -104,3 +104,16 @@ def test_why_quotes_the_keywords_as_written_and_every_title_links(db: Session) -
     assert by_id[papers["p2"].id].why.startswith("matches “KV cache”")
     # No arXiv id or URL in the dump: the title links to an arXiv title search, never to nothing.
     assert by_id[papers["p2"].id].url.startswith("https://arxiv.org/search/?query=Compressing+the+KV-cache")
+
+
+def test_profiles_ranking_the_same_papers_share_one_index_until_a_text_changes(db: Session) -> None:
+    from service.digest.rank import match_context, paper_doc
+
+    papers = _store(db)
+    pool = [paper_doc(p) for p in papers.values()]
+    first = match_context(db, pool, [], None)
+    assert match_context(db, [paper_doc(p) for p in papers.values()], [], None) is first
+    papers["p1"].abstract += " Corrected."
+    edited = match_context(db, [paper_doc(p) for p in papers.values()], [], None)
+    assert edited is not first
+    assert "Corrected." in edited.docs[0].abstract
