@@ -133,6 +133,8 @@ def deliver(
             return skipped(reason)
         if sub.channel not in CHANNELS:
             return skipped(f"unknown channel {sub.channel!r}")
+        if channel is not None and not isinstance(channel, ChannelPool) and channel.name != sub.channel:
+            return skipped(f"a {channel.name} channel cannot deliver a {sub.channel} subscription")
         existing = find(session, sub.id, period)
         if existing is not None and not retry_is_due(existing, now):
             return skipped(describe(existing), existing.id)

@@ -429,3 +429,15 @@ def test_end_to_end_through_the_matching_engine(
     with session_scope(committed_engine) as session:
         reasons = session.scalars(select(DeliveryPaper.reason).order_by(DeliveryPaper.rank)).all()
     assert all(r["why"] and r["snippet"] for r in reasons)
+
+
+def test_a_channel_only_delivers_its_own_kind(
+    committed_engine: Engine, settings: Settings, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(delivery_module.CHANNELS, "test-chat", f"{__name__}:Refusing")
+    sub_id = _chat_subscription(committed_engine)
+    outcome = run(committed_engine, sub_id, P1, settings, channel=EmailChannel(settings))
+    assert outcome.status == "skipped" and "cannot deliver a test-chat subscription" in (outcome.error or "")
+    assert smtp.messages == []
+    with session_scope(committed_engine) as session:
+        assert session.scalar(select(func.count()).select_from(Delivery)) == 0
