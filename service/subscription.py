@@ -199,6 +199,26 @@ def unsubscribe(session: Session, subscription_id: int, *, subscriber_id: int | 
     return subscription
 
 
+def set_paused(subscription: Subscription, paused: bool) -> None:
+    """Pause or resume one subscription; resuming also clears a noted channel error."""
+    subscription.paused = paused
+    # Paused: no slot is kept. Resumed: the dispatcher gives it its next slot, and whoever resumes
+    # has presumably fixed what made it need attention (a Slack app re-invited, say).
+    subscription.next_digest_at = None
+    if not paused:
+        subscription.needs_attention = None
+
+
+def pause(session: Session, subscription_id: int, paused: bool) -> Subscription:
+    """Pause or resume a subscription by id (an operator's command)."""
+    subscription = session.get(Subscription, subscription_id)
+    if subscription is None or subscription.status == "unsubscribed":
+        raise SubscriptionError(f"subscription {subscription_id}: no such active subscription")
+    set_paused(subscription, paused)
+    session.flush()
+    return subscription
+
+
 def unsubscribe_all(session: Session, email: str) -> list[Subscription]:
     """End every subscription of an address (the mailto: List-Unsubscribe, or an operator)."""
     ended = list_subscriptions(session, email=email)

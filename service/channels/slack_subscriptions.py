@@ -21,6 +21,7 @@ from service.profile import record_feedback
 from service.schedule import Schedule, ScheduleError
 from service.secrets import seal
 from service.subscription import SubscriptionError, add_interests, parse_send_time, parse_weekday
+from service.subscription import set_paused as set_one_paused
 from service.tokens import TokenError, read_token
 
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,30}$")
@@ -153,12 +154,7 @@ def set_paused(
     """Pause or resume the channel's subscriptions (or one); resuming also clears a noted error."""
     changed = _chosen(session, address, subscription_id)
     for sub in changed:
-        sub.paused = paused
-        # Paused: no slot is kept. Resumed: the dispatcher gives it its next slot, and whoever resumes
-        # has presumably fixed what made it need attention (the app re-invited, say).
-        sub.next_digest_at = None
-        if not paused:
-            sub.needs_attention = None
+        set_one_paused(sub, paused)
     session.flush()
     return changed
 

@@ -16,6 +16,7 @@ from service.subscription import (
     create_subscription,
     describe_schedule,
     list_subscriptions,
+    pause,
     send_confirmation_email,
     unsubscribe,
     unsubscribe_all,
@@ -151,6 +152,27 @@ def unsubscribe_command(
         typer.echo(f"no active subscription for {email}")
         return
     typer.echo("unsubscribed: " + ", ".join(str(i) for i in ids))
+
+
+@subscriptions_app.command("pause")
+def pause_command(subscription: int = typer.Argument(..., help="The subscription id.")) -> None:
+    """Stop sending a subscription's digests until it is resumed."""
+    _set_paused(subscription, True)
+
+
+@subscriptions_app.command("resume")
+def resume_command(subscription: int = typer.Argument(..., help="The subscription id.")) -> None:
+    """Send a paused subscription's digests again (and clear a noted channel error)."""
+    _set_paused(subscription, False)
+
+
+def _set_paused(subscription: int, paused: bool) -> None:
+    try:
+        with session_scope(get_engine()) as session:
+            pause(session, subscription, paused)
+    except SubscriptionError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"subscription {subscription} {'paused' if paused else 'resumed'}")
 
 
 def register(app: typer.Typer) -> None:

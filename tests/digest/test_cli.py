@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from service.cli import app
 from service.config import get_settings
 from service.db import session_scope
-from service.models import Delivery
+from service.models import Delivery, Subscription
 from tests.digest.helpers import add_paper
 from tests.smtp_server import SmtpServer, smtp_server
 
@@ -147,3 +147,22 @@ def test_digest_preview_dry_run_and_send(cli_db: Engine, smtp: SmtpServer, tmp_p
     code, out = run("digest", "send", sub_id, "--period", "2026-11-25")
     assert code == 75 and "will retry at" in out
     assert len(smtp.messages) == 1
+
+
+def test_pause_and_resume_from_the_cli(cli_db: Engine) -> None:
+    code, out = run("subscribe", "p@example.org", "-i", "sparse attention")
+    assert code == 0, out
+    sub_id = subscriptions()[0]["id"]
+    with session_scope(cli_db) as session:
+        session.get(Subscription, sub_id).needs_attention = "smtp: mailbox full"
+    code, out = run("subscriptions", "pause", str(sub_id))
+    assert code == 0 and f"subscription {sub_id} paused" in out
+    with session_scope(cli_db) as session:
+        assert session.get(Subscription, sub_id).paused
+    code, out = run("subscriptions", "resume", str(sub_id))
+    assert code == 0, out
+    with session_scope(cli_db) as session:
+        sub = session.get(Subscription, sub_id)
+        assert not sub.paused and sub.needs_attention is None
+    code, out = run("subscriptions", "pause", "999999")
+    assert code == 2 and "no such active subscription" in out
