@@ -208,3 +208,27 @@ def retries_due(session: Session, now: dt.datetime, limit: int = 500) -> list[tu
         .limit(limit)
     )
     return [(row.subscription_id, row.period) for row in rows]
+
+
+def resolve_stuck(session: Session, delivery_id: int, *, was_sent: bool, now: dt.datetime) -> Delivery:
+    """An operator's verdict on a delivery left 'claimed' by a crash between sending and marking.
+
+    paperboy never guesses here (a guess either loses a digest or sends it twice): the operator checks
+    the mail log or the Slack channel, then marks it sent, or makes it a retry due now, which sends the
+    same recorded papers under the same Message-ID.
+    """
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None:
+        raise LookupError(f"delivery {delivery_id}: no such delivery")
+    if delivery.status != "claimed":
+        raise LookupError(f"delivery {delivery_id} is {delivery.status!r}, not 'claimed': nothing to resolve")
+    if was_sent:
+        delivery.status = "sent"
+        delivery.sent_at = now
+        delivery.message_id = delivery.message_id or "marked sent by an operator"
+    else:
+        delivery.status = "retry"
+        delivery.next_attempt_at = now
+        delivery.last_error = "resent by an operator after a crash left it claimed"
+    session.flush()
+    return delivery

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from service.cli.db import db_app
+from service.cli.deliveries import deliveries_app
 from service.cli.digest import digest_app
 from service.cli.eval import eval_app
 from service.cli.ingest import ingest_command
@@ -27,6 +28,7 @@ app.add_typer(profile_app, name="profile")
 app.command("web")(web_command)
 register_subscriptions(app)  # subscribe, subscriptions list, unsubscribe
 app.add_typer(digest_app, name="digest")
+app.add_typer(deliveries_app, name="deliveries")
 app.add_typer(eval_app, name="eval")
 app.command("match")(match_command)
 register_run(app)  # run, dispatch, ingest-sources

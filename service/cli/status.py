@@ -124,7 +124,7 @@ def collect_status(engine: Engine, now: dt.datetime) -> dict[str, Any]:
                 "subscription": r.subscription_id,
                 "address": None,
                 "why": f"delivery {r.id} ({r.period}) claimed by {r.claimed_by} and never marked: "
-                "check whether it was sent",
+                f"check whether it was sent, then `paperboy deliveries resolve {r.id} --sent|--resend`",
             }
             for r in stuck
         ],

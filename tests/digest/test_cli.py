@@ -166,3 +166,24 @@ def test_pause_and_resume_from_the_cli(cli_db: Engine) -> None:
         assert not sub.paused and sub.needs_attention is None
     code, out = run("subscriptions", "pause", "999999")
     assert code == 2 and "no such active subscription" in out
+
+
+def test_deliveries_list_and_resolve_name_bad_input(cli_db: Engine, smtp: SmtpServer) -> None:
+    code, out = run("subscribe", "d@example.org", "-i", "sparse attention")
+    sub_id = str(subscriptions()[0]["id"])
+    with session_scope(cli_db) as session:
+        add_paper(
+            session, "arxiv:2611.00009", "Sparse attention", "Sparse attention.", seen=dt.datetime.now(dt.UTC)
+        )
+    code, out = run("digest", "send", sub_id, "--period", "2026-11-23")
+    assert code == 0, out
+    code, out = run("deliveries", "list", "--subscription", sub_id)
+    assert code == 0 and "2026-11-23" in out and "sent" in out
+    code, out = run("deliveries", "list", "--status", "lost")
+    assert code == 2 and "--status must be one of" in out
+    with session_scope(cli_db) as session:
+        delivery_id = session.scalars(select(Delivery.id)).one()
+    code, out = run("deliveries", "resolve", str(delivery_id), "--resend")
+    assert code == 2 and "is 'sent', not 'claimed'" in out
+    code, out = run("deliveries", "resolve", "999999", "--sent")
+    assert code == 2 and "no such delivery" in out

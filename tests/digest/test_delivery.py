@@ -18,6 +18,7 @@ from service.channels.email import EmailChannel
 from service.config import Settings
 from service.db import session_scope
 from service.delivery import ChannelPool, deliver, retries_due
+from service.delivery_records import resolve_stuck
 from service.digest.model import Digest
 from service.models import Delivery, DeliveryPaper, Paper, Subscriber, Subscription
 from tests.digest.helpers import NOW, add_paper, add_subscription, keyword_ranker
@@ -148,6 +149,43 @@ def test_a_crash_between_send_and_mark_never_sends_again(
     assert len(smtp.messages) == 1
     with session_scope(committed_engine) as session:
         assert retries_due(session, NOW + 30 * DAY) == []
+
+
+@pytest.mark.parametrize("was_sent", [True, False])
+def test_an_operator_settles_a_delivery_a_crash_left_claimed(
+    committed_engine: Engine,
+    settings: Settings,
+    smtp: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+    was_sent: bool,
+) -> None:
+    sub_id = seed(committed_engine)
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(delivery_module, "mark_sent", crash)
+    with pytest.raises(RuntimeError):
+        run(committed_engine, sub_id, P1, settings)
+    monkeypatch.undo()
+    first = smtp.messages[0].message
+    stuck = row(committed_engine, sub_id, P1)
+    with session_scope(committed_engine) as session:
+        resolve_stuck(session, stuck.id, was_sent=was_sent, now=NOW)
+        with pytest.raises(LookupError, match="not 'claimed'"):
+            resolve_stuck(session, stuck.id, was_sent=was_sent, now=NOW)
+    outcome = run(committed_engine, sub_id, P1, settings, now=NOW + DAY)
+    if was_sent:
+        assert outcome.status == "skipped" and len(smtp.messages) == 1
+    else:
+        # The same recorded papers, under the same Message-ID, exactly one more time.
+        assert outcome.status == "sent" and len(smtp.messages) == 2
+        again = smtp.messages[1].message
+        assert again["Message-ID"] == first["Message-ID"]
+        assert again["Subject"] == first["Subject"]
+        assert run(committed_engine, sub_id, P1, settings, now=NOW + 2 * DAY).status == "skipped"
+        assert len(smtp.messages) == 2
+    assert row(committed_engine, sub_id, P1).status == "sent"
 
 
 def test_a_process_killed_right_after_sending_never_sends_again(
