@@ -132,6 +132,47 @@ def advance(
         )
 
 
+@dataclass
+class _Pass:
+    """What every delivery of one dispatch pass shares."""
+
+    engine: Engine
+    settings: Settings
+    clock: Clock
+    instance: str
+    pool: Channel | ChannelPool
+    ranker: Ranker | None
+    should_stop: Callable[[], bool]
+    report: DispatchReport
+
+    def stop_requested(self) -> bool:
+        """SIGTERM: no new work; what is in flight has finished."""
+        if self.should_stop():
+            self.report.stopped = True
+        return self.report.stopped
+
+    def deliver(self, subscription_id: int, period: str, now: dt.datetime) -> DeliveryOutcome | None:
+        """deliver() one period, logged and reported; None when it failed unexpectedly."""
+        try:
+            outcome = deliver(
+                self.engine,
+                subscription_id,
+                period,
+                channel=self.pool,
+                now=now,
+                settings=self.settings,
+                instance=self.instance,
+                ranker=self.ranker,
+            )
+        except Exception as exc:  # a bug or a database outage: the claim lapses and a later pass retries
+            log.exception("delivery of subscription %s for %s failed unexpectedly", subscription_id, period)
+            self.report.errors.append(f"subscription {subscription_id} {period}: {type(exc).__name__}: {exc}")
+            return None
+        self.report.outcomes.append(outcome)
+        log_delivery(outcome, self.instance)
+        return outcome
+
+
 def run_dispatch(
     engine: Engine,
     settings: Settings,
@@ -147,125 +188,63 @@ def run_dispatch(
     now = clock.now()
     report.scheduled = schedule_new(engine, now)
     pool = channel if channel is not None else ChannelPool(settings)
+    run = _Pass(engine, settings, clock, instance, pool, ranker, should_stop, report)
     try:
-        _deliver_due(engine, settings, clock, instance, pool, ranker, should_stop, report)
+        _deliver_due(run)
         if not report.stopped:
-            _deliver_retries(engine, settings, clock, instance, pool, ranker, should_stop, report)
+            _deliver_retries(run)
     finally:
         if channel is None:
             pool.close()  # our own pool: one SMTP connection for the pass, closed with it
     return report
 
 
-def _deliver_due(
-    engine: Engine,
-    settings: Settings,
-    clock: Clock,
-    instance: str,
-    pool: Channel | ChannelPool,
-    ranker: Ranker | None,
-    should_stop: Callable[[], bool],
-    report: DispatchReport,
-) -> None:
-    now = clock.now()
+def _deliver_due(run: _Pass) -> None:
+    now = run.clock.now()
     seen: set[int] = set()
     while True:
-        due = [(sid, at) for sid, at in due_subscriptions(engine, now) if sid not in seen]
+        due = [(sid, at) for sid, at in due_subscriptions(run.engine, now) if sid not in seen]
         if not due:
             return
         for subscription_id, _ in due:
             seen.add(subscription_id)
-            if should_stop():  # SIGTERM: no new work; what is in flight has finished
-                report.stopped = True
+            if run.stop_requested():
                 return
-            until = claim(engine, subscription_id, now)
+            until = claim(run.engine, subscription_id, now)
             if until is None:
-                report.lost_claims += 1
+                run.report.lost_claims += 1
                 continue
-            _deliver_claimed(engine, settings, clock, instance, pool, ranker, subscription_id, until, report)
+            _deliver_claimed(run, subscription_id, until)
 
 
-def _deliver_claimed(
-    engine: Engine,
-    settings: Settings,
-    clock: Clock,
-    instance: str,
-    pool: Channel | ChannelPool,
-    ranker: Ranker | None,
-    subscription_id: int,
-    until: dt.datetime,
-    report: DispatchReport,
-) -> None:
-    now = clock.now()
-    with session_factory(engine)() as session:
+def _deliver_claimed(run: _Pass, subscription_id: int, until: dt.datetime) -> None:
+    now = run.clock.now()
+    with session_factory(run.engine)() as session:
         sub = session.get(Subscription, subscription_id)
     if sub is None:
         return
     try:
         schedule = Schedule.of(sub)
     except ScheduleError as exc:  # changed since it was scheduled: flag it, stop scheduling it
-        with engine.begin() as conn:
+        with run.engine.begin() as conn:
             conn.execute(
                 update(Subscription)
                 .where(Subscription.id == subscription_id, Subscription.next_digest_at == until)
                 .values(needs_attention=f"schedule: {exc}", next_digest_at=None)
             )
         return
-    period = latest_slot(schedule, now).period
-    try:
-        outcome = deliver(
-            engine,
-            subscription_id,
-            period,
-            channel=pool,
-            now=now,
-            settings=settings,
-            instance=instance,
-            ranker=ranker,
-        )
-    except Exception as exc:  # a bug or a database outage: the claim lapses and a later pass retries
-        log.exception("delivery of subscription %s for %s failed unexpectedly", subscription_id, period)
-        report.errors.append(f"subscription {subscription_id} {period}: {type(exc).__name__}: {exc}")
-        return
-    report.outcomes.append(outcome)
-    log_delivery(outcome, instance)
-    advance(engine, subscription_id, until, next_send_at(schedule, now))
+    if run.deliver(subscription_id, latest_slot(schedule, now).period, now) is not None:
+        advance(run.engine, subscription_id, until, next_send_at(schedule, now))
 
 
-def _deliver_retries(
-    engine: Engine,
-    settings: Settings,
-    clock: Clock,
-    instance: str,
-    pool: Channel | ChannelPool,
-    ranker: Ranker | None,
-    should_stop: Callable[[], bool],
-    report: DispatchReport,
-) -> None:
-    now = clock.now()
-    with session_factory(engine)() as session:
+def _deliver_retries(run: _Pass) -> None:
+    now = run.clock.now()
+    with session_factory(run.engine)() as session:
         due = retries_due(session, now)
     for subscription_id, period in due:
-        if should_stop():
-            report.stopped = True
+        if run.stop_requested():
             return
-        try:
-            outcome = deliver(
-                engine,
-                subscription_id,
-                period,
-                channel=pool,
-                now=now,
-                settings=settings,
-                instance=instance,
-                ranker=ranker,
-            )
-        except Exception as exc:
-            log.exception("retry of subscription %s for %s failed unexpectedly", subscription_id, period)
-            report.errors.append(f"subscription {subscription_id} {period}: {type(exc).__name__}: {exc}")
-            continue
-        report.outcomes.append(outcome)
-        log_delivery(outcome, instance)
+        run.deliver(subscription_id, period, now)
 
 
 def log_delivery(outcome: DeliveryOutcome, instance: str) -> None:
