@@ -118,6 +118,18 @@ def run_command(
     log.info("event=stopped instance=%s", service.instance)
 
 
+def _one_pass(now: bool, dry_run: bool, does: str, shows: str) -> tuple[Settings, SystemClock, Engine]:
+    """The common start of a one-pass (cron) command: usage check, logging, a migrated database."""
+    if not (now or dry_run):
+        typer.secho(f"give --now to {does}, or --dry-run to {shows}", err=True)
+        raise typer.Exit(2)
+    configure_logging()
+    settings, clock = get_settings(), SystemClock()
+    engine = get_engine(settings)
+    require_schema(engine)
+    return settings, clock, engine
+
+
 def dispatch_command(
     now: bool = typer.Option(False, "--now", help="Run one dispatch pass now."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what is due; send nothing."),
@@ -126,13 +138,7 @@ def dispatch_command(
     from service.cli.status import show_due
     from service.dispatch import run_dispatch
 
-    if not (now or dry_run):
-        typer.secho("give --now to run a dispatch pass, or --dry-run to see what is due", err=True)
-        raise typer.Exit(2)
-    configure_logging()
-    settings, clock = get_settings(), SystemClock()
-    engine = get_engine(settings)
-    require_schema(engine)
+    settings, clock, engine = _one_pass(now, dry_run, "run a dispatch pass", "see what is due")
     if dry_run:
         show_due(engine, clock.now())
         return
@@ -153,13 +159,7 @@ def ingest_sources_command(
     """Ingest new files from the drop folder and new dumps from HTTP sources once (for cron)."""
     from service.sources import pending_drop_files, run_ingest_pass
 
-    if not (now or dry_run):
-        typer.secho("give --now to run an ingest pass, or --dry-run to see what would be read", err=True)
-        raise typer.Exit(2)
-    configure_logging()
-    settings, clock = get_settings(), SystemClock()
-    engine = get_engine(settings)
-    require_schema(engine)
+    settings, clock, engine = _one_pass(now, dry_run, "run an ingest pass", "see what would be read")
     if dry_run:
         from service.cli.sources import print_sources
 
