@@ -232,7 +232,6 @@ def digest_context(digest: Digest, *, recipient: str | None = None) -> dict[str,
         "topic": one_line(digest.topic),
         "subject": subject_line(len(items), digest.topic, day, weekly),
         "date_label": ("week of " if weekly else "") + date_label(day),
-        "preheader": one_line(" · ".join(entry["title"] for entry in items[:3]))[:140],
         "links": digest.links,
         "recipient": one_line(recipient or ""),
     }
