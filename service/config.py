@@ -11,6 +11,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_SECRET = "dev-only-change-me"
 
 
+class SetupError(ValueError):
+    """A setting or database paperboy cannot work with; the message names the setting and what to do."""
+
+
 class Settings(BaseSettings):
     """paperboy's configuration. Every field can be set as an upper-case environment variable."""
 

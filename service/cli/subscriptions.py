@@ -53,6 +53,10 @@ def subscribe_command(
 ) -> None:
     """Subscribe an address to a digest of its interests (active at once unless --confirm)."""
     settings = get_settings()
+    if confirm:
+        from service.channels.email import check_email_settings
+
+        check_email_settings(settings)  # the confirmation email must be sendable before we store anything
     request = SubscriptionRequest(
         email=email,
         interests=interest,
