@@ -107,8 +107,8 @@ def profile_for(session: Session, subscriber: Subscriber) -> Profile:
     return profile
 
 
-def add_interests(session: Session, profile: Profile, words: Sequence[str], query: str | None) -> list[str]:
-    """Add interests (existing names are kept as they are); returns the names asked for."""
+def wanted_interests(words: Sequence[str], query: str | None) -> list[tuple[str, str, str | None]]:
+    """(name, keywords, query) of each interest asked for; SubscriptionError for a bad one."""
     wanted: list[tuple[str, str, str | None]] = []
     for text in words:
         name = " ".join(text.split())
@@ -121,17 +121,13 @@ def add_interests(session: Session, profile: Profile, words: Sequence[str], quer
         wanted.append(("query", "", query.strip()))
     if not wanted:
         raise SubscriptionError("interests: give at least one interest (plain words) or a query")
-    existing = {interest.name for interest in profile.interests}
-    for name, keywords, q in wanted:
-        if name not in existing:
-            profile.interests.append(Interest(name=name, keywords=keywords, query=q))
-            existing.add(name)
-    session.flush()
-    return [name for name, _, _ in wanted]
+    return wanted
 
 
-def create_subscription(session: Session, request: SubscriptionRequest) -> Subscription:
-    """A subscriber (found or created), their profile's interests, and one new subscription."""
+def validate_request(request: SubscriptionRequest) -> None:
+    """Every rule that depends only on what was asked, never on who exists: SubscriptionError names
+    the first one broken. Callers that must not reveal whether an address is known (the web form)
+    run it before looking the address up; add new input rules here so they all run in that order."""
     if request.channel not in CHANNEL_NAMES:
         raise SubscriptionError(f"channel: {request.channel!r} is not one of {', '.join(CHANNEL_NAMES)}")
     if not 1 <= request.max_papers <= 100:
@@ -146,6 +142,29 @@ def create_subscription(session: Session, request: SubscriptionRequest) -> Subsc
         )
     except ScheduleError as exc:
         raise SubscriptionError(f"schedule: {exc}") from exc
+    normalise_email(request.email)
+    if request.channel == "email" and request.address:
+        normalise_email(request.address)
+    wanted_interests(request.interests, request.query)
+
+
+def add_interests(session: Session, profile: Profile, words: Sequence[str], query: str | None) -> list[str]:
+    """Add interests (existing names are kept as they are); returns the names asked for."""
+    wanted = wanted_interests(words, query)
+    existing = {interest.name for interest in profile.interests}
+    for name, keywords, q in wanted:
+        if name not in existing:
+            profile.interests.append(Interest(name=name, keywords=keywords, query=q))
+            existing.add(name)
+    session.flush()
+    return [name for name, _, _ in wanted]
+
+
+def create_subscription(session: Session, request: SubscriptionRequest) -> Subscription:
+    """A subscriber (found or created), their profile's interests, and one new subscription."""
+    validate_request(request)
+    weekday = parse_weekday(request.weekday)
+    send_time = parse_send_time(request.send_time)
     subscriber = get_or_create_subscriber(session, request.email, timezone=request.timezone)
     if request.verified:
         subscriber.verified = True
