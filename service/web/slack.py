@@ -29,10 +29,10 @@ from service.channels.slack_blocks import NOT_RELEVANT, RELEVANT, escape
 from service.config import Settings
 from service.subscription import SubscriptionError, describe_schedule
 from service.tokens import TokenError
+from service.web.gate import SLACK_MAX_BYTES
 
-router = APIRouter(prefix="/slack", include_in_schema=False)
+router = APIRouter(prefix="/slack", include_in_schema=False, max_body_size=SLACK_MAX_BYTES)
 
-MAX_BODY = 1_000_000  # interaction payloads carry the whole message; Slack's are far smaller
 WINDOW_S = 300  # SignatureVerifier's timestamp window
 USAGE = (
     "*/paperboy* manages this channel's paper digests:\n"
@@ -76,13 +76,13 @@ async def verified_form(request: Request) -> dict[str, str]:
     secret = _settings(request).slack_signing_secret
     if secret is None or not secret.get_secret_value().strip():
         raise HTTPException(503, "Slack requests are not accepted: SLACK_SIGNING_SECRET is not set")
-    if int(request.headers.get("content-length") or 0) > MAX_BODY:
-        raise HTTPException(413, "request too large")
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise HTTPException(413, "request too large")
     timestamp = request.headers.get("x-slack-request-timestamp")
     signature = request.headers.get("x-slack-signature")
+    # Refused before the body is read: a request that cannot be Slack's costs no memory. The body
+    # itself is capped while it streams (service/web/gate.py).
+    if not signature or not _fresh(timestamp, time.time()):
+        raise HTTPException(401, "invalid Slack signature or stale timestamp")
+    body = await request.body()
     verifier = SignatureVerifier(secret.get_secret_value())
     try:
         valid = verifier.is_valid(body=body, timestamp=timestamp, signature=signature)
@@ -96,6 +96,13 @@ async def verified_form(request: Request) -> dict[str, str]:
         return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
     except UnicodeDecodeError as exc:
         raise HTTPException(400, "the body is not UTF-8 form data") from exc
+
+
+def _fresh(timestamp: str | None, now: float) -> bool:
+    try:
+        return abs(now - int(timestamp or "")) <= WINDOW_S
+    except ValueError:
+        return False
 
 
 def _reply(text: str, *, public: bool = False) -> JSONResponse:
