@@ -18,6 +18,7 @@ from service.cli.sources import sources_app
 from service.cli.status import status_command
 from service.cli.subscriptions import register as register_subscriptions
 from service.cli.web import web_command
+from service.cli.worker import worker_command
 
 app = typer.Typer(help="paperboy: new research papers matched to your interests.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -32,6 +33,7 @@ app.add_typer(deliveries_app, name="deliveries")
 app.add_typer(eval_app, name="eval")
 app.command("match")(match_command)
 register_run(app)  # run, dispatch, ingest-sources
+app.command("worker")(worker_command)
 app.add_typer(sources_app, name="sources")
 app.add_typer(slack_app, name="slack")
 app.command("status")(status_command)

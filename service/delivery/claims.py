@@ -97,10 +97,10 @@ def claim(engine: Engine, subscription_id: int, now: dt.datetime) -> dt.datetime
 
 
 def claim_many(
-    engine: Engine, subscription_ids: Sequence[int], now: dt.datetime
+    engine: Engine, subscription_ids: Sequence[int], now: dt.datetime, *, hold: dt.timedelta = CLAIM
 ) -> tuple[dt.datetime, set[int]]:
-    """Claim the due subscriptions among `subscription_ids`: (the claims' expiry, the ids won)."""
-    until = now + CLAIM
+    """Claim the due subscriptions among `subscription_ids` for `hold`: (the claims' expiry, the ids won)."""
+    until = now + hold
     if not subscription_ids:
         return until, set()
     with engine.begin() as conn:
