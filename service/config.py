@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     lease_seconds: int = 60
     shutdown_grace_s: float = 120.0  # SIGTERM: how long sends in flight may take to finish
 
+    # Workers (service.delivery.tasks): with a broker, `paperboy run` enqueues and `paperboy worker`s work
+    broker_url: str = ""  # amqp://user:pass@rabbitmq:5672//; empty: every pass runs in one process
+    queue_prefix: str = ""  # prepended to the queue names match / email / slack
+    redis_url: str = ""  # redis://redis:6379/0: relay and Slack rate limits shared by all workers
+
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
         if self.environment == "production" and self.secret_key.get_secret_value() == DEFAULT_SECRET:

@@ -70,6 +70,11 @@ class PaperboyCommands(PaperboyGroup):
             "service.cli.run:ingest_sources_command",
             "Ingest new files from the drop folder and new dumps from HTTP sources once (for cron).",
         ),
+        LazyCommand(
+            "worker",
+            "service.cli.worker:worker_command",
+            "A Celery worker for the delivery queues (needs BROKER_URL).",
+        ),
         LazyCommand("sources", "service.cli.sources:sources_app", "HTTP sources polled for new dumps."),
         LazyCommand("slack", "service.cli.slack:slack_app", "Slack: digests posted to channels."),
         LazyCommand(

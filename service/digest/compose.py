@@ -188,6 +188,31 @@ def item_record(item: DigestItem) -> dict[str, Any]:
     }
 
 
+def item_json(item: DigestItem) -> dict[str, Any]:
+    """A digest item as JSON with its paper and score (a composed digest sent to a worker)."""
+    return {"paper_id": item.paper_id, "score": item.score, **item_record(item)}
+
+
+def item_from_json(data: dict[str, Any]) -> DigestItem:
+    published = data.get("published_on")
+    return DigestItem(
+        paper_id=int(data["paper_id"]),
+        title=data["title"],
+        url=data.get("url"),
+        authors=list(data.get("authors") or []),
+        author_count=data.get("author_count"),
+        organization=data.get("organization"),
+        published_on=dt.date.fromisoformat(published) if published else None,
+        upvotes=data.get("upvotes"),
+        code_url=data.get("code_url"),
+        score=float(data["score"]),
+        why=data.get("why") or "",
+        snippet=[Segment(str(text), bool(hit)) for text, hit in data.get("snippet") or []],
+        matched_terms=list(data.get("matched_terms") or []),
+        interest=data.get("interest"),
+    )
+
+
 def item_from_record(row: DeliveryPaper) -> DigestItem:
     reason: dict[str, Any] = row.reason or {}
     published = reason.get("published_on")
