@@ -1,23 +1,20 @@
 """Slack's requests to paperboy: the `/paperboy` slash command and the digest buttons.
 
-Every request must carry a valid X-Slack-Signature for its body under SLACK_SIGNING_SECRET, with an
-X-Slack-Request-Timestamp within five minutes (slack_sdk's SignatureVerifier); a request seen before
-(same timestamp and signature) is refused too, so a captured request cannot be played again while
-its timestamp is fresh. Anything else is answered 401 before the body is even parsed.
+Every request is checked by service.web.slack_requests (signature, timestamp, replay across
+processes, and the workspace it claims) before its body is even parsed.
 """
 
 from __future__ import annotations
 
-import contextlib
+import http.client
 import json
-import threading
-import time
+import logging
+import urllib.request
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
-from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
@@ -29,11 +26,10 @@ from service.channels.slack_blocks import NOT_RELEVANT, RELEVANT, escape
 from service.config import Settings
 from service.subscription import SubscriptionError, describe_schedule
 from service.tokens import TokenError
+from service.web.slack_requests import check_workspace, settings_of, verified_body
 
 router = APIRouter(prefix="/slack", include_in_schema=False)
-
-MAX_BODY = 1_000_000  # interaction payloads carry the whole message; Slack's are far smaller
-WINDOW_S = 300  # SignatureVerifier's timestamp window
+log = logging.getLogger("paperboy.slack")
 USAGE = (
     "*/paperboy* manages this channel's paper digests:\n"
     "• `/paperboy subscribe sparse attention, kv cache`: a daily digest (08:00 UTC) on these words\n"
@@ -43,55 +39,9 @@ USAGE = (
 )
 
 
-class ReplayGuard:
-    """Remembers the signatures seen within the timestamp window (per process)."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def first_time(self, signature: str, now: float) -> bool:
-        with self._lock:
-            if len(self._seen) > 10_000:  # forget what has left the window
-                self._seen = {s: t for s, t in self._seen.items() if t > now}
-            if self._seen.get(signature, 0.0) > now:
-                return False
-            self._seen[signature] = now + 2 * WINDOW_S
-            return True
-
-
-def _settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
-
-
-def _guard(request: Request) -> ReplayGuard:
-    state = request.app.state
-    if not hasattr(state, "slack_replay_guard"):
-        state.slack_replay_guard = ReplayGuard()
-    return state.slack_replay_guard  # type: ignore[no-any-return]
-
-
 async def verified_form(request: Request) -> dict[str, str]:
-    """The request's form fields, once its signature and timestamp are proven; 401 otherwise."""
-    secret = _settings(request).slack_signing_secret
-    if secret is None or not secret.get_secret_value().strip():
-        raise HTTPException(503, "Slack requests are not accepted: SLACK_SIGNING_SECRET is not set")
-    if int(request.headers.get("content-length") or 0) > MAX_BODY:
-        raise HTTPException(413, "request too large")
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise HTTPException(413, "request too large")
-    timestamp = request.headers.get("x-slack-request-timestamp")
-    signature = request.headers.get("x-slack-signature")
-    verifier = SignatureVerifier(secret.get_secret_value())
-    try:
-        valid = verifier.is_valid(body=body, timestamp=timestamp, signature=signature)
-    except (ValueError, TypeError):  # a timestamp that is not a number
-        valid = False
-    if not valid or signature is None:
-        raise HTTPException(401, "invalid Slack signature or stale timestamp")
-    if not _guard(request).first_time(signature, time.time()):
-        raise HTTPException(401, "this Slack request was already received")
+    """The form fields of a proven Slack request (service.web.slack_requests); 401 otherwise."""
+    body = await verified_body(request)
     try:
         return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
     except UnicodeDecodeError as exc:
@@ -106,10 +56,11 @@ def _reply(text: str, *, public: bool = False) -> JSONResponse:
 async def slash_command(request: Request) -> JSONResponse:
     """`/paperboy subscribe <words> | list | pause [id] | resume [id] | unsubscribe <id>`."""
     form = await verified_form(request)
+    await check_workspace(request, form.get("team_id"), form.get("enterprise_id"))
     channel_id = form.get("channel_id", "")
     verb, _, rest = " ".join(form.get("text", "").split()).partition(" ")
     sessions = request.app.state.sessions
-    settings = _settings(request)
+    settings = settings_of(request)
 
     def run() -> str:
         with sessions() as session, session.begin():
@@ -172,14 +123,17 @@ async def interaction(request: Request) -> Response:
         payload = json.loads(form.get("payload") or "")
     except json.JSONDecodeError as exc:
         raise HTTPException(400, "payload is not JSON") from exc
-    if not isinstance(payload, dict) or payload.get("type") != "block_actions":
+    if not isinstance(payload, dict):
+        raise HTTPException(400, "payload is not a JSON object")
+    await check_workspace(request, *payload_workspace(payload))
+    if payload.get("type") != "block_actions":
         return Response(status_code=200)  # other interaction types are not paperboy's
     actions = [a for a in payload.get("actions") or [] if isinstance(a, dict)]
     buttons = [a for a in actions if a.get("action_id") in (RELEVANT, NOT_RELEVANT)]
     if not buttons:
         return Response(status_code=200)
     sessions = request.app.state.sessions
-    settings = _settings(request)
+    settings = settings_of(request)
 
     def run() -> str:
         with sessions() as session, session.begin():
@@ -196,25 +150,53 @@ async def interaction(request: Request) -> Response:
     return Response(status_code=200, background=task)
 
 
+def payload_workspace(payload: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(team_id, enterprise_id) an interaction payload claims to come from."""
+    team, user, enterprise = (payload.get(k) for k in ("team", "user", "enterprise"))
+    team_id = team.get("id") if isinstance(team, dict) else None
+    if not team_id and isinstance(user, dict):  # org-wide installs: the clicker's own workspace
+        team_id = user.get("team_id")
+    enterprise_id = enterprise.get("id") if isinstance(enterprise, dict) else None
+    return (str(team_id) if team_id else None), (str(enterprise_id) if enterprise_id else None)
+
+
 def _acknowledge(response_url: str, text: str, settings: Settings) -> None:
     """Tell the person who clicked, privately, through the response_url Slack gave with the click."""
-    if not _trusted_response_url(response_url, settings):
+    send_to_response_url(
+        response_url, {"response_type": "ephemeral", "replace_original": False, "text": text}, settings
+    )
+
+
+def send_to_response_url(response_url: str, message: dict[str, Any], settings: Settings) -> None:
+    """Post to a response_url from a signed payload, if it is Slack's; a failure is logged, not raised."""
+    if not trusted_response_url(response_url, settings):
+        log.warning("slack: response_url refused (not https://hooks.slack.com)")
         return
     hook = WebhookClient(url=response_url, timeout=10, logger=QUIET_SDK_LOG, retry_handlers=[])
-    # A missing thank-you is not worth an error: the feedback is already stored.
-    with contextlib.suppress(OSError, ValueError):
-        hook.send_dict({"response_type": "ephemeral", "replace_original": False, "text": text})
+    # A missing reply is not worth an error: what the click asked for is already stored.
+    try:
+        hook.send_dict(message)
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        log.warning("slack: response_url post failed: %s", type(exc).__name__)
 
 
-def _trusted_response_url(url: str, settings: Settings) -> bool:
-    # Only Slack's own hosts (or the configured API host: the loopback server in tests) get a request,
-    # so a signed-but-odd payload cannot make paperboy call an arbitrary address.
-    parts = urlsplit(url)
-    api = urlsplit(settings.slack_api_url)
-    if parts.hostname is None:
+def trusted_response_url(url: str, settings: Settings) -> bool:
+    """Only https to Slack's hooks host (or the configured API host: the loopback Slack in tests).
+
+    The URL is read by urllib.request's own parser, the one WebhookClient sends with, and then by
+    http.client's host:port split, so what is checked is exactly where the request would go; a URL
+    with user info (`https://a:1@hooks.slack.com`) is refused outright.
+    """
+    try:
+        target = urllib.request.Request(url)
+        if "@" in target.host or target.type not in ("https", "http"):
+            return False
+        kind = http.client.HTTPSConnection if target.type == "https" else http.client.HTTPConnection
+        connection = kind(target.host)  # splits host and port as the send would; connects nowhere
+    except (ValueError, http.client.HTTPException):
         return False
-    if parts.scheme == "https" and (
-        parts.hostname == "hooks.slack.com" or parts.hostname.endswith(".slack.com")
-    ):
+    where = (target.type, connection.host, connection.port)
+    if where == ("https", "hooks.slack.com", 443):
         return True
-    return (parts.scheme, parts.hostname, parts.port) == (api.scheme, api.hostname, api.port)
+    api = urlsplit(settings.slack_api_url)
+    return where == (api.scheme, api.hostname, api.port or (443 if api.scheme == "https" else 80))
