@@ -66,6 +66,9 @@ class SlackSubscribe:
     send_time: str | dt.time = "08:00"
     timezone: str = "UTC"
     max_papers: int = 10
+    team_id: str | None = None  # the workspace that asked (slash command, modal): its installation posts
+    enterprise_id: str | None = None
+    query: str | None = None  # an optional query (query language), checked like the CLI's
 
 
 def subscribe(session: Session, request: SlackSubscribe, settings: Settings) -> tuple[Subscription, bool]:
@@ -116,6 +119,8 @@ def subscribe(session: Session, request: SlackSubscribe, settings: Settings) -> 
         timezone=request.timezone,
         max_papers=request.max_papers,
         status="active",
+        slack_team_id=request.team_id,
+        slack_enterprise_id=request.enterprise_id,
     )
     session.add(subscription)
     session.flush()

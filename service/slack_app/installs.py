@@ -164,19 +164,37 @@ def api_base(settings: Settings) -> str:
 
 
 def bot_token(
-    settings: Settings, engine: Engine, team_id: str | None, enterprise_id: str | None
+    session: Session, settings: Settings, team_id: str | None, enterprise_id: str | None
 ) -> str | None:
-    """The bot token to act in this workspace with: its installation's, else SLACK_BOT_TOKEN."""
-    if team_id or enterprise_id:
-        store = InstallationStore(settings, engine)
-        bot = store.find_bot(enterprise_id=enterprise_id, team_id=team_id)
-        if bot is None and enterprise_id:
-            bot = store.find_bot(enterprise_id=enterprise_id, team_id=None, is_enterprise_install=True)
-        if bot is not None and bot.bot_token:
-            return bot.bot_token
-    if settings.slack_bot_token is not None and settings.slack_bot_token.get_secret_value():
-        return settings.slack_bot_token.get_secret_value()
-    return None
+    """The bot token to act in this workspace with: its installation's (newest), else SLACK_BOT_TOKEN."""
+    c = slack_bots.c
+    matches = []
+    if team_id:
+        matches.append(c.team_id == team_id)
+    if enterprise_id:
+        matches.append(and_(c.enterprise_id == enterprise_id, c.is_enterprise_install.is_(True)))
+    if matches:
+        row = (
+            session.execute(
+                select(slack_bots)
+                .where(c.client_id == client_id(settings), c.bot_token.is_not(None), or_(*matches))
+                .order_by(c.team_id.is_(None), c.installed_at.desc())
+                .limit(1)
+            )
+            .mappings()
+            .first()
+        )
+        if row is not None:
+            try:
+                return unseal(row["bot_token"], settings).reveal()
+            except SecretError:
+                log.warning("slack: the bot token of workspace %s cannot be decrypted", team_id)
+                return None
+    if settings.slack_bot_token is None or not settings.slack_bot_token.get_secret_value():
+        return None
+    if team_id and team_id != legacy_team(settings):
+        return None  # SLACK_BOT_TOKEN serves its own workspace only
+    return settings.slack_bot_token.get_secret_value()
 
 
 # --- uninstall ---------------------------------------------------------------------------------

@@ -58,23 +58,34 @@ async def slash_command(request: Request) -> JSONResponse:
     form = await verified_form(request)
     await check_workspace(request, form.get("team_id"), form.get("enterprise_id"))
     channel_id = form.get("channel_id", "")
+    workspace = (form.get("team_id") or None, form.get("enterprise_id") or None)
     verb, _, rest = " ".join(form.get("text", "").split()).partition(" ")
     sessions = request.app.state.sessions
     settings = settings_of(request)
 
     def run() -> str:
         with sessions() as session, session.begin():
-            return run_command(session, settings, channel_id, verb.lower(), rest)
+            return run_command(session, settings, channel_id, verb.lower(), rest, workspace)
 
     return _reply(await run_in_threadpool(run))
 
 
-def run_command(session: Session, settings: Settings, channel_id: str, verb: str, rest: str) -> str:
+def run_command(
+    session: Session,
+    settings: Settings,
+    channel_id: str,
+    verb: str,
+    rest: str,
+    workspace: tuple[str | None, str | None] = (None, None),
+) -> str:
     """The reply to one slash command (mrkdwn); input errors become replies, never 500s."""
     try:
         channel_id = channel_subs.check_channel_id(channel_id)
         if verb == "subscribe":
-            request = channel_subs.SlackSubscribe(channel_id=channel_id, interest=rest)
+            team_id, enterprise_id = workspace
+            request = channel_subs.SlackSubscribe(
+                channel_id=channel_id, interest=rest, team_id=team_id, enterprise_id=enterprise_id
+            )
             sub, created = channel_subs.subscribe(session, request, settings)
             what = f"*{escape(rest)}*"
             if not created:
