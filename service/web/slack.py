@@ -6,32 +6,38 @@ processes, and the workspace it claims) before its body is even parsed.
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
-import urllib.request
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
-from slack_sdk.webhook import WebhookClient
 from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from service.channels import slack_subscriptions as channel_subs
-from service.channels.slack import QUIET_SDK_LOG
-from service.channels.slack_blocks import NOT_RELEVANT, RELEVANT, escape
+from service.channels.slack_blocks import (
+    ADD_SEED,
+    EDIT_DIGEST,
+    MORE_LIKE_THIS,
+    NOT_RELEVANT,
+    RELEVANT,
+    escape,
+)
 from service.config import Settings
+from service.slack_app import actions as app_actions
+from service.slack_app import home, modal
 from service.subscription import SubscriptionError, describe_schedule
 from service.tokens import TokenError
-from service.web.slack_requests import check_workspace, settings_of, verified_body
+from service.web.slack_requests import check_workspace, send_to_response_url, settings_of, verified_body
 
 router = APIRouter(prefix="/slack", include_in_schema=False)
 log = logging.getLogger("paperboy.slack")
 USAGE = (
     "*/paperboy* manages this channel's paper digests:\n"
+    "• `/paperboy`: a form to set up (or change) this channel's digest\n"
     "• `/paperboy subscribe sparse attention, kv cache`: a daily digest (08:00 UTC) on these words\n"
     "• `/paperboy list`: this channel's subscriptions\n"
     "• `/paperboy pause [id]` and `/paperboy resume [id]`: stop and restart digests\n"
@@ -53,8 +59,8 @@ def _reply(text: str, *, public: bool = False) -> JSONResponse:
 
 
 @router.post("/commands")
-async def slash_command(request: Request) -> JSONResponse:
-    """`/paperboy subscribe <words> | list | pause [id] | resume [id] | unsubscribe <id>`."""
+async def slash_command(request: Request) -> Response:
+    """`/paperboy` (the modal) or `/paperboy subscribe <words> | list | pause | resume | unsubscribe <id>`."""
     form = await verified_form(request)
     await check_workspace(request, form.get("team_id"), form.get("enterprise_id"))
     channel_id = form.get("channel_id", "")
@@ -62,6 +68,11 @@ async def slash_command(request: Request) -> JSONResponse:
     verb, _, rest = " ".join(form.get("text", "").split()).partition(" ")
     sessions = request.app.state.sessions
     settings = settings_of(request)
+    if not verb and form.get("trigger_id"):
+        # Acknowledged at once; views.open follows, within the trigger's 3 seconds.
+        where = modal.Where(channel_id, *workspace)
+        args = (settings, request.app.state.engine, where, form["trigger_id"])
+        return Response(status_code=200, background=BackgroundTask(app_actions.open_modal, *args))
 
     def run() -> str:
         with sessions() as session, session.begin():
@@ -136,13 +147,16 @@ async def interaction(request: Request) -> Response:
         raise HTTPException(400, "payload is not JSON") from exc
     if not isinstance(payload, dict):
         raise HTTPException(400, "payload is not a JSON object")
-    await check_workspace(request, *payload_workspace(payload))
+    team_id, enterprise_id = payload_workspace(payload)
+    await check_workspace(request, team_id, enterprise_id)
+    if payload.get("type") == "view_submission":
+        return await _submission(request, payload, team_id, enterprise_id)
     if payload.get("type") != "block_actions":
         return Response(status_code=200)  # other interaction types are not paperboy's
     actions = [a for a in payload.get("actions") or [] if isinstance(a, dict)]
     buttons = [a for a in actions if a.get("action_id") in (RELEVANT, NOT_RELEVANT)]
     if not buttons:
-        return Response(status_code=200)
+        return await _app_action(request, payload, actions[0] if actions else {}, team_id, enterprise_id)
     sessions = request.app.state.sessions
     settings = settings_of(request)
 
@@ -155,9 +169,14 @@ async def interaction(request: Request) -> Response:
             word = "relevant" if verdict.feedback.relevant else "not relevant"
             return f"Noted: *{escape(verdict.paper_title[:300])}* is {word} for this channel's digests."
 
-    text = await run_in_threadpool(run)
+    return _then_tell(payload, await run_in_threadpool(run), settings)
+
+
+def _then_tell(payload: dict[str, Any], text: str, settings: Settings) -> Response:
+    """Acknowledge, then tell the clicker privately through the response_url Slack gave with the click."""
     response_url = str(payload.get("response_url") or "")
-    task = BackgroundTask(_acknowledge, response_url, text, settings) if response_url else None
+    message = {"response_type": "ephemeral", "replace_original": False, "text": text}
+    task = BackgroundTask(send_to_response_url, response_url, message, settings) if response_url else None
     return Response(status_code=200, background=task)
 
 
@@ -171,43 +190,69 @@ def payload_workspace(payload: dict[str, Any]) -> tuple[str | None, str | None]:
     return (str(team_id) if team_id else None), (str(enterprise_id) if enterprise_id else None)
 
 
-def _acknowledge(response_url: str, text: str, settings: Settings) -> None:
-    """Tell the person who clicked, privately, through the response_url Slack gave with the click."""
-    send_to_response_url(
-        response_url, {"response_type": "ephemeral", "replace_original": False, "text": text}, settings
+async def _submission(
+    request: Request, payload: dict[str, Any], team_id: str | None, enterprise_id: str | None
+) -> Response:
+    """The modal's Save: field errors in the answer, or the subscription saved and the Home tab redone."""
+    view = payload.get("view")
+    if not isinstance(view, dict) or view.get("callback_id") != modal.CALLBACK:
+        return Response(status_code=200)
+    settings, sessions = settings_of(request), request.app.state.sessions
+
+    def run() -> dict[str, str]:
+        with sessions() as session:
+            try:
+                errors = app_actions.submit_modal(session, settings, view, team_id)
+            except ValueError:  # private_metadata that is not paperboy's
+                errors = {"interests": "This form cannot be saved; open it again with /paperboy."}
+            if errors:
+                session.rollback()
+            else:
+                session.commit()
+            return errors
+
+    errors = await run_in_threadpool(run)
+    if errors:
+        return JSONResponse({"response_action": "errors", "errors": errors})
+    user = _user_id(payload)
+    engine = request.app.state.engine
+    return Response(
+        status_code=200,
+        background=BackgroundTask(home.publish_home, settings, engine, team_id, enterprise_id, user),
     )
 
 
-def send_to_response_url(response_url: str, message: dict[str, Any], settings: Settings) -> None:
-    """Post to a response_url from a signed payload, if it is Slack's; a failure is logged, not raised."""
-    if not trusted_response_url(response_url, settings):
-        log.warning("slack: response_url refused (not https://hooks.slack.com)")
-        return
-    hook = WebhookClient(url=response_url, timeout=10, logger=QUIET_SDK_LOG, retry_handlers=[])
-    # A missing reply is not worth an error: what the click asked for is already stored.
-    try:
-        hook.send_dict(message)
-    except (OSError, ValueError, http.client.HTTPException) as exc:
-        log.warning("slack: response_url post failed: %s", type(exc).__name__)
+async def _app_action(
+    request: Request,
+    payload: dict[str, Any],
+    action: dict[str, Any],
+    team_id: str | None,
+    enterprise_id: str | None,
+) -> Response:
+    """A Home tab button, "more like this", "edit this digest" or an unfurl's "add as a seed"."""
+    settings, engine = settings_of(request), request.app.state.engine
+    action_id, value = str(action.get("action_id") or ""), str(action.get("value") or "")
+    trigger_id, user = str(payload.get("trigger_id") or ""), _user_id(payload)
+    channel = payload.get("channel")
+    channel_id = str(channel.get("id") or "") if isinstance(channel, dict) else ""
+    task: BackgroundTask | None = None
+    if action_id in home.HOME_ACTIONS:
+        args = (settings, engine, team_id, enterprise_id, user, action_id, value, trigger_id)
+        task = BackgroundTask(app_actions.home_action, *args)
+    elif action_id == EDIT_DIGEST:
+        args2 = (settings, engine, value, channel_id, team_id, enterprise_id, trigger_id)
+        task = BackgroundTask(app_actions.digest_edit, *args2)
+    elif action_id in (MORE_LIKE_THIS, ADD_SEED):
+        sessions = request.app.state.sessions
+
+        def run() -> str:
+            with sessions() as session, session.begin():
+                return app_actions.add_seed(session, settings, value, channel_id)
+
+        return _then_tell(payload, await run_in_threadpool(run), settings)
+    return Response(status_code=200, background=task)
 
 
-def trusted_response_url(url: str, settings: Settings) -> bool:
-    """Only https to Slack's hooks host (or the configured API host: the loopback Slack in tests).
-
-    The URL is read by urllib.request's own parser, the one WebhookClient sends with, and then by
-    http.client's host:port split, so what is checked is exactly where the request would go; a URL
-    with user info (`https://a:1@hooks.slack.com`) is refused outright.
-    """
-    try:
-        target = urllib.request.Request(url)
-        if "@" in target.host or target.type not in ("https", "http"):
-            return False
-        kind = http.client.HTTPSConnection if target.type == "https" else http.client.HTTPConnection
-        connection = kind(target.host)  # splits host and port as the send would; connects nowhere
-    except (ValueError, http.client.HTTPException):
-        return False
-    where = (target.type, connection.host, connection.port)
-    if where == ("https", "hooks.slack.com", 443):
-        return True
-    api = urlsplit(settings.slack_api_url)
-    return where == (api.scheme, api.hostname, api.port or (443 if api.scheme == "https" else 80))
+def _user_id(payload: dict[str, Any]) -> str:
+    user = payload.get("user")
+    return str(user.get("id") or "") if isinstance(user, dict) else ""

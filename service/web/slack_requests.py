@@ -11,21 +11,29 @@ workspace: a request signed for another workspace of the same app cannot reach t
 from __future__ import annotations
 
 import datetime as dt
+import http.client
+import logging
 import time
+import urllib.request
+from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request
 from slack_sdk.signature import SignatureVerifier
+from slack_sdk.webhook import WebhookClient
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from service.channels.slack import QUIET_SDK_LOG
 from service.config import Settings
 from service.models import SlackSeenRequest
 from service.slack_app.installs import known_workspace
 
 MAX_BODY = 1_000_000  # interaction payloads carry the whole message; Slack's are far smaller
 WINDOW_S = 300  # SignatureVerifier's timestamp window
+log = logging.getLogger("paperboy.slack")
 KEEP_S = 2 * WINDOW_S  # a signature is remembered while its timestamp could still pass, both ways
 
 
@@ -85,3 +93,38 @@ async def check_workspace(request: Request, team_id: str | None, enterprise_id: 
 
     if not await run_in_threadpool(known):
         raise HTTPException(403, "this Slack workspace has not installed paperboy")
+
+
+def send_to_response_url(response_url: str, message: dict[str, Any], settings: Settings) -> None:
+    """Post to a response_url from a signed payload, if it is Slack's; a failure is logged, not raised."""
+    if not trusted_response_url(response_url, settings):
+        log.warning("slack: response_url refused (not https://hooks.slack.com)")
+        return
+    hook = WebhookClient(url=response_url, timeout=10, logger=QUIET_SDK_LOG, retry_handlers=[])
+    # A missing reply is not worth an error: what the click asked for is already stored.
+    try:
+        hook.send_dict(message)
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        log.warning("slack: response_url post failed: %s", type(exc).__name__)
+
+
+def trusted_response_url(url: str, settings: Settings) -> bool:
+    """Only https to Slack's hooks host (or the configured API host: the loopback Slack in tests).
+
+    The URL is read by urllib.request's own parser, the one WebhookClient sends with, and then by
+    http.client's host:port split, so what is checked is exactly where the request would go; a URL
+    with user info (`https://a:1@hooks.slack.com`) is refused outright.
+    """
+    try:
+        target = urllib.request.Request(url)
+        if "@" in target.host or target.type not in ("https", "http"):
+            return False
+        kind = http.client.HTTPSConnection if target.type == "https" else http.client.HTTPConnection
+        connection = kind(target.host)  # splits host and port as the send would; connects nowhere
+    except (ValueError, http.client.HTTPException):
+        return False
+    where = (target.type, connection.host, connection.port)
+    if where == ("https", "hooks.slack.com", 443):
+        return True
+    api = urlsplit(settings.slack_api_url)
+    return where == (api.scheme, api.hostname, api.port or (443 if api.scheme == "https" else 80))

@@ -17,7 +17,7 @@ from service.channels.slack_blocks import RELEVANT, feedback_value
 from service.config import Settings
 from service.models import Feedback, Paper, utcnow
 from service.web.app import create_app
-from service.web.slack import trusted_response_url
+from service.web.slack_requests import trusted_response_url
 from tests.slack.conftest import make_settings, slack  # noqa: F401  (the loopback Slack fixture)
 from tests.slack.fake_slack import FakeSlack
 from tests.slack.test_web import signed
