@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     slack_rate_per_channel_s: float = 1.0
     slack_attempts: int = 3  # tries of one Slack call before the delivery is left to a later retry
     slack_max_wait_s: float = 30.0  # a longer Retry-After is not waited out in-process
+    # The installable app (OAuth v2 "Add to Slack"): the app's credentials from its settings page
+    slack_client_id: str | None = None
+    slack_client_secret: SecretStr | None = None
+    slack_authorize_url: str = "https://slack.com/oauth/v2/authorize"
+    slack_team_id: str | None = None  # SLACK_BOT_TOKEN's workspace; asked of Slack (auth.test) when unset
 
     # Scheduler
     dispatch_interval_s: int = 300

@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     app.state.settings = settings
     app.state.sessions = session_factory(engine)
+    app.state.engine = engine
     app.state.templates = make_templates()
 
     # The last added runs first: security headers wrap everything, even the gate's own answers.
@@ -73,5 +74,9 @@ def _include_slack(app: FastAPI) -> None:
     if importlib.util.find_spec("service.web.slack") is None:
         return
     from service.web.slack import router as slack_router
+    from service.web.slack_events import router as events_router
+    from service.web.slack_install import router as install_router
 
     app.include_router(slack_router)
+    app.include_router(install_router)
+    app.include_router(events_router)
