@@ -9,7 +9,7 @@ from service.cli.deliveries import deliveries_app
 from service.cli.digest import digest_app
 from service.cli.eval import eval_app
 from service.cli.ingest import ingest_command
-from service.cli.mail import bounces_app, dkim_app
+from service.cli.mail import bounces_app, dkim_app, inbound_command
 from service.cli.match import match_command
 from service.cli.papers import export_command, papers_app
 from service.cli.profile import profile_app
@@ -38,6 +38,7 @@ app.add_typer(slack_app, name="slack")
 app.command("status")(status_command)
 app.add_typer(dkim_app, name="dkim")
 app.add_typer(bounces_app, name="bounces")
+app.command("inbound")(inbound_command)
 
 
 def main() -> None:

@@ -4,6 +4,9 @@ what comes back."""
 from __future__ import annotations
 
 import datetime as dt
+import signal
+import sys
+import threading
 from pathlib import Path
 
 import typer
@@ -11,6 +14,7 @@ import typer
 from service.config import get_settings
 from service.db import get_engine, session_scope
 from service.mail.dkim import DkimKey, generate_key, write_private_key
+from service.mail.inbound import InboundServer, own_domains
 from service.mail.intake import Taken, take_in
 from service.mail.mailboxes import MailboxError, messages_in
 
@@ -97,3 +101,29 @@ def ingest(
             typer.secho(f"error: {exc}", err=True)
     typer.echo(" ".join(f"{k}={v}" for k, v in counts.items()) + f" failed={failed}")
     raise typer.Exit(1 if failed else 0)
+
+
+def inbound_command(
+    host: str | None = typer.Option(None, help="Address to listen on; default INBOUND_HOST (127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Port; default INBOUND_PORT (2525); 0 takes a free one."),
+    lmtp: bool = typer.Option(False, "--lmtp", help="Speak LMTP (behind Postfix/Dovecot) instead of SMTP."),
+) -> None:
+    """Receive bounces, complaints and unsubscribe mail by SMTP or LMTP, until SIGTERM or Ctrl-C."""
+    settings = get_settings()
+    server = InboundServer(get_engine(), settings, host=host, port=port, lmtp=lmtp)
+    try:
+        server.start()
+    except OSError as exc:
+        typer.secho(f"error: cannot listen on {server.host}:{server.port}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from exc
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    typer.echo(
+        f"listening on {server.host}:{server.port} ({'LMTP' if lmtp else 'SMTP'}) for "
+        f"{', '.join(sorted(own_domains(settings)))}; messages kept in {server.handler.folder}",
+    )
+    sys.stdout.flush()
+    stop.wait()
+    server.stop()
+    typer.echo("stopped")

@@ -58,8 +58,12 @@ def record(
         subscription, refused_why = _token_subscription(session, report.token or "", settings)
         if subscription is None:
             kind = "refused"
-    if not address and subscription is not None and subscription.channel == "email":
-        address = subscription.address.lower()
+    if (
+        subscription is not None
+        and subscription.channel == "email"
+        and (not address or kind == "unsubscribe")
+    ):
+        address = subscription.address.lower()  # an unsubscribe request may come from a forwarding address
     key = _event_key(report, kind, address)
     values = {
         "kind": kind,

@@ -162,3 +162,31 @@ def test_the_envelope_sender_is_a_signed_verp_address_naming_the_delivery(
     assert read_return_path(tampered, s) is None
     other_key = s.model_copy(update={"secret_key": SecretStr("another-secret")})
     assert read_return_path(sender, other_key) is None
+
+
+def test_keygen_writes_a_private_key_and_prints_the_record_that_verifies_its_signatures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, smtp: SmtpServer
+) -> None:
+    from service.config import get_settings
+    from tests.cli import run_cli
+
+    monkeypatch.setenv("DKIM_DOMAIN", "paperboy.example")
+    get_settings.cache_clear()
+    try:
+        code, out = run_cli("dkim", "keygen", "--out", str(tmp_path), "--selector", "s2026")
+        assert code == 0, out
+        path = tmp_path / "s2026.paperboy.example.rsa.pem"
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert "PRIVATE KEY" not in out and f"DKIM_PRIVATE_KEY_FILE={path}" in out
+        record = out.split("publish this DNS record:\n", 1)[1].strip()
+        assert record.startswith("s2026._domainkey.paperboy.example. IN TXT ( ")
+        txt = "".join(record.split("( ", 1)[1].rstrip(" )").replace('" "', "").strip('"'))
+        assert txt.startswith("v=DKIM1; k=rsa; p=")
+        code, again = run_cli("dkim", "keygen", "--out", str(tmp_path), "--selector", "s2026")
+        assert code == 2 and "never overwritten" in again
+    finally:
+        get_settings.cache_clear()
+    s = settings(smtp.url, tmp_path / "other", dkim_selector="s2026", dkim_private_key_file=path)
+    s = s.model_copy(update={"dkim_ed25519_key_file": None})
+    send_digest(s)
+    assert verify_all(smtp.messages[0].data, {"s2026._domainkey.paperboy.example.": txt.encode()}) == [True]
