@@ -89,9 +89,11 @@ def test_a_message_that_cannot_be_recorded_is_kept_and_deferred(
         raise RuntimeError("database is down")
 
     monkeypatch.setattr("service.mail.inbound.take_in", broken)
-    with InboundServer(committed_engine, SETTINGS, port=0, folder=tmp_path) as server:
-        with pytest.raises(smtplib.SMTPDataError) as deferred:
-            send(server.port, "", "bounces@mail.paperboy.example", samples.rfc3464("ada@example.org"))
+    with (
+        InboundServer(committed_engine, SETTINGS, port=0, folder=tmp_path) as server,
+        pytest.raises(smtplib.SMTPDataError) as deferred,
+    ):
+        send(server.port, "", "bounces@mail.paperboy.example", samples.rfc3464("ada@example.org"))
     assert deferred.value.smtp_code == 451
     [kept] = list(tmp_path.glob("*/*.eml"))
     assert b"User unknown" in kept.read_bytes()
