@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from service.config import Settings
-from service.delivery_records import count_hard_bounce
+from service.delivery.records import count_hard_bounce
 from service.mail.bounce_path import read_return_path
 from service.mail.reports import Report, read_mail
 from service.models import Delivery, MailEvent, Subscriber, Subscription
