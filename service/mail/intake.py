@@ -18,12 +18,12 @@ import logging
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from service.config import Settings
 from service.delivery.records import count_hard_bounce
 from service.mail.bounce_path import read_return_path
+from service.mail.events import insert_once
 from service.mail.reports import Report, read_mail
 from service.models import Delivery, MailEvent, Subscriber, Subscription
 from service.oplog import log_event
@@ -78,7 +78,7 @@ def record(
         "occurred_at": now,
         "created_at": now,
     }
-    if not _insert_new(session, values):
+    if not insert_once(session, values):
         return Recorded(kind, address, values["delivery_id"], True, "already recorded")  # type: ignore[arg-type]
     if kind == "hard_bounce":
         effect_of = _hard_bounce(session, address, settings)
@@ -117,15 +117,6 @@ def record(
 def _event_key(report: Report, kind: str, address: str) -> str:
     ident = f"{report.provider}|{report.report_id}|{kind}|{address}|{report.token or ''}"
     return f"{report.provider}:{hashlib.sha256(ident.encode('utf-8')).hexdigest()[:48]}"
-
-
-def _insert_new(session: Session, values: dict[str, object]) -> bool:
-    dialect = session.get_bind().dialect.name
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
-    if insert is None:
-        raise RuntimeError(f"mail events need PostgreSQL or SQLite, not {dialect}")
-    stmt = insert(MailEvent).values(**values).on_conflict_do_nothing(index_elements=["event_key"])
-    return session.execute(stmt.returning(MailEvent.id)).scalar_one_or_none() is not None
 
 
 def _delivery_for(session: Session, report: Report, settings: Settings) -> Delivery | None:
