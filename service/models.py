@@ -294,6 +294,29 @@ class DeliveryPaper(Base):
     paper: Mapped[Paper] = relationship()
 
 
+class MailEvent(Base):
+    """Something that came back about a sent message: a bounce, a complaint, a delivery report, an
+    unsubscribe request (or a refused one). Stored once per event_key, so a redelivered report or
+    webhook never counts twice."""
+
+    __tablename__ = "mail_events"
+    __table_args__ = (Index("ix_mail_events_kind_occurred_at", "kind", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # hard_bounce | soft_bounce | complaint | delivered | unsubscribe | refused
+    kind: Mapped[str] = mapped_column(String(20))
+    address: Mapped[str] = mapped_column(String(320), index=True, default="")
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id", ondelete="SET NULL"))
+    subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id", ondelete="SET NULL"))
+    provider: Mapped[str] = mapped_column(String(20))  # dsn|arf|mailbox|ses|postmark|sendgrid|mailgun
+    status: Mapped[str | None] = mapped_column(String(20))  # enhanced status code, e.g. 5.1.1
+    detail: Mapped[str] = mapped_column(Text, default="")
+    raw_ref: Mapped[str] = mapped_column(String(500), default="")  # file, Message-ID or provider event id
+    event_key: Mapped[str] = mapped_column(String(200), unique=True)
+    occurred_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
 class Lease(Base):
     """A named lease: which instance runs the scheduler, until when."""
 

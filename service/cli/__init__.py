@@ -77,6 +77,15 @@ class PaperboyCommands(PaperboyGroup):
         ),
         LazyCommand("sources", "service.cli.sources:sources_app", "HTTP sources polled for new dumps."),
         LazyCommand("slack", "service.cli.slack:slack_app", "Slack: digests posted to channels."),
+        LazyCommand("dkim", "service.cli.mail:dkim_app", "DKIM keys: make a key pair and its DNS record."),
+        LazyCommand(
+            "bounces", "service.cli.mail:bounces_app", "Returned mail: bounces, complaints, unsubscribes."
+        ),
+        LazyCommand(
+            "inbound",
+            "service.cli.mail:inbound_command",
+            "Listen for returned mail (SMTP/LMTP): bounces, complaints and the unsubscribe mailbox.",
+        ),
         LazyCommand(
             "status",
             "service.cli.status:status_command",
