@@ -220,6 +220,9 @@ def digest_messages(digest: Digest, settings: Settings) -> list[SlackMessage]:
     head: list[Block] = [{"type": "header", "block_id": "digest-header", "text": _plain(header_text)}]
     if header_text != subject:  # the whole subject stays readable just below a shortened header
         head.append(_context("digest-subject", clip(subject, MAX_TEXT)))
+    if digest.links.view:  # the digest's own web page, and the archive of past ones
+        view, past = link(digest.links.view, "View in browser"), link(digest.links.archive, "Past digests")
+        head.append(_context("digest-links", f"{view} · {past}"))
     footer = _context(
         "digest-footer",
         "Rate each paper with its buttons to tune this channel's digest · "
