@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from service.cli.archive import archive_command
+from service.cli.authors import authors_app
 from service.cli.db import db_app
 from service.cli.deliveries import deliveries_app
 from service.cli.digest import digest_app
@@ -31,6 +32,7 @@ register_subscriptions(app)  # subscribe, subscriptions list, unsubscribe
 app.add_typer(digest_app, name="digest")
 app.add_typer(deliveries_app, name="deliveries")
 app.command("archive")(archive_command)
+app.add_typer(authors_app, name="authors")
 app.add_typer(eval_app, name="eval")
 app.command("match")(match_command)
 register_run(app)  # run, dispatch, ingest-sources

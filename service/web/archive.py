@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from service.archive import PAGE_SIZE, archived_delivery, digest_items, past_digests, search_sent
 from service.digest.compose import build_digest
 from service.digest.render import digest_context
-from service.links import ARCHIVE_PATH, DIGEST_PATH, archive_url, digest_url, manage_url
+from service.links import ARCHIVE_PATH, DIGEST_PATH, archive_url, digest_url, follow_url, manage_url
 from service.models import Subscription, utcnow
 from service.web.access import LinkRejected, claims_of, own_subscription, rejected
 from service.web.views import DB, render, settings_of
@@ -77,7 +77,14 @@ def archive_page(
     if query:
         total, found = search_sent(session, subscription.id, query, limit=PAGE_SIZE, offset=offset)
         papers = [
-            {"paper": p, "digest_url": _path(digest_url(owner, subscription.id, p.period, settings))}
+            {
+                "paper": p,
+                "digest_url": _path(digest_url(owner, subscription.id, p.period, settings)),
+                "follow": [
+                    _path(follow_url(owner, subscription.id, p.paper_id, action, settings))
+                    for action in ("authors", "seed")
+                ],
+            }
             for p in found
         ]
     else:
