@@ -18,7 +18,7 @@ from service.config import Settings
 from service.db import session_scope
 from service.digest.rank import rank_papers
 from service.links import follow_url, manage_url
-from service.matching_batch import BatchScreen, StoredInterest, load_interests
+from service.matching.batch import BatchScreen, StoredInterest, load_interests
 from service.models import Interest, Subscription
 from tests.digest.helpers import add_paper, add_subscription
 from tests.web.helpers import ADMIN_TOKEN, csrf_of
