@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     base_url: str = "http://127.0.0.1:8000"
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
     token_max_age_days: int = 30
+    # A digest's web page and the archive are permanent homes: their links outlive TOKEN_MAX_AGE_DAYS.
+    archive_link_max_age_days: int = 3650
     admin_token: SecretStr | None = None
     unsubscribe_mailto: str = "unsubscribe@paperboy.localhost"
     # Subscribe form: at most this many attempts per client IP and per address in the window

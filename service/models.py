@@ -191,6 +191,7 @@ class Interest(Timestamped, Base):
     query: Mapped[str | None] = mapped_column(Text)  # query language
     exclude: Mapped[str] = mapped_column(Text, default="")  # comma-separated excluded terms
     seeds: Mapped[list[Any]] = mapped_column(default=list)  # paper ids
+    authors: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")  # followed names
     threshold: Mapped[float | None] = mapped_column(Float)
     top_k: Mapped[int | None] = mapped_column(Integer)
 

@@ -49,6 +49,10 @@ class PaperboyCommands(PaperboyGroup):
             "service.cli.deliveries:deliveries_app",
             "Deliveries: one digest per subscription and period.",
         ),
+        LazyCommand(
+            "archive", "service.cli.archive:archive_command", "Past digests of a subscription, and search."
+        ),
+        LazyCommand("authors", "service.cli.authors:authors_app", "Follow authors: preview matches, follow."),
         LazyCommand("eval", "service.cli.eval:eval_app", "Measure matching quality on a labelled set."),
         LazyCommand(
             "match",

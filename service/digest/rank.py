@@ -16,6 +16,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from service.config import Settings, get_settings
+from service.digest.followed import by_words_or_seeds, with_followed_authors
 from service.digest.model import DigestItem, Segment
 from service.ingest.normalize import arxiv_abs_url
 from service.matching import (
@@ -108,6 +109,7 @@ def to_interest(row: InterestRow, liked: list[str], disliked: list[str], setting
         disliked=tuple(disliked),
         threshold=row.threshold if row.threshold is not None else settings.default_threshold,
         top_k=row.top_k or settings.default_top_k,
+        authors=tuple(str(a) for a in row.authors or ()),
     )
 
 
@@ -270,8 +272,11 @@ def rank_in_context(
         except InterestError as exc:
             log.warning("profile %s interest %r skipped: %s", profile_name, row.name, exc)
             continue
+        if not by_words_or_seeds(compiled):
+            continue  # followed authors only: followed_author_items below
         for match in rank(compiled, context, candidates=by_id.keys()):
             if match.paper_id not in best or match.score > best[match.paper_id][0].score:
                 best[match.paper_id] = (match, row)
     ordered = sorted(best.values(), key=lambda pair: -pair[0].score)
-    return [to_item(by_id[m.paper_id], m, row.name, row.keywords or "") for m, row in ordered]
+    items = [to_item(by_id[m.paper_id], m, row.name, row.keywords or "") for m, row in ordered]
+    return with_followed_authors(items, rows, papers)
