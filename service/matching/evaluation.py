@@ -268,7 +268,8 @@ def evaluate(
         embeddings = embed_papers(dataset.papers, embedder, cache)
     else:
         report.notes.append(
-            "embedding cosine and semantic search skipped, paperboy ran lexical-only: [semantic] extra not used"
+            "embedding cosine and semantic search skipped, paperboy ran lexical-only: "
+            "[semantic] extra not used"
         )
     context = MatchContext(dataset.papers, embedder=embedder, cache=cache)
     row = {paper.id: i for i, paper in enumerate(dataset.papers)}

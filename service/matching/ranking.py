@@ -191,12 +191,12 @@ def score_pool(
             parts[0] = (parts[0][0], KEYWORDS_WITH_SEEDS_WEIGHT)
 
     model = interest.model
-    if model is not None and context.embeddings is not None and context.embedder is not None:
-        if model.model_id == context.embedder.model_id and parts:
-            learned = model.score(context.embeddings[:n])
-            signals["learned"] = learned
-            # Relative to the signals already there: at full weight it counts as much as all of them.
-            parts.append((learned, blend_weight(model.labels) * sum(w for _, w in parts)))
+    model_id = context.embedder.model_id if context.embedder is not None else None
+    if model is not None and context.embeddings is not None and model.model_id == model_id and parts:
+        learned = model.score(context.embeddings[:n])
+        signals["learned"] = learned
+        # Relative to the signals already there: at full weight it counts as much as all of them.
+        parts.append((learned, blend_weight(model.labels) * sum(w for _, w in parts)))
 
     first = sum((w * standardize(p, allowed) for p, w in parts), np.zeros(n))
     scores = standardize(first, allowed)
