@@ -16,8 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from service.config import Settings
+from service.delivery.schedule import Schedule, ScheduleError
 from service.models import Interest, Profile, Subscriber, Subscription
-from service.schedule import Schedule, ScheduleError
 
 CHANNEL_NAMES = ("email", "slack")
 WEEKDAYS = {name: i for i, name in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))}

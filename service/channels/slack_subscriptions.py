@@ -16,9 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from service.config import Settings
+from service.delivery.schedule import Schedule, ScheduleError
 from service.models import Feedback, Paper, Profile, Subscription
 from service.profile import record_feedback
-from service.schedule import Schedule, ScheduleError
 from service.secrets import seal
 from service.subscription import SubscriptionError, add_interests, parse_send_time, parse_weekday
 from service.subscription import set_paused as set_one_paused

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 from starlette.datastructures import FormData
 
+from service.delivery.schedule import Schedule
 from service.links import (
     CONFIRM_PATH,
     FEEDBACK_PATH,
@@ -22,7 +23,6 @@ from service.links import (
 )
 from service.models import Paper, Profile, Subscriber, Subscription, utcnow
 from service.profile import record_feedback
-from service.schedule import Schedule
 from service.subscription import SubscriptionError
 from service.subscription import unsubscribe as end_subscription
 from service.web import forms, signup

@@ -10,7 +10,7 @@
 A crash between 2 and 3 leaves the row 'claimed', and a claimed row is never sent again automatically:
 at worst a digest is reported as unsent, never sent twice. Channel-agnostic: `channel_for` picks the
 channel class from `subscription.channel` through the CHANNELS registry. The SQL of claims and marks
-lives in service.delivery_records; this module holds the flow and the retry policy.
+lives in service.delivery.records; this module holds the flow and the retry policy.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from service.channels.base import Channel, DeliveryError
 from service.config import Settings
 from service.db import session_factory
-from service.delivery_records import (
+from service.delivery.records import (
     Claimed,
     claim_new,
     claim_retry,

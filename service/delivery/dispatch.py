@@ -7,7 +7,7 @@ a pass takes the subscriptions whose time has come and claims each one with a co
 
 Exactly one instance's UPDATE matches (PostgreSQL re-checks the WHERE after the row lock; SQLite
 serialises writers), so two dispatchers never work on the same subscription at once. The winner
-delivers the latest period that has passed (service.schedule: missed periods coalesce into one), then
+delivers the latest period that has passed (service.delivery.schedule: missed periods coalesce into one), then
 moves next_digest_at to the following slot. If it dies in between, its claim lapses after CLAIM and the
 next pass delivers the same period, which service.delivery makes a no-op if the digest went out:
 deliveries are unique per (subscription, period), and that row is claimed before anything is sent.
@@ -30,11 +30,11 @@ from service.channels.base import Channel
 from service.clock import Clock
 from service.config import Settings
 from service.db import session_factory
-from service.delivery import ChannelPool, DeliveryOutcome, deliver, retries_due
+from service.delivery.attempt import ChannelPool, DeliveryOutcome, deliver, retries_due
+from service.delivery.schedule import Schedule, ScheduleError, latest_slot, next_send_at
 from service.digest.compose import Ranker
 from service.models import Subscription
 from service.oplog import log_event
-from service.schedule import Schedule, ScheduleError, latest_slot, next_send_at
 
 log = logging.getLogger("paperboy.dispatch")
 
