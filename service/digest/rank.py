@@ -7,6 +7,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import lru_cache
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
@@ -31,6 +32,7 @@ from service.matching.analysis import terms
 from service.matching.semantic import vector_from_bytes, vector_to_bytes
 from service.models import Interest as InterestRow
 from service.models import Paper, PaperEmbedding, Profile
+from service.reader_models import model_for
 
 if TYPE_CHECKING:
     from service.matching import Explanation, Match
@@ -244,12 +246,15 @@ def rank_papers(
     references = [
         paper_doc(p) for p in session.scalars(select(Paper).where(Paper.id.in_(reference_ids - pool_ids)))
     ]
-    context = match_context(session, [paper_doc(p) for p in papers], references, embedder_for(settings))
+    embedder = embedder_for(settings)
+    context = match_context(session, [paper_doc(p) for p in papers], references, embedder)
+    # The reader's learned scorer (service/reader_models.py), shared by all the profile's interests.
+    model = model_for(session, profile, embedder, settings) if embedder is not None else None
     by_id = {str(p.id): p for p in papers}
     best: dict[str, tuple[Match, InterestRow]] = {}
     for row in rows:
         try:
-            compiled = compile_interest(to_interest(row, liked, disliked, settings))
+            compiled = compile_interest(replace(to_interest(row, liked, disliked, settings), model=model))
         except InterestError as exc:
             log.warning("profile %s interest %r skipped: %s", profile.name, row.name, exc)
             continue
