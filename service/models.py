@@ -108,6 +108,29 @@ class PaperEmbedding(Base):
     vector: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class ReaderModelRow(Base):
+    """A profile's learned scorer (service.matching.reader_model), retrained on each feedback."""
+
+    __tablename__ = "reader_models"
+
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id", ondelete="CASCADE"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(100))  # the embedding model its weights belong to
+    weights: Mapped[bytes] = mapped_column(LargeBinary)
+    labels: Mapped[int] = mapped_column(Integer)
+    trained_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class InterestVector(Base):
+    """An interest's keywords as a sentence vector, for the batch path's vector screen."""
+
+    __tablename__ = "interest_vectors"
+
+    interest_id: Mapped[int] = mapped_column(ForeignKey("interests.id", ondelete="CASCADE"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(100), primary_key=True)
+    text_hash: Mapped[str] = mapped_column(String(32))  # of the embedded text: an edit re-embeds
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class IngestRun(Base):
     """One file or feed read: what it held and what became of it."""
 

@@ -216,7 +216,7 @@ def load_specs(text: str, where: str) -> list[ProfileSpec]:
 def record_feedback(
     session: Session, profile: Profile, paper_id: int, relevant: bool, channel: str
 ) -> Feedback:
-    """Store a verdict; a later verdict on the same paper replaces the earlier one."""
+    """Store a verdict (a later one on the same paper replaces the earlier) and retrain the reader's model."""
     feedback = session.scalar(
         select(Feedback).where(Feedback.profile_id == profile.id, Feedback.paper_id == paper_id)
     )
@@ -227,4 +227,7 @@ def record_feedback(
         feedback.relevant = relevant
         feedback.channel = channel
     session.flush()
+    from service.reader_models import retrain  # the matching stack loads only when a verdict comes
+
+    retrain(session, profile)
     return feedback

@@ -7,6 +7,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import lru_cache
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
@@ -32,10 +33,12 @@ from service.matching.analysis import terms
 from service.matching.semantic import vector_from_bytes, vector_to_bytes
 from service.models import Interest as InterestRow
 from service.models import Paper, PaperEmbedding, Profile
+from service.reader_models import model_for
 
 if TYPE_CHECKING:
     from service.matching import Explanation, Match
     from service.matching.analysis import terms
+    from service.matching.reader_model import ReaderModel
 from service.matching.semantic import Embedder
 
 log = logging.getLogger(__name__)
@@ -246,8 +249,11 @@ def rank_papers(
     references = [
         paper_doc(p) for p in session.scalars(select(Paper).where(Paper.id.in_(reference_ids - pool_ids)))
     ]
-    context = match_context(session, [paper_doc(p) for p in papers], references, embedder_for(settings))
-    return rank_in_context(context, profile.name, rows, papers, liked, disliked, settings)
+    embedder = embedder_for(settings)
+    context = match_context(session, [paper_doc(p) for p in papers], references, embedder)
+    # The reader's learned scorer (service/reader_models.py), shared by all the profile's interests.
+    model = model_for(session, profile, embedder, settings) if embedder is not None else None
+    return rank_in_context(context, profile.name, rows, papers, liked, disliked, settings, model=model)
 
 
 def rank_in_context(
@@ -258,17 +264,19 @@ def rank_in_context(
     liked: list[str],
     disliked: list[str],
     settings: Settings,
+    *,
+    model: ReaderModel | None = None,
 ) -> list[DigestItem]:
     """rank_papers' core: the interests `rows` against `papers` (the candidates) of a built context.
 
     The context may hold more papers than the candidates (a pass's shared pool): they inform the
-    statistics but are never returned.
+    statistics but are never returned. `model` is the reader's learned scorer, where there is one.
     """
     by_id = {str(p.id): p for p in papers}
     best: dict[str, tuple[Match, InterestRow]] = {}
     for row in rows:
         try:
-            compiled = compile_interest(to_interest(row, liked, disliked, settings))
+            compiled = compile_interest(replace(to_interest(row, liked, disliked, settings), model=model))
         except InterestError as exc:
             log.warning("profile %s interest %r skipped: %s", profile_name, row.name, exc)
             continue
