@@ -16,9 +16,9 @@ from sqlalchemy import Engine, select, update
 from service.clock import Clock
 from service.config import Settings
 from service.db import get_engine, session_scope
-from service.dispatch import run_dispatch
+from service.delivery.dispatch import run_dispatch
+from service.delivery.lease import instance_name
 from service.ingest.runs import ingest_file
-from service.lease import instance_name
 from service.migrations import upgrade
 from service.models import Subscriber, Subscription
 from service.sources import log_ingest_run

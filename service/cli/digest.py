@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 from service.config import Settings, get_settings
 from service.db import get_engine, session_scope
 from service.delivery import deliver, describe, not_deliverable
+from service.delivery.schedule import Schedule, ScheduleError, period_at, slot_of_period
 from service.digest.compose import compose_digest
 from service.digest.render import render_digest_email
 from service.models import Delivery, Subscription
-from service.schedule import Schedule, ScheduleError, period_at, slot_of_period
 
 digest_app = typer.Typer(help="Digests: preview one, or send one now.", no_args_is_help=True)
 EXIT = {"sent": 0, "empty": 0, "failed": 1, "skipped": 3, "retry": 75}

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, inspect
 from service.clock import SystemClock
 from service.config import Settings, SetupError, get_settings
 from service.db import get_engine
-from service.lease import instance_name
+from service.delivery.lease import instance_name
 
 log = logging.getLogger("paperboy.run")
 
@@ -86,8 +86,8 @@ def run_command(
 ) -> None:
     """The main job: ingest new dumps and send every due digest, until SIGTERM or Ctrl-C."""
     from service.channels.email import check_email_settings
-    from service.dispatch import run_dispatch
-    from service.scheduler import SchedulerService
+    from service.delivery.dispatch import run_dispatch
+    from service.delivery.scheduler import SchedulerService
     from service.sources import run_ingest_pass
 
     configure_logging(verbose)
@@ -138,7 +138,7 @@ def dispatch_command(
     """Deliver every due digest and due retry once (for cron)."""
     from service.channels.email import check_email_settings
     from service.cli.status import show_due
-    from service.dispatch import run_dispatch
+    from service.delivery.dispatch import run_dispatch
 
     settings, clock, engine = _one_pass(now, dry_run, "run a dispatch pass", "see what is due")
     check_email_settings(settings)
