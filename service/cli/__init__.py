@@ -121,4 +121,7 @@ def _paperboy() -> None:
 
 
 def main() -> None:
+    from service.cli import group
+
+    group.RUNNING_AS_PROGRAM = True
     app()
