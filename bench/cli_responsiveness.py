@@ -89,7 +89,8 @@ def main() -> None:
     print(f"(median of {opts.runs}; load average {load:.1f} on {os.cpu_count()} CPUs; code from {source})")
     out = REPO / "bench" / "results" / "cli_responsiveness.json"
     out.parent.mkdir(exist_ok=True)
-    result = {"source": str(source), "runs": opts.runs, "load_average": load, "seconds": figures}
+    shown = "this checkout" if source == REPO else source.name  # no machine paths in results
+    result = {"source": shown, "runs": opts.runs, "load_average": load, "seconds": figures}
     out.write_text(json.dumps(result, indent=2) + "\n")
 
 
