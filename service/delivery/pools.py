@@ -31,7 +31,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.config import Settings
-from service.digest.compose import _WINDOW_STATUSES, MAX_WINDOW, build_digest, choose_items
+from service.digest.compose import _WINDOW_STATUSES, MAX_WINDOW, Ranker, build_digest, choose_items
 from service.digest.model import Digest, DigestItem
 from service.digest.rank import (
     DatabaseEmbeddingCache,
@@ -57,6 +57,7 @@ class PoolScorer(Protocol):
         candidates: Sequence[Paper],
         interests: Sequence[str] | None,
         pool: Pool,
+        limit: int,
     ) -> list[DigestItem]: ...
 
 
@@ -88,8 +89,9 @@ def context_scorer(
     candidates: Sequence[Paper],
     interests: Sequence[str] | None,
     pool: Pool,
+    limit: int,
 ) -> list[DigestItem]:
-    """The default scorer: rank_papers' ranking, against the pool's shared context."""
+    """The default scorer: rank_papers' ranking against the pool's shared context, `limit` per interest."""
     rows = [i for i in profile.interests if interests is None or i.name in interests]
     if not candidates or not rows:
         return []
@@ -99,7 +101,7 @@ def context_scorer(
         names = list(interests) if interests is not None else None
         return rank_papers(session, profile, list(candidates), interests=names, settings=pool.settings)
     return rank_in_context(
-        pool.context(session), profile.name, rows, candidates, liked, disliked, pool.settings
+        pool.context(session), profile.name, rows, candidates, liked, disliked, pool.settings, limit
     )
 
 
@@ -142,18 +144,26 @@ class PoolMatcher:
             pool = self._pool(at)
             taken = held.get(sub.id, set())
             candidates = [p for p in pool.papers if p.id not in taken]
-
-            def ranker(
-                session: Session, profile: Profile, papers: list[Paper], *, interests: list[str] | None
-            ) -> list[DigestItem]:
-                if self.screen is not None and self.screen.rules_out(session, profile, papers, interests):
-                    return []
-                return self.scorer(session, profile, papers, interests, pool)  # noqa: B023 - called now
-
-            items = choose_items(session, sub, candidates, ranker)
+            items = choose_items(
+                session, sub, candidates, self._ranker(pool, (at, len(pool.papers)), sub.max_papers)
+            )
             digests[sub.id] = build_digest(sub, periods[sub.id], items, now=self.now, settings=self.settings)
         self.rank_seconds += time.perf_counter() - started
         return digests
+
+    def _ranker(self, pool: Pool, key: tuple[int, int], limit: int) -> Ranker:
+        """A compose Ranker for one subscription of `pool`: the screen sees the whole pool once, the
+        scorer only the subscription's candidates."""
+
+        def ranker(
+            session: Session, profile: Profile, papers: list[Paper], *, interests: list[str] | None
+        ) -> list[DigestItem]:
+            screen = self.screen
+            if screen is not None and screen.rules_out_shared(session, profile, pool.papers, interests, key):
+                return []
+            return self.scorer(session, profile, papers, interests, pool, limit)
+
+        return ranker
 
     def _load_after(self, session: Session, start: dt.datetime) -> None:
         """Make sure every paper first seen in (start, now] is loaded, fetching only what is missing."""

@@ -135,9 +135,14 @@ def _segments(explanation: Explanation) -> list[Segment]:
 _KEYWORD_DECOR = re.compile(r'\^[\d.]+|["\']')
 
 
+@lru_cache(maxsize=4096)  # a pass describes the same pool papers for profile after profile
+def _paper_terms(title: str, abstract: str) -> frozenset[str]:
+    return frozenset(terms(f"{title} {abstract}"))
+
+
 def matched_keywords(keywords: str, paper: Paper) -> list[str]:
     """The profile's own keywords (as the subscriber wrote them) whose every word the paper has."""
-    have = set(terms(f"{paper.title} {paper.abstract}"))
+    have = _paper_terms(paper.title, paper.abstract)
     found = []
     for raw in keywords.split(","):
         keyword = _KEYWORD_DECOR.sub("", raw).strip()
@@ -256,11 +261,13 @@ def rank_in_context(
     liked: list[str],
     disliked: list[str],
     settings: Settings,
+    limit: int | None = None,
 ) -> list[DigestItem]:
     """rank_papers' core: the interests `rows` against `papers` (the candidates) of a built context.
 
     The context may hold more papers than the candidates (a pass's shared pool): they inform the
-    statistics but are never returned.
+    statistics but are never returned. `limit`: at most this many papers per interest are ranked and
+    explained (a digest of n papers never needs more than each interest's n best).
     """
     by_id = {str(p.id): p for p in papers}
     best: dict[str, tuple[Match, InterestRow]] = {}
@@ -270,7 +277,8 @@ def rank_in_context(
         except InterestError as exc:
             log.warning("profile %s interest %r skipped: %s", profile_name, row.name, exc)
             continue
-        for match in rank(compiled, context, candidates=by_id.keys()):
+        top_k = min(compiled.interest.top_k, limit) if limit is not None else None
+        for match in rank(compiled, context, candidates=by_id.keys(), top_k=top_k):
             if match.paper_id not in best or match.score > best[match.paper_id][0].score:
                 best[match.paper_id] = (match, row)
     ordered = sorted(best.values(), key=lambda pair: -pair[0].score)
