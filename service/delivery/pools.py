@@ -1,7 +1,7 @@
 """Match the pools: compose a batch of due digests, loading and indexing each pool of papers once.
 
 A subscription's candidates are the papers first seen after its window start (its last digest, or the
-lookback) that none of its digests held. Ordered by first_seen_at, the papers new for a subscription
+lookback) that no digest to its inbox held. Ordered by first_seen_at, the papers new for a subscription
 are a suffix of the pass's papers, so subscriptions whose window starts fall between the same two
 papers share one pool: daily subscribers almost all share one. For each pool the papers are loaded
 once and one match context is built; each profile is then ranked against it (the context's
@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from service.config import Settings
 from service.digest.compose import _WINDOW_STATUSES, MAX_WINDOW, Ranker, build_digest, choose_items
@@ -210,12 +210,16 @@ def window_starts(
 def held_papers(
     session: Session, subscription_ids: Sequence[int], *, after: dt.datetime
 ) -> dict[int, set[int]]:
-    """The papers first seen after `after` that a digest of each subscription already holds."""
+    """The papers first seen after `after` that a digest to each subscription's inbox already holds
+    (compose.candidate_papers: every subscription of the same channel and address counts)."""
+    own, inbox = aliased(Subscription), aliased(Subscription)
     held: dict[int, set[int]] = defaultdict(set)
     rows = session.execute(
-        select(DeliveryPaper.subscription_id, DeliveryPaper.paper_id)
+        select(own.id, DeliveryPaper.paper_id)
+        .join(inbox, (inbox.channel == own.channel) & (inbox.address == own.address))
+        .join(DeliveryPaper, DeliveryPaper.subscription_id == inbox.id)
         .join(Paper, Paper.id == DeliveryPaper.paper_id)
-        .where(DeliveryPaper.subscription_id.in_(subscription_ids), Paper.first_seen_at > after)
+        .where(own.id.in_(subscription_ids), Paper.first_seen_at > after)
     )
     for subscription_id, paper_id in rows:
         held[subscription_id].add(paper_id)
