@@ -240,13 +240,16 @@ def rank_in_context(
     liked: list[str],
     disliked: list[str],
     settings: Settings,
+    limit: int | None = None,
     *,
     model: ReaderModel | None = None,
 ) -> list[DigestItem]:
     """rank_papers' core: the interests `rows` against `papers` (the candidates) of a built context.
 
     The context may hold more papers than the candidates (a pass's shared pool): they inform the
-    statistics but are never returned. `model` is the reader's learned scorer, where there is one.
+    statistics but are never returned. `limit`: at most this many papers per interest are ranked and
+    explained (a digest of n papers never needs more than each interest's n best). `model` is the
+    reader's learned scorer, where there is one.
     """
     by_id = {str(p.id): p for p in papers}
     best: dict[str, tuple[Match, InterestRow]] = {}
@@ -258,7 +261,8 @@ def rank_in_context(
             continue
         if not by_words_or_seeds(compiled):
             continue  # followed authors only: followed_author_items below
-        for match in rank(compiled, context, candidates=by_id.keys()):
+        top_k = min(compiled.interest.top_k, limit) if limit is not None else None
+        for match in rank(compiled, context, candidates=by_id.keys(), top_k=top_k):
             if match.paper_id not in best or match.score > best[match.paper_id][0].score:
                 best[match.paper_id] = (match, row)
     ordered = sorted(best.values(), key=lambda pair: -pair[0].score)
