@@ -8,8 +8,6 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_SECRET = "dev-only-change-me"
-
 
 class Settings(BaseSettings):
     """paperboy's configuration. Every field can be set as an upper-case environment variable."""
@@ -50,7 +48,11 @@ class Settings(BaseSettings):
 
     # Web and links
     base_url: str = "http://127.0.0.1:8000"
-    secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
+    # Signs links and CSRF tokens, encrypts stored secrets. Unset: a random key made on first use in
+    # VAR_DIR/secret_key (mode 0600); production must set it. OLD_SECRET_KEYS (a JSON list) are still
+    # accepted for verifying and decrypting while a rotation is under way (`paperboy secrets rotate`).
+    secret_key: SecretStr | None = None
+    old_secret_keys: list[SecretStr] = []
     token_max_age_days: int = 30
     admin_token: SecretStr | None = None
     unsubscribe_mailto: str = "unsubscribe@paperboy.localhost"
@@ -74,9 +76,10 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = 120.0  # SIGTERM: how long sends in flight may take to finish
 
     @model_validator(mode="after")
-    def _refuse_default_secret_in_production(self) -> Settings:
-        if self.environment == "production" and self.secret_key.get_secret_value() == DEFAULT_SECRET:
-            raise ValueError("SECRET_KEY must be set to a real secret when ENVIRONMENT=production")
+    def _refuse_missing_secret_in_production(self) -> Settings:
+        # Several production instances must share one key, so none is generated for them.
+        if self.environment == "production" and not (self.secret_key and self.secret_key.get_secret_value()):
+            raise ValueError("SECRET_KEY must be set when ENVIRONMENT=production")
         return self
 
     @property

@@ -13,6 +13,7 @@ from service.cli.match import match_command
 from service.cli.papers import export_command, papers_app
 from service.cli.profile import profile_app
 from service.cli.run import register as register_run
+from service.cli.secrets import secrets_app
 from service.cli.slack import slack_app
 from service.cli.sources import sources_app
 from service.cli.status import status_command
@@ -34,6 +35,7 @@ app.command("match")(match_command)
 register_run(app)  # run, dispatch, ingest-sources
 app.add_typer(sources_app, name="sources")
 app.add_typer(slack_app, name="slack")
+app.add_typer(secrets_app, name="secrets")
 app.command("status")(status_command)
 
 
