@@ -101,6 +101,9 @@ class PaperboyCommands(PaperboyGroup):
             "Receive bounces, complaints and unsubscribe mail by SMTP or LMTP, until SIGTERM or Ctrl-C.",
         ),
         LazyCommand(
+            "secrets", "service.cli.secrets:secrets_app", "The secret key and the secrets stored encrypted."
+        ),
+        LazyCommand(
             "status",
             "service.cli.status:status_command",
             "Next run times, the last ingest, deliveries in the last 24 h, subscriptions needing attention.",
