@@ -9,7 +9,7 @@ from service.cli.deliveries import deliveries_app
 from service.cli.digest import digest_app
 from service.cli.eval import eval_app
 from service.cli.ingest import ingest_command
-from service.cli.mail import bounces_app, dkim_app, inbound_command
+from service.cli.mail import bounces_app, dkim_app, doctor_command, inbound_command
 from service.cli.match import match_command
 from service.cli.papers import export_command, papers_app
 from service.cli.profile import profile_app
@@ -39,6 +39,7 @@ app.command("status")(status_command)
 app.add_typer(dkim_app, name="dkim")
 app.add_typer(bounces_app, name="bounces")
 app.command("inbound")(inbound_command)
+app.command("doctor")(doctor_command)
 
 
 def main() -> None:
