@@ -11,6 +11,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_SECRET = "dev-only-change-me"
 
 
+class SetupError(ValueError):
+    """A setting or database paperboy cannot work with; the message names the setting and what to do."""
+
+
 class Settings(BaseSettings):
     """paperboy's configuration. Every field can be set as an upper-case environment variable."""
 
@@ -71,6 +75,8 @@ class Settings(BaseSettings):
     base_url: str = "http://127.0.0.1:8000"
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
     token_max_age_days: int = 30
+    # A digest's web page and the archive are permanent homes: their links outlive TOKEN_MAX_AGE_DAYS.
+    archive_link_max_age_days: int = 3650
     admin_token: SecretStr | None = None
     unsubscribe_mailto: str = "unsubscribe@paperboy.localhost"
     # Subscribe form: at most this many attempts per client IP and per address in the window
@@ -85,12 +91,22 @@ class Settings(BaseSettings):
     slack_rate_per_channel_s: float = 1.0
     slack_attempts: int = 3  # tries of one Slack call before the delivery is left to a later retry
     slack_max_wait_s: float = 30.0  # a longer Retry-After is not waited out in-process
+    # The installable app (OAuth v2 "Add to Slack"): the app's credentials from its settings page
+    slack_client_id: str | None = None
+    slack_client_secret: SecretStr | None = None
+    slack_authorize_url: str = "https://slack.com/oauth/v2/authorize"
+    slack_team_id: str | None = None  # SLACK_BOT_TOKEN's workspace; asked of Slack (auth.test) when unset
 
     # Scheduler
     dispatch_interval_s: int = 300
     ingest_interval_s: int = 900
     lease_seconds: int = 60
     shutdown_grace_s: float = 120.0  # SIGTERM: how long sends in flight may take to finish
+
+    # Workers (service.delivery.tasks): with a broker, `paperboy run` enqueues and `paperboy worker`s work
+    broker_url: str = ""  # amqp://user:pass@rabbitmq:5672//; empty: every pass runs in one process
+    queue_prefix: str = ""  # prepended to the queue names match / email / slack
+    redis_url: str = ""  # redis://redis:6379/0: relay and Slack rate limits shared by all workers
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

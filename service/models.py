@@ -17,6 +17,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     Time,
     UniqueConstraint,
@@ -107,6 +108,29 @@ class PaperEmbedding(Base):
     vector: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class ReaderModelRow(Base):
+    """A profile's learned scorer (service.matching.reader_model), retrained on each feedback."""
+
+    __tablename__ = "reader_models"
+
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id", ondelete="CASCADE"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(100))  # the embedding model its weights belong to
+    weights: Mapped[bytes] = mapped_column(LargeBinary)
+    labels: Mapped[int] = mapped_column(Integer)
+    trained_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class InterestVector(Base):
+    """An interest's keywords as a sentence vector, for the batch path's vector screen."""
+
+    __tablename__ = "interest_vectors"
+
+    interest_id: Mapped[int] = mapped_column(ForeignKey("interests.id", ondelete="CASCADE"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(100), primary_key=True)
+    text_hash: Mapped[str] = mapped_column(String(32))  # of the embedded text: an edit re-embeds
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class IngestRun(Base):
     """One file or feed read: what it held and what became of it."""
 
@@ -190,6 +214,7 @@ class Interest(Timestamped, Base):
     query: Mapped[str | None] = mapped_column(Text)  # query language
     exclude: Mapped[str] = mapped_column(Text, default="")  # comma-separated excluded terms
     seeds: Mapped[list[Any]] = mapped_column(default=list)  # paper ids
+    authors: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")  # followed names
     threshold: Mapped[float | None] = mapped_column(Float)
     top_k: Mapped[int | None] = mapped_column(Integer)
 
@@ -239,6 +264,10 @@ class Subscription(Timestamped, Base):
     needs_attention: Mapped[str | None] = mapped_column(Text)  # permanent channel error
     next_digest_at: Mapped[dt.datetime | None] = mapped_column(index=True)
     last_sent_at: Mapped[dt.datetime | None] = mapped_column()
+    # The workspace (and enterprise grid org) of a channel subscribed through the installed Slack app:
+    # its bot token comes from that installation, and uninstalling pauses it.
+    slack_team_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    slack_enterprise_id: Mapped[str | None] = mapped_column(String(32))
 
     subscriber: Mapped[Subscriber | None] = relationship(back_populates="subscriptions")
     profile: Mapped[Profile] = relationship()
@@ -331,3 +360,35 @@ class RateLimitHit(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     bucket: Mapped[str] = mapped_column(String(400))
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# --- the Slack app ------------------------------------------------------------------------------
+
+
+class SlackSeenRequest(Base):
+    """A signed Slack request already received, kept while its timestamp could still pass (replays)."""
+
+    __tablename__ = "slack_seen_requests"
+
+    signature: Mapped[str] = mapped_column(String(100), primary_key=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
+def _slack_sdk_tables() -> tuple[Table, Table, Table]:
+    # slack_sdk.oauth's own SQLAlchemy stores define these tables; they are built here on paperboy's
+    # metadata so that Alembic owns them. Token columns are Text: they hold sealed (encrypted) tokens.
+    from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+    from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+
+    store = SQLAlchemyInstallationStore
+    installations = store.build_installations_table(Base.metadata, "slack_installations")
+    bots = store.build_bots_table(Base.metadata, "slack_bots")
+    states = SQLAlchemyOAuthStateStore.build_oauth_states_table(Base.metadata, "slack_oauth_states")
+    for table in (installations, bots):
+        for column in table.c:
+            if column.name.endswith(("_token", "webhook_url")):
+                column.type = Text()
+    return installations, bots, states
+
+
+slack_installations, slack_bots, slack_oauth_states = _slack_sdk_tables()
