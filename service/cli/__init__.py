@@ -104,6 +104,11 @@ class PaperboyCommands(PaperboyGroup):
             "secrets", "service.cli.secrets:secrets_app", "The secret key and the secrets stored encrypted."
         ),
         LazyCommand(
+            "doctor",
+            "service.cli.mail:doctor_command",
+            "Check what a real mail sender needs (SMTP TLS, DKIM, https, bounce path), one line each.",
+        ),
+        LazyCommand(
             "status",
             "service.cli.status:status_command",
             "Next run times, the last ingest, deliveries in the last 24 h, subscriptions needing attention.",
