@@ -6,6 +6,7 @@ import typer
 
 from service.cli.archive import archive_command
 from service.cli.authors import authors_app
+from service.cli.bulk import register as register_bulk
 from service.cli.db import db_app
 from service.cli.deliveries import deliveries_app
 from service.cli.digest import digest_app
@@ -19,6 +20,7 @@ from service.cli.slack import slack_app
 from service.cli.sources import sources_app
 from service.cli.status import status_command
 from service.cli.subscriptions import register as register_subscriptions
+from service.cli.subscriptions import subscriptions_app
 from service.cli.web import web_command
 
 app = typer.Typer(help="paperboy: new research papers matched to your interests.", no_args_is_help=True)
@@ -29,6 +31,7 @@ app.command("export")(export_command)
 app.add_typer(profile_app, name="profile")
 app.command("web")(web_command)
 register_subscriptions(app)  # subscribe, subscriptions list, unsubscribe
+register_bulk(subscriptions_app)  # subscriptions import, subscriptions export
 app.add_typer(digest_app, name="digest")
 app.add_typer(deliveries_app, name="deliveries")
 app.command("archive")(archive_command)

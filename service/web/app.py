@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from service.config import Settings, get_settings
 from service.db import get_engine, session_factory
 from service.digest.render import TEMPLATES_DIR, environment
-from service.web import admin, admin_archive, archive, following, pages, views
+from service.web import admin, admin_archive, admin_bulk, archive, following, pages, views
 from service.web.security import SecurityHeadersMiddleware
 
 STATIC = TEMPLATES_DIR / "web" / "static"
@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(pages.router)
     app.include_router(archive.router)
     app.include_router(following.router)
+    app.include_router(admin_bulk.router)  # before admin's /subscriptions/{id}
     app.include_router(admin.router)
     app.include_router(admin_archive.router)
     _include_slack(app)
