@@ -11,6 +11,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_SECRET = "dev-only-change-me"
 
 
+class SetupError(ValueError):
+    """A setting or database paperboy cannot work with; the message names the setting and what to do."""
+
+
 class Settings(BaseSettings):
     """paperboy's configuration. Every field can be set as an upper-case environment variable."""
 
@@ -77,6 +81,11 @@ class Settings(BaseSettings):
     ingest_interval_s: int = 900
     lease_seconds: int = 60
     shutdown_grace_s: float = 120.0  # SIGTERM: how long sends in flight may take to finish
+
+    # Workers (service.delivery.tasks): with a broker, `paperboy run` enqueues and `paperboy worker`s work
+    broker_url: str = ""  # amqp://user:pass@rabbitmq:5672//; empty: every pass runs in one process
+    queue_prefix: str = ""  # prepended to the queue names match / email / slack
+    redis_url: str = ""  # redis://redis:6379/0: relay and Slack rate limits shared by all workers
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

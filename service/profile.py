@@ -59,14 +59,18 @@ class ProfileSpec(BaseModel):
     not_relevant: list[str] = Field(default_factory=list)
 
 
-def validate_query(query: str) -> None:
-    """Raise ProfileError pointing at the position of a malformed query."""
+def validate_query(query: str, part: str = "query") -> None:
+    """Raise ProfileError pointing at the position of a malformed query.
+
+    `part` names what was typed ("query", "interest") in the message. Text that leaves no word to
+    match (stop words, emoji, punctuation) is refused too: such an interest could never match.
+    """
     from service.matching.query import QueryError, parse_query
 
     try:
         parse_query(query)
     except QueryError as exc:
-        raise ProfileError(f"query {query!r}: {exc}") from exc
+        raise ProfileError(f"{part} {query!r}: {exc}") from exc
 
 
 _PAPER_REF = re.compile(r"^(?:paper:|#)?(\d{1,12})$")

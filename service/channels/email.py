@@ -25,7 +25,7 @@ from urllib.parse import quote, urlsplit
 
 from service.channels.base import DeliveryError
 from service.channels.smtp import OutboxTransport, SmtpTransport, Transport, parse_smtp_url
-from service.config import Settings
+from service.config import Settings, SetupError
 from service.digest.render import RenderedEmail, one_line, render_digest_email
 
 if TYPE_CHECKING:
@@ -62,11 +62,17 @@ def transport_for(settings: Settings) -> Transport:
     return OutboxTransport(settings.resolved_outbox_dir)
 
 
+def check_email_settings(settings: Settings) -> None:
+    """Refuse SMTP_URL / SMTP_FROM now if every send would fail on them (before anything is claimed)."""
+    transport_for(settings).close()  # parses SMTP_URL; connects only on the first send
+    sender_address(settings)
+
+
 def sender_address(settings: Settings) -> Address:
     """SMTP_FROM parsed ("paperboy <digest@example.org>"); a clear error when it is not an address."""
     pairs = getaddresses([settings.smtp_from])
     if len(pairs) != 1 or "@" not in pairs[0][1]:
-        raise ValueError(f"SMTP_FROM {settings.smtp_from!r} is not one email address")
+        raise SetupError(f"SMTP_FROM {settings.smtp_from!r} is not one email address")
     name, addr = pairs[0]
     username, domain = addr.rsplit("@", 1)
     return Address(display_name=one_line(name), username=username, domain=domain)

@@ -17,9 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from service.config import Settings
+from service.delivery.schedule import Schedule, ScheduleError
 from service.models import Feedback, Interest, Paper, Profile, Subscription
 from service.profile import ProfileError, record_feedback, validate_query
-from service.schedule import Schedule, ScheduleError
 from service.secrets import seal
 from service.subscription import SubscriptionError, add_interests, parse_send_time, parse_weekday
 from service.subscription import set_paused as set_one_paused

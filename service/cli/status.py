@@ -12,10 +12,10 @@ from sqlalchemy import Engine, func, inspect, or_, select
 from service.clock import SystemClock
 from service.config import get_settings
 from service.db import get_engine
-from service.lease import SCHEDULER_LEASE, current
+from service.delivery.lease import SCHEDULER_LEASE, current
+from service.delivery.schedule import Schedule, ScheduleError, latest_slot
+from service.delivery.scheduler import JOBS_TABLE
 from service.models import Delivery, IngestRun, Source, Subscriber, Subscription
-from service.schedule import Schedule, ScheduleError, latest_slot
-from service.scheduler import JOBS_TABLE
 
 STUCK_CLAIM = dt.timedelta(hours=1)  # a delivery claimed this long ago and never marked needs a look
 

@@ -245,13 +245,30 @@ def rank_papers(
         paper_doc(p) for p in session.scalars(select(Paper).where(Paper.id.in_(reference_ids - pool_ids)))
     ]
     context = match_context(session, [paper_doc(p) for p in papers], references, embedder_for(settings))
+    return rank_in_context(context, profile.name, rows, papers, liked, disliked, settings)
+
+
+def rank_in_context(
+    context: MatchContext,
+    profile_name: str,
+    rows: Sequence[InterestRow],
+    papers: Sequence[Paper],
+    liked: list[str],
+    disliked: list[str],
+    settings: Settings,
+) -> list[DigestItem]:
+    """rank_papers' core: the interests `rows` against `papers` (the candidates) of a built context.
+
+    The context may hold more papers than the candidates (a pass's shared pool): they inform the
+    statistics but are never returned.
+    """
     by_id = {str(p.id): p for p in papers}
     best: dict[str, tuple[Match, InterestRow]] = {}
     for row in rows:
         try:
             compiled = compile_interest(to_interest(row, liked, disliked, settings))
         except InterestError as exc:
-            log.warning("profile %s interest %r skipped: %s", profile.name, row.name, exc)
+            log.warning("profile %s interest %r skipped: %s", profile_name, row.name, exc)
             continue
         for match in rank(compiled, context, candidates=by_id.keys()):
             if match.paper_id not in best or match.score > best[match.paper_id][0].score:

@@ -29,9 +29,9 @@ from sqlalchemy.orm import Session
 from service.channels import slack_subscriptions as channel_subs
 from service.channels.slack_blocks import escape
 from service.config import Settings
+from service.delivery.schedule import CADENCES, WEEKDAY_NAMES
 from service.matching.interests import Interest, InterestError, compile_interest
 from service.models import Subscription
-from service.schedule import CADENCES, WEEKDAY_NAMES
 from service.subscription import SubscriptionError
 
 CALLBACK = "paperboy-subscription"

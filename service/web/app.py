@@ -16,6 +16,8 @@ from service.config import Settings, get_settings
 from service.db import get_engine, session_factory
 from service.digest.render import TEMPLATES_DIR, environment
 from service.web import admin, pages, views
+from service.web.admin import admin_refusal
+from service.web.gate import FORM_MAX_BYTES, AdminGate
 from service.web.security import SecurityHeadersMiddleware
 
 STATIC = TEMPLATES_DIR / "web" / "static"
@@ -40,12 +42,16 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         # the schema itself stays at /openapi.json.
         docs_url=None,
         redoc_url=None,
+        # Counted while the body streams; the admin and Slack routers set their own limits.
+        max_body_size=FORM_MAX_BYTES,
     )
     app.state.settings = settings
     app.state.sessions = session_factory(engine)
     app.state.engine = engine
     app.state.templates = make_templates()
 
+    # The last added runs first: security headers wrap everything, even the gate's own answers.
+    app.add_middleware(AdminGate, admin_refusal=lambda header: admin_refusal(settings.admin_token, header))
     app.add_middleware(SecurityHeadersMiddleware, https=settings.base_url.startswith("https://"))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(pages.router)

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.delivery.schedule import Schedule, next_send_at
 from service.digest.compose import choose_items
 from service.digest.model import DigestItem
 from service.models import Interest, Paper, Subscription
-from service.schedule import Schedule, next_send_at
 from service.web.forms import InterestInput, ManageInput
 
 PREVIEW_DAYS = 7

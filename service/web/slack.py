@@ -31,9 +31,10 @@ from service.slack_app import actions as app_actions
 from service.slack_app import home, modal
 from service.subscription import SubscriptionError, describe_schedule
 from service.tokens import TokenError
+from service.web.gate import SLACK_MAX_BYTES
 from service.web.slack_requests import check_workspace, send_to_response_url, settings_of, verified_body
 
-router = APIRouter(prefix="/slack", include_in_schema=False)
+router = APIRouter(prefix="/slack", include_in_schema=False, max_body_size=SLACK_MAX_BYTES)
 log = logging.getLogger("paperboy.slack")
 USAGE = (
     "*/paperboy* manages this channel's paper digests:\n"

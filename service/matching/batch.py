@@ -239,12 +239,20 @@ class ScreenedRanker:
             )
         return self._screen
 
-    def __call__(
-        self, session: Session, profile: Profile, papers: list[Paper], *, interests: list[str] | None
-    ) -> list[DigestItem]:
+    def rules_out(
+        self, session: Session, profile: Profile, papers: Sequence[Paper], interests: Sequence[str] | None
+    ) -> bool:
+        """True when ranking `profile` over `papers` is sure to give nothing (the ranker is skipped)."""
         self.calls += 1
         screened = self._useful and bool(papers) and self.calls >= self.build_after
         if screened and not self.screen_for(session).may_match(profile, papers, interests):
             self.skipped += 1
+            return True
+        return False
+
+    def __call__(
+        self, session: Session, profile: Profile, papers: list[Paper], *, interests: list[str] | None
+    ) -> list[DigestItem]:
+        if self.rules_out(session, profile, papers, interests):
             return []
         return rank_papers(session, profile, papers, interests=interests, settings=self.settings)
