@@ -52,10 +52,31 @@ class Settings(BaseSettings):
     hard_bounce_limit: int = 3
     digest_lookback_days: int = 7  # how far back a subscription's first digest looks
 
+    # Mail that lands (service/mail): DKIM, the bounce path, what comes back, provider webhooks
+    dkim_domain: str | None = None  # d= of the signature; the From domain, for DMARC alignment
+    dkim_selector: str = "paperboy"
+    dkim_private_key_file: Path | None = None  # RSA 2048 PEM (`paperboy dkim keygen`)
+    dkim_ed25519_selector: str | None = None  # a second, Ed25519 signature (RFC 8463) when set
+    dkim_ed25519_key_file: Path | None = None
+    bounce_address: str | None = None  # bounces@mail.example.org: each digest returns to bounces+<tag>@
+    soft_bounce_limit: int = 5  # transient bounces within soft_bounce_days that flag an address
+    soft_bounce_days: int = 14
+    inbound_host: str = "127.0.0.1"  # `paperboy inbound` (SMTP or LMTP) listens here
+    inbound_port: int = 2525
+    ses_sns_cert_file: Path | None = None  # the SNS signing certificate (PEM) SES notifications carry
+    ses_sns_topic_arn: str | None = None  # when set, notifications of other topics are refused
+    postmark_webhook_credentials: SecretStr | None = None  # "user:password" of the webhook's basic auth
+    sendgrid_webhook_public_key: str | None = None  # the event webhook's verification key (base64 DER)
+    mailgun_webhook_signing_key: SecretStr | None = None
+    webhook_max_bytes: int = 1024 * 1024  # provider event bodies larger than this are refused (413)
+    webhook_max_age_s: int = 900  # signed timestamps older than this are refused (replays)
+
     # Web and links
     base_url: str = "http://127.0.0.1:8000"
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
     token_max_age_days: int = 30
+    # A digest's web page and the archive are permanent homes: their links outlive TOKEN_MAX_AGE_DAYS.
+    archive_link_max_age_days: int = 3650
     admin_token: SecretStr | None = None
     unsubscribe_mailto: str = "unsubscribe@paperboy.localhost"
     # Subscribe form: at most this many attempts per client IP and per address in the window

@@ -108,6 +108,29 @@ class PaperEmbedding(Base):
     vector: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class ReaderModelRow(Base):
+    """A profile's learned scorer (service.matching.reader_model), retrained on each feedback."""
+
+    __tablename__ = "reader_models"
+
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id", ondelete="CASCADE"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(100))  # the embedding model its weights belong to
+    weights: Mapped[bytes] = mapped_column(LargeBinary)
+    labels: Mapped[int] = mapped_column(Integer)
+    trained_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class InterestVector(Base):
+    """An interest's keywords as a sentence vector, for the batch path's vector screen."""
+
+    __tablename__ = "interest_vectors"
+
+    interest_id: Mapped[int] = mapped_column(ForeignKey("interests.id", ondelete="CASCADE"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(100), primary_key=True)
+    text_hash: Mapped[str] = mapped_column(String(32))  # of the embedded text: an edit re-embeds
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class IngestRun(Base):
     """One file or feed read: what it held and what became of it."""
 
@@ -191,6 +214,7 @@ class Interest(Timestamped, Base):
     query: Mapped[str | None] = mapped_column(Text)  # query language
     exclude: Mapped[str] = mapped_column(Text, default="")  # comma-separated excluded terms
     seeds: Mapped[list[Any]] = mapped_column(default=list)  # paper ids
+    authors: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")  # followed names
     threshold: Mapped[float | None] = mapped_column(Float)
     top_k: Mapped[int | None] = mapped_column(Integer)
 
@@ -292,6 +316,29 @@ class DeliveryPaper(Base):
 
     delivery: Mapped[Delivery] = relationship(back_populates="papers")
     paper: Mapped[Paper] = relationship()
+
+
+class MailEvent(Base):
+    """Something that came back about a sent message: a bounce, a complaint, a delivery report, an
+    unsubscribe request (or a refused one). Stored once per event_key, so a redelivered report or
+    webhook never counts twice."""
+
+    __tablename__ = "mail_events"
+    __table_args__ = (Index("ix_mail_events_kind_occurred_at", "kind", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # hard_bounce | soft_bounce | complaint | delivered | unsubscribe | refused
+    kind: Mapped[str] = mapped_column(String(20))
+    address: Mapped[str] = mapped_column(String(320), index=True, default="")
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id", ondelete="SET NULL"))
+    subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id", ondelete="SET NULL"))
+    provider: Mapped[str] = mapped_column(String(20))  # dsn|arf|mailbox|ses|postmark|sendgrid|mailgun
+    status: Mapped[str | None] = mapped_column(String(20))  # enhanced status code, e.g. 5.1.1
+    detail: Mapped[str] = mapped_column(Text, default="")
+    raw_ref: Mapped[str] = mapped_column(String(500), default="")  # file, Message-ID or provider event id
+    event_key: Mapped[str] = mapped_column(String(200), unique=True)
+    occurred_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
 
 
 class Lease(Base):

@@ -251,6 +251,9 @@ def digest_messages(digest: Digest, settings: Settings) -> list[SlackMessage]:
         "value": edit_value(digest.subscription_id, settings),
     }
     head.append({"type": "actions", "block_id": "digest-edit", "elements": [edit]})
+    if digest.links.view:  # the digest's own web page, and the archive of past ones
+        view, past = link(digest.links.view, "View in browser"), link(digest.links.archive, "Past digests")
+        head.append(_context("digest-links", f"{view} · {past}"))
     footer = _context(
         "digest-footer",
         "Rate each paper with its buttons to tune this channel's digest · "

@@ -49,6 +49,10 @@ class PaperboyCommands(PaperboyGroup):
             "service.cli.deliveries:deliveries_app",
             "Deliveries: one digest per subscription and period.",
         ),
+        LazyCommand(
+            "archive", "service.cli.archive:archive_command", "Past digests of a subscription, and search."
+        ),
+        LazyCommand("authors", "service.cli.authors:authors_app", "Follow authors: preview matches, follow."),
         LazyCommand("eval", "service.cli.eval:eval_app", "Measure matching quality on a labelled set."),
         LazyCommand(
             "match",
@@ -76,8 +80,15 @@ class PaperboyCommands(PaperboyGroup):
             "A Celery worker for the delivery queues (needs BROKER_URL).",
         ),
         LazyCommand("sources", "service.cli.sources:sources_app", "HTTP sources polled for new dumps."),
+        LazyCommand("slack", "service.cli.slack:slack_app", "Slack: digests posted to channels."),
+        LazyCommand("dkim", "service.cli.mail:dkim_app", "DKIM keys: make a key pair and its DNS record."),
         LazyCommand(
-            "slack", "service.cli.slack:slack_app", "Slack: digests posted to channels, and the app manifest."
+            "bounces", "service.cli.mail:bounces_app", "Returned mail: bounces, complaints, unsubscribes."
+        ),
+        LazyCommand(
+            "inbound",
+            "service.cli.mail:inbound_command",
+            "Listen for returned mail (SMTP/LMTP): bounces, complaints and the unsubscribe mailbox.",
         ),
         LazyCommand(
             "status",

@@ -43,6 +43,7 @@ from service.delivery.records import (
 )
 from service.digest.compose import Ranker, compose_digest
 from service.digest.model import Digest
+from service.mail.events import note_smtp_bounce
 from service.models import Subscription
 
 __all__ = ["CHANNELS", "ChannelPool", "DeliveryOutcome", "channel_for", "deliver", "describe", "retries_due"]
@@ -241,6 +242,7 @@ def record_failure(
         mark_unsent(session, claimed.delivery_id, error=error, next_attempt_at=next_at, now=now)
         if exc.permanent and sub.channel == "email" and sub.subscriber_id is not None:
             count_hard_bounce(session, sub.subscriber_id, settings.hard_bounce_limit)
+            note_smtp_bounce(session, sub, claimed.delivery_id, claimed.attempts, error, now)  # bounce rate
         elif exc.permanent:
             flag_needs_attention(session, sub.id, error)
     return DeliveryOutcome(

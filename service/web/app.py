@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from service.config import Settings, get_settings
 from service.db import get_engine, session_factory
 from service.digest.render import TEMPLATES_DIR, environment
-from service.web import admin, pages, views
+from service.web import admin, admin_archive, admin_mail, archive, following, mail_webhooks, pages, views
 from service.web.admin import admin_refusal
 from service.web.gate import FORM_MAX_BYTES, AdminGate
 from service.web.security import SecurityHeadersMiddleware
@@ -55,13 +55,18 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_middleware(SecurityHeadersMiddleware, https=settings.base_url.startswith("https://"))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(pages.router)
+    app.include_router(archive.router)
+    app.include_router(following.router)
     app.include_router(admin.router)
+    app.include_router(admin_mail.router)
+    app.include_router(mail_webhooks.router)
+    app.include_router(admin_archive.router)
     _include_slack(app)
 
     @app.exception_handler(StarletteHTTPException)
     async def _error_page(request: Request, exc: StarletteHTTPException) -> Response:
         # The JSON API answers in JSON; people in a browser get a page.
-        if request.url.path.startswith("/api/") or request.url.path.startswith("/slack/"):
+        if request.url.path.startswith(("/api/", "/slack/", "/webhooks/")):
             return await http_exception_handler(request, exc)
         return views.error_page(request, exc.status_code, str(exc.detail), headers=exc.headers)
 

@@ -18,6 +18,7 @@ from service.links import (
     FEEDBACK_PATH,
     MANAGE_PATH,
     UNSUBSCRIBE_PATH,
+    archive_url,
     manage_url,
     unsubscribe_url,
 )
@@ -173,6 +174,7 @@ def _manage_page(
             unsubscribe_url(subscription.subscriber_id, subscription.id, settings)
         ).path,
         "preview": preview_digest(session, subscription, utcnow()),
+        "archive_url": urlsplit(archive_url(subscription.subscriber_id, subscription.id, settings)).path,
     }
     return render(request, "manage.html.j2", context, status_code)
 
