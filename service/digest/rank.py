@@ -15,6 +15,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from service.config import Settings, get_settings
+from service.digest.cutoff import cut_off
 from service.digest.latex import readable, readable_segments
 from service.digest.model import DigestItem, Segment
 from service.ingest.normalize import arxiv_abs_url, arxiv_pdf_url
@@ -229,7 +230,10 @@ def rank_papers(
         except InterestError as exc:
             log.warning("profile %s interest %r skipped: %s", profile.name, row.name, exc)
             continue
-        for match in rank(compiled, context, candidates=by_id.keys()):
+        matches = rank(compiled, context, candidates=by_id.keys())
+        if settings.digest_cutoff:
+            matches = cut_off(matches, seeded=bool(compiled.positive_seeds))
+        for match in matches:
             if match.paper_id not in best or match.score > best[match.paper_id][0].score:
                 best[match.paper_id] = (match, row)
     ordered = sorted(best.values(), key=lambda pair: -pair[0].score)
