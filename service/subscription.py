@@ -16,8 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from service.config import Settings
+from service.delivery.schedule import Schedule, ScheduleError
 from service.models import Interest, Profile, Subscriber, Subscription
-from service.schedule import Schedule, ScheduleError
 
 CHANNEL_NAMES = ("email", "slack")
 WEEKDAYS = {name: i for i, name in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))}
@@ -178,18 +178,10 @@ def _same_subscription(
     return None
 
 
-@dataclass
-class SubscribeResult:
-    subscription: Subscription
-    created: bool  # False: an existing subscription with the same interests was updated
-
-
-def subscribe(session: Session, request: SubscriptionRequest) -> SubscribeResult:
-    """A subscriber (found or created), their profile's interests, and their subscription.
-
-    Asking again for the same interests at the same address updates that subscription (schedule,
-    limits, query) instead of adding a second one that would mail the same papers twice.
-    """
+def validate_request(request: SubscriptionRequest) -> None:
+    """Every rule that depends only on what was asked, never on who exists: SubscriptionError names
+    the first one broken. Callers that must not reveal whether an address is known (the web form)
+    run it before looking the address up; add new input rules here so they all run in that order."""
     if request.channel not in CHANNEL_NAMES:
         raise SubscriptionError(f"channel: {request.channel!r} is not one of {', '.join(CHANNEL_NAMES)}")
     if not 1 <= request.max_papers <= 100:
@@ -204,7 +196,27 @@ def subscribe(session: Session, request: SubscriptionRequest) -> SubscribeResult
         )
     except ScheduleError as exc:
         raise SubscriptionError(f"schedule: {exc}") from exc
-    interest_texts(request.interests, request.query)  # refuse bad input before anything is stored
+    normalise_email(request.email)
+    if request.channel == "email" and request.address:
+        normalise_email(request.address)
+    interest_texts(request.interests, request.query)
+
+
+@dataclass
+class SubscribeResult:
+    subscription: Subscription
+    created: bool  # False: an existing subscription with the same interests was updated
+
+
+def subscribe(session: Session, request: SubscriptionRequest) -> SubscribeResult:
+    """A subscriber (found or created), their profile's interests, and their subscription.
+
+    Asking again for the same interests at the same address updates that subscription (schedule,
+    limits, query) instead of adding a second one that would mail the same papers twice.
+    """
+    validate_request(request)  # refuse bad input before anything is stored
+    weekday = parse_weekday(request.weekday)
+    send_time = parse_send_time(request.send_time)
     subscriber = get_or_create_subscriber(session, request.email, timezone=request.timezone)
     if request.verified:
         subscriber.verified = True
@@ -348,7 +360,6 @@ def send_confirmation_email(
                 for s in subscriptions
             ],
             "subject": "Confirm your paperboy subscription",
-            "preheader": "One click to start receiving your research digest.",
         },
     )
     return send_email(subscriber.email, rendered, settings=settings)

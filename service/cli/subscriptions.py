@@ -59,6 +59,10 @@ def subscribe_command(
 ) -> None:
     """Subscribe an address to a digest of its interests (active at once unless --confirm)."""
     settings = get_settings()
+    if confirm:
+        from service.channels.email import check_email_settings
+
+        check_email_settings(settings)  # the confirmation email must be sendable before we store anything
     request = SubscriptionRequest(
         email=email,
         interests=interest,
@@ -198,3 +202,9 @@ def register(app: typer.Typer) -> None:
     app.command("subscribe")(subscribe_command)
     app.add_typer(subscriptions_app, name="subscriptions")
     app.command("unsubscribe")(unsubscribe_command)
+
+
+# `subscriptions import` and `subscriptions export` live in their own module.
+from service.cli.bulk import register as _register_bulk  # noqa: E402
+
+_register_bulk(subscriptions_app)

@@ -43,6 +43,9 @@ class DigestLinks:
     unsubscribe: str
     unsubscribe_post: str  # RFC 8058 one-click target
     feedback: dict[int, tuple[str, str]] = field(default_factory=dict)  # paper id -> (relevant, not)
+    view: str = ""  # the digest's own web page ("View in browser")
+    archive: str = ""  # the subscription's archive of past digests
+    follow: dict[int, tuple[str, str]] = field(default_factory=dict)  # paper id -> (authors, more like)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import lru_cache
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from service.config import Settings, get_settings
 from service.digest.cutoff import cut_off
+from service.digest.followed import by_words_or_seeds, with_followed_authors
 from service.digest.latex import readable, readable_segments
 from service.digest.model import DigestItem, Segment
 from service.ingest.normalize import arxiv_abs_url, arxiv_pdf_url
@@ -31,9 +33,11 @@ from service.matching import (
 from service.matching.semantic import vector_from_bytes, vector_to_bytes
 from service.models import Interest as InterestRow
 from service.models import Paper, PaperEmbedding, Profile
+from service.reader_models import model_for
 
 if TYPE_CHECKING:
     from service.matching import Explanation, Match
+    from service.matching.reader_model import ReaderModel
     from service.matching.semantic import Embedder
 
 log = logging.getLogger(__name__)
@@ -107,6 +111,7 @@ def to_interest(row: InterestRow, liked: list[str], disliked: list[str], setting
         disliked=tuple(disliked),
         threshold=row.threshold if row.threshold is not None else settings.default_threshold,
         top_k=row.top_k or settings.default_top_k,
+        authors=tuple(str(a) for a in row.authors or ()),
     )
 
 
@@ -221,20 +226,49 @@ def rank_papers(
     references = [
         paper_doc(p) for p in session.scalars(select(Paper).where(Paper.id.in_(reference_ids - pool_ids)))
     ]
-    context = match_context(session, [paper_doc(p) for p in papers], references, embedder_for(settings))
+    embedder = embedder_for(settings)
+    context = match_context(session, [paper_doc(p) for p in papers], references, embedder)
+    # The reader's learned scorer (service/reader_models.py), shared by all the profile's interests.
+    model = model_for(session, profile, embedder, settings) if embedder is not None else None
+    return rank_in_context(context, profile.name, rows, papers, liked, disliked, settings, model=model)
+
+
+def rank_in_context(
+    context: MatchContext,
+    profile_name: str,
+    rows: Sequence[InterestRow],
+    papers: Sequence[Paper],
+    liked: list[str],
+    disliked: list[str],
+    settings: Settings,
+    limit: int | None = None,
+    *,
+    model: ReaderModel | None = None,
+) -> list[DigestItem]:
+    """rank_papers' core: the interests `rows` against `papers` (the candidates) of a built context.
+
+    The context may hold more papers than the candidates (a pass's shared pool): they inform the
+    statistics but are never returned. `limit`: at most this many papers per interest are ranked and
+    explained (a digest of n papers never needs more than each interest's n best). `model` is the
+    reader's learned scorer, where there is one.
+    """
     by_id = {str(p.id): p for p in papers}
     best: dict[str, tuple[Match, InterestRow]] = {}
     for row in rows:
         try:
-            compiled = compile_interest(to_interest(row, liked, disliked, settings))
+            compiled = compile_interest(replace(to_interest(row, liked, disliked, settings), model=model))
         except InterestError as exc:
-            log.warning("profile %s interest %r skipped: %s", profile.name, row.name, exc)
+            log.warning("profile %s interest %r skipped: %s", profile_name, row.name, exc)
             continue
-        matches = rank(compiled, context, candidates=by_id.keys())
+        if not by_words_or_seeds(compiled):
+            continue  # followed authors only: followed_author_items below
+        top_k = min(compiled.interest.top_k, limit) if limit is not None else None
+        matches = rank(compiled, context, candidates=by_id.keys(), top_k=top_k)
         if settings.digest_cutoff:
             matches = cut_off(matches, seeded=bool(compiled.positive_seeds))
         for match in matches:
             if match.paper_id not in best or match.score > best[match.paper_id][0].score:
                 best[match.paper_id] = (match, row)
     ordered = sorted(best.values(), key=lambda pair: -pair[0].score)
-    return [to_item(by_id[m.paper_id], m, row.name, row.keywords or "") for m, row in ordered]
+    items = [to_item(by_id[m.paper_id], m, row.name, row.keywords or "") for m, row in ordered]
+    return with_followed_authors(items, rows, papers)

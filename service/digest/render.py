@@ -219,6 +219,7 @@ def _item_context(rank: int, item: DigestItem, digest: Digest) -> dict[str, Any]
         "snippet_text": snippet_text(snippet),
         "why": one_line(item.why),
         "feedback": digest.links.feedback.get(item.paper_id),
+        "follow": digest.links.follow.get(item.paper_id),
     }
 
 
@@ -234,7 +235,6 @@ def digest_context(digest: Digest, *, recipient: str | None = None) -> dict[str,
         "topic": one_line(digest.topic),
         "subject": subject_line(len(items), digest.topic, day, weekly),
         "date_label": ("week of " if weekly else "") + date_label(day),
-        "preheader": one_line(" · ".join(entry["title"] for entry in items[:3]))[:140],
         "links": digest.links,
         "recipient": one_line(recipient or ""),
     }

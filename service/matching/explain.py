@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -174,8 +175,14 @@ def _shared_with_seeds(context: MatchContext, row: int, seeds: list[int]) -> set
     return {names[c] for c in best if weight[c] > 0}
 
 
+@lru_cache(maxsize=4096)
+def _tokens(text: str) -> tuple[tuple[str, int, int], ...]:
+    """A paper's analysed text, kept: a pass explains the same pool papers for profile after profile."""
+    return tuple((t.term, t.start, t.end) for t in analyze(text))
+
+
 def _spans(text: str, wanted: set[str]) -> list[Span]:
-    return [(t.start, t.end) for t in analyze(text) if t.term in wanted]
+    return [(start, end) for term, start, end in _tokens(text) if term in wanted]
 
 
 def make_snippet(text: str, spans: list[Span], size: int = SNIPPET_CHARS) -> Snippet:

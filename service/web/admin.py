@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import SecretStr
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
@@ -32,6 +33,7 @@ from service.web.admin_schemas import (
     SubscriptionPatch,
     SubscriptionStatus,
 )
+from service.web.gate import ADMIN_MAX_BYTES
 from service.web.preferences import reschedule, shown_interests
 
 M = TypeVar("M")
@@ -39,16 +41,31 @@ M = TypeVar("M")
 _bearer = HTTPBearer(auto_error=False, description="the ADMIN_TOKEN setting")
 
 
+def admin_refusal(expected: SecretStr | None, authorization: str | None) -> tuple[int, str] | None:
+    """Why a request with this Authorization header may not use the admin API (None: it may).
+
+    Runs in the request gate (service/web/gate.py) before the body is read, and again as the router
+    dependency; the token is compared in constant time."""
+    if expected is None or not expected.get_secret_value():
+        return 503, "the admin API is disabled: set ADMIN_TOKEN"
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode(), expected.get_secret_value().encode()
+    ):
+        return 401, "a valid admin token is required"
+    return None
+
+
 def require_admin(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
-    """Lets the request through only with the configured admin token (compared in constant time)."""
-    expected = request.app.state.settings.admin_token
-    if expected is None or not expected.get_secret_value():
-        raise HTTPException(503, "the admin API is disabled: set ADMIN_TOKEN")
-    given = credentials.credentials if credentials else ""
-    if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
-        raise HTTPException(401, "a valid admin token is required", headers={"WWW-Authenticate": "Bearer"})
+    """Lets the request through only with the configured admin token."""
+    given = f"Bearer {credentials.credentials}" if credentials else None
+    refusal = admin_refusal(request.app.state.settings.admin_token, given)
+    if refusal is not None:
+        status, detail = refusal
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        raise HTTPException(status, detail, headers=headers)
 
 
 def admin_session(request: Request) -> Iterator[Session]:
@@ -62,6 +79,7 @@ def admin_session(request: Request) -> Iterator[Session]:
 router = APIRouter(
     prefix="/api/admin",
     tags=["admin"],
+    max_body_size=ADMIN_MAX_BYTES,
     dependencies=[Depends(require_admin)],
     responses={400: {"model": Error}, 401: {"model": Error}, 503: {"model": Error}},
 )
