@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     semantic: bool = True  # use the embedding model when the [semantic] extra is installed
     default_threshold: float = 0.0
     default_top_k: int = 20
+    digest_cutoff: bool = True  # leave out weak matches instead of filling max_papers (digest/cutoff.py)
 
     # Email
     smtp_url: SecretStr | None = None  # smtp://user:pass@host:587 (STARTTLS) or smtps://...
