@@ -40,6 +40,7 @@ from service.delivery.claims import (
     schedule_new,
     set_claimed,
 )
+from service.delivery.metrics import OUTCOMES, PASS_SECONDS
 from service.delivery.pools import PoolMatcher
 from service.delivery.recovery import Heartbeat, recover
 from service.delivery.schedule import Schedule, ScheduleError, latest_slot, next_send_at
@@ -139,7 +140,10 @@ def run_dispatch(
     With no ranker, or a ScreenedRanker, digests are composed by pool (service.delivery.pools) behind
     the batch screen; any other ranker is called once per subscription, as it always was.
     """
-    with Heartbeat(engine, instance, now=clock.now):  # our claims stay ours while we live
+    with (
+        Heartbeat(engine, instance, now=clock.now),
+        PASS_SECONDS.time(),
+    ):  # our claims stay ours while we live
         return _run_pass(engine, settings, clock, instance, channel, ranker, should_stop)
 
 
@@ -262,7 +266,8 @@ def _deliver_retries(run: _Pass) -> None:
 
 
 def log_delivery(outcome: DeliveryOutcome, instance: str) -> None:
-    """The one structured line per delivery (a skip is logged only at debug level)."""
+    """The one structured line per delivery (a skip is logged only at debug level), and its count."""
+    OUTCOMES.labels(outcome.status).inc()
     level = {"sent": logging.INFO, "empty": logging.INFO, "skipped": logging.DEBUG}.get(
         outcome.status, logging.WARNING
     )

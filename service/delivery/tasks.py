@@ -37,6 +37,7 @@ from service.delivery.attempt import ChannelPool, deliver, not_deliverable, retr
 from service.delivery.claims import claim_many, due_subscriptions, schedule_new, set_claimed
 from service.delivery.dispatch import DispatchReport, log_delivery
 from service.delivery.lease import instance_name
+from service.delivery.metrics import PASS_SECONDS
 from service.delivery.pools import PoolMatcher
 from service.delivery.recovery import Heartbeat, recover
 from service.delivery.schedule import Schedule, ScheduleError, latest_slot, next_send_at
@@ -86,6 +87,11 @@ def _at(value: str | None) -> dt.datetime | None:
 
 def enqueue_pass(engine: Engine, settings: Settings, now: dt.datetime) -> DispatchReport:
     """The clock's pass with a broker: claim every due subscription and enqueue the work."""
+    with PASS_SECONDS.time():
+        return _enqueue_pass(engine, settings, now)
+
+
+def _enqueue_pass(engine: Engine, settings: Settings, now: dt.datetime) -> DispatchReport:
     recover(engine, settings, now)
     report = DispatchReport(scheduled=schedule_new(engine, now))
     seen: set[int] = set()
