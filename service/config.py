@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -110,6 +111,11 @@ class Settings(BaseSettings):
     broker_url: str = ""  # amqp://user:pass@rabbitmq:5672//; empty: every pass runs in one process
     queue_prefix: str = ""  # prepended to the queue names match / email / slack
     redis_url: str = ""  # redis://redis:6379/0: relay and Slack rate limits shared by all workers
+    # A delivery its dead owner left between send and mark: `hold` for an operator, or `resend` (same
+    # Message-ID) once it has been stuck this long.
+    stuck_delivery_policy: Literal["hold", "resend"] = "hold"
+    stuck_delivery_delay_s: float = 600.0
+    log_format: Literal["text", "json"] = "text"  # json: one object per record, for a log store
 
     @model_validator(mode="after")
     def _refuse_missing_secret_in_production(self) -> Settings:

@@ -85,6 +85,11 @@ class PaperboyCommands(PaperboyGroup):
             "service.cli.worker:worker_command",
             "Run a Celery worker that composes and delivers the digests the clock enqueues.",
         ),
+        LazyCommand(
+            "metrics",
+            "service.cli.worker:metrics_command",
+            "Serve Prometheus metrics of the delivery path over HTTP.",
+        ),
         LazyCommand("sources", "service.cli.sources:sources_app", "HTTP sources polled for new dumps."),
         LazyCommand("slack", "service.cli.slack:slack_app", "Slack: digests posted to channels."),
         LazyCommand("dkim", "service.cli.mail:dkim_app", "DKIM keys for signing outgoing mail."),
