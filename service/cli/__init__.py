@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from service.config import SettingsError
+
 from service.cli.db import db_app
 from service.cli.deliveries import deliveries_app
 from service.cli.digest import digest_app
@@ -20,7 +22,12 @@ from service.cli.status import status_command
 from service.cli.subscriptions import register as register_subscriptions
 from service.cli.web import web_command
 
-app = typer.Typer(help="paperboy: new research papers matched to your interests.", no_args_is_help=True)
+app = typer.Typer(
+    help="paperboy: new research papers matched to your interests.",
+    no_args_is_help=True,
+    # A crash report must not print local variables: they can hold secrets.
+    pretty_exceptions_show_locals=False,
+)
 app.add_typer(db_app, name="db")
 app.command("ingest")(ingest_command)
 app.add_typer(papers_app, name="papers")
@@ -40,4 +47,8 @@ app.command("status")(status_command)
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SettingsError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise SystemExit(2) from None
