@@ -28,7 +28,9 @@ def _run(engine: Engine, tmp_path: Path, *args: str, **env: str) -> subprocess.C
     )
 
 
-def test_production_without_a_key_refuses_without_printing_secrets(committed_engine: Engine, tmp_path: Path) -> None:
+def test_production_without_a_key_refuses_without_printing_secrets(
+    committed_engine: Engine, tmp_path: Path
+) -> None:
     for args in (["web", "--port", "0"], ["status"]):
         done = _run(committed_engine, tmp_path, *args, ENVIRONMENT="production", SECRET_KEY="")
         output = done.stdout + done.stderr
@@ -39,7 +41,9 @@ def test_production_without_a_key_refuses_without_printing_secrets(committed_eng
         assert "Traceback" not in output
 
 
-def test_a_malformed_setting_is_named_and_its_value_not_printed(committed_engine: Engine, tmp_path: Path) -> None:
+def test_a_malformed_setting_is_named_and_its_value_not_printed(
+    committed_engine: Engine, tmp_path: Path
+) -> None:
     done = _run(committed_engine, tmp_path, "status", OLD_SECRET_KEYS="not-json-old-key-4471")
     output = done.stdout + done.stderr
     assert done.returncode == 2, output
