@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import typer
 
-from service.config import SettingsError
-
 from service.cli.db import db_app
 from service.cli.deliveries import deliveries_app
 from service.cli.digest import digest_app
@@ -21,6 +19,7 @@ from service.cli.sources import sources_app
 from service.cli.status import status_command
 from service.cli.subscriptions import register as register_subscriptions
 from service.cli.web import web_command
+from service.config import SettingsError
 
 app = typer.Typer(
     help="paperboy: new research papers matched to your interests.",
