@@ -2,9 +2,9 @@
 
 100,000 synthetic profiles (one interest each, the generator of match_bench.py) and 5,000 synthetic
 papers are bulk-inserted into a fresh, migrated database; then, timed: load every stored interest
-(service.matching_batch.load_interests, the code the dispatcher's batch screen uses) and the papers,
+(service.matching.batch.load_interests, the code the dispatcher's batch screen uses) and the papers,
 build the percolator's ProfileIndex, analyse and percolate the 5,000 papers. Also timed: the batch
-screen (service.matching_batch.BatchScreen) over a day's worth of papers, and what ranking one
+screen (service.matching.batch.BatchScreen) over a day's worth of papers, and what ranking one
 profile costs (rank_papers), i.e. what the screen saves for each profile it rules out.
 
 Run: ``python bench/match_db_bench.py [--profiles N --papers M --backend sqlite|postgresql]``.
@@ -36,10 +36,10 @@ from bench.match_bench import make_interests, make_papers, vocabulary  # noqa: E
 from service.config import Settings  # noqa: E402
 from service.db import make_engine, session_scope  # noqa: E402
 from service.digest.rank import paper_doc, rank_papers  # noqa: E402
+from service.matching.batch import BatchScreen, load_interests  # noqa: E402
 from service.matching.documents import analyze_paper  # noqa: E402
 from service.matching.interests import compile_interest  # noqa: E402
 from service.matching.percolator import ProfileIndex, percolate  # noqa: E402
-from service.matching_batch import BatchScreen, load_interests  # noqa: E402
 from service.migrations import upgrade  # noqa: E402
 from service.models import Interest, Paper, Profile  # noqa: E402
 

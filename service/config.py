@@ -10,6 +10,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as PydanticSettingsError
 
 
+class SetupError(ValueError):
+    """A setting or database paperboy cannot work with; the message names the setting and what to do."""
+
+
 class Settings(BaseSettings):
     """paperboy's configuration. Every field can be set as an upper-case environment variable."""
 
@@ -50,6 +54,25 @@ class Settings(BaseSettings):
     hard_bounce_limit: int = 3
     digest_lookback_days: int = 7  # how far back a subscription's first digest looks
 
+    # Mail that lands (service/mail): DKIM, the bounce path, what comes back, provider webhooks
+    dkim_domain: str | None = None  # d= of the signature; the From domain, for DMARC alignment
+    dkim_selector: str = "paperboy"
+    dkim_private_key_file: Path | None = None  # RSA 2048 PEM (`paperboy dkim keygen`)
+    dkim_ed25519_selector: str | None = None  # a second, Ed25519 signature (RFC 8463) when set
+    dkim_ed25519_key_file: Path | None = None
+    bounce_address: str | None = None  # bounces@mail.example.org: each digest returns to bounces+<tag>@
+    soft_bounce_limit: int = 5  # transient bounces within soft_bounce_days that flag an address
+    soft_bounce_days: int = 14
+    inbound_host: str = "127.0.0.1"  # `paperboy inbound` (SMTP or LMTP) listens here
+    inbound_port: int = 2525
+    ses_sns_cert_file: Path | None = None  # the SNS signing certificate (PEM) SES notifications carry
+    ses_sns_topic_arn: str | None = None  # when set, notifications of other topics are refused
+    postmark_webhook_credentials: SecretStr | None = None  # "user:password" of the webhook's basic auth
+    sendgrid_webhook_public_key: str | None = None  # the event webhook's verification key (base64 DER)
+    mailgun_webhook_signing_key: SecretStr | None = None
+    webhook_max_bytes: int = 1024 * 1024  # provider event bodies larger than this are refused (413)
+    webhook_max_age_s: int = 900  # signed timestamps older than this are refused (replays)
+
     # Web and links
     base_url: str = "http://127.0.0.1:8000"
     # Signs links and CSRF tokens, encrypts stored secrets. Unset: a random key made on first use in
@@ -58,6 +81,8 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     old_secret_keys: list[SecretStr] = []
     token_max_age_days: int = 30
+    # A digest's web page and the archive are permanent homes: their links outlive TOKEN_MAX_AGE_DAYS.
+    archive_link_max_age_days: int = 3650
     admin_token: SecretStr | None = None
     unsubscribe_mailto: str = "unsubscribe@paperboy.localhost"
     # Subscribe form: at most this many attempts per client IP and per address in the window
@@ -72,12 +97,22 @@ class Settings(BaseSettings):
     slack_rate_per_channel_s: float = 1.0
     slack_attempts: int = 3  # tries of one Slack call before the delivery is left to a later retry
     slack_max_wait_s: float = 30.0  # a longer Retry-After is not waited out in-process
+    # The installable app (OAuth v2 "Add to Slack"): the app's credentials from its settings page
+    slack_client_id: str | None = None
+    slack_client_secret: SecretStr | None = None
+    slack_authorize_url: str = "https://slack.com/oauth/v2/authorize"
+    slack_team_id: str | None = None  # SLACK_BOT_TOKEN's workspace; asked of Slack (auth.test) when unset
 
     # Scheduler
     dispatch_interval_s: int = 300
     ingest_interval_s: int = 900
     lease_seconds: int = 60
     shutdown_grace_s: float = 120.0  # SIGTERM: how long sends in flight may take to finish
+
+    # Workers (service.delivery.tasks): with a broker, `paperboy run` enqueues and `paperboy worker`s work
+    broker_url: str = ""  # amqp://user:pass@rabbitmq:5672//; empty: every pass runs in one process
+    queue_prefix: str = ""  # prepended to the queue names match / email / slack
+    redis_url: str = ""  # redis://redis:6379/0: relay and Slack rate limits shared by all workers
 
     @model_validator(mode="after")
     def _refuse_missing_secret_in_production(self) -> Settings:
@@ -99,7 +134,7 @@ class Settings(BaseSettings):
         return self.drop_dir or self.var_dir / "drop"
 
 
-class SettingsError(ValueError):
+class SettingsError(SetupError):
     """Settings that cannot be used; the message names each setting at fault, never a value."""
 
 

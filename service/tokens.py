@@ -12,6 +12,8 @@ from service.config import Settings, get_settings
 from service.secrets import secret_keys
 
 PURPOSES = frozenset({"confirm", "manage", "unsubscribe", "feedback", "slack-action"})
+# Reader links (service.links): a digest's web page, a subscription's archive, one-click follow actions.
+PURPOSES = PURPOSES | {"digest", "archive", "follow"}
 
 
 class TokenError(Exception):
@@ -47,12 +49,21 @@ def make_token(
     return _serializer(purpose, settings or get_settings()).dumps(payload)
 
 
+# A digest's page and the archive are the digest's permanent home: their links live much longer.
+_LONG_LIVED = frozenset({"digest", "archive"})
+
+
+def default_max_age_s(purpose: str, settings: Settings) -> int:
+    days = settings.archive_link_max_age_days if purpose in _LONG_LIVED else settings.token_max_age_days
+    return days * 86400
+
+
 def read_token(
     purpose: str, token: str, *, settings: Settings | None = None, max_age_s: int | None = None
 ) -> TokenClaims:
     """The claims of a valid token; TokenError for anything else."""
     settings = settings or get_settings()
-    max_age = max_age_s if max_age_s is not None else settings.token_max_age_days * 86400
+    max_age = max_age_s if max_age_s is not None else default_max_age_s(purpose, settings)
     try:
         payload, issued = _serializer(purpose, settings).loads(token, max_age=max_age, return_timestamp=True)
     except SignatureExpired as exc:

@@ -10,7 +10,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from service.db import get_engine, session_scope
-from service.delivery_records import describe, resolve_stuck
+from service.delivery.records import describe, resolve_stuck
 from service.models import Delivery
 
 deliveries_app = typer.Typer(help="Deliveries: one digest per subscription and period.", no_args_is_help=True)

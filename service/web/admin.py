@@ -34,7 +34,7 @@ from service.web.admin_schemas import (
     SubscriptionStatus,
 )
 from service.web.gate import ADMIN_MAX_BYTES
-from service.web.preferences import reschedule
+from service.web.preferences import reschedule, shown_interests
 
 M = TypeVar("M")
 
@@ -176,13 +176,19 @@ def get_subscription(session: DB, subscription_id: Id) -> Subscription:
     return _get(session, Subscription, subscription_id, "subscription")
 
 
-@router.patch("/subscriptions/{subscription_id}", response_model=SubscriptionOut, responses=NOT_FOUND)
+@router.patch(
+    "/subscriptions/{subscription_id}",
+    response_model=SubscriptionOut,
+    responses={**NOT_FOUND, 409: {"model": Error}},
+)
 def update_subscription(session: DB, subscription_id: Id, patch: SubscriptionPatch) -> Subscription:
     """Changes when and whether a subscription is delivered."""
     subscription = _get(session, Subscription, subscription_id, "subscription")
     changes = patch.model_dump(exclude_unset=True)
     if changes.pop("clear_needs_attention", False):
         subscription.needs_attention = None
+    if "query" in changes:
+        _set_query(subscription, changes.pop("query"))
     if changes.get("send_time") is not None:
         changes["send_time"] = dt.time.fromisoformat(changes["send_time"])
     for field, value in changes.items():
@@ -194,6 +200,18 @@ def update_subscription(session: DB, subscription_id: Id, patch: SubscriptionPat
         reschedule(subscription, utcnow())
     session.commit()
     return subscription
+
+
+def _set_query(subscription: Subscription, query: str | None) -> None:
+    """The query filters each of the subscription's interests; removing it must leave them matchable."""
+    if query is None:
+        return
+    for interest in shown_interests(subscription):
+        if not query and not (interest.keywords or "").strip() and not interest.seeds:
+            raise HTTPException(
+                409, f"interest {interest.name!r} is only its query: removing it leaves nothing to match"
+            )
+        interest.query = query or None
 
 
 @router.delete("/subscriptions/{subscription_id}", status_code=204, responses=NOT_FOUND)

@@ -11,10 +11,10 @@ from zoneinfo import available_timezones
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
+from service.delivery.schedule import CADENCES, WEEKDAY_NAMES
 from service.matching.query import QueryError
 from service.models import Interest, Paper, Subscription
 from service.profile import ProfileError, resolve_paper, validate_query
-from service.schedule import CADENCES, WEEKDAY_NAMES
 from service.subscription import SubscriptionError, normalise_email
 
 TIMEZONES = sorted(available_timezones() - {"localtime", "Factory"})

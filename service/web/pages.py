@@ -12,17 +12,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 from starlette.datastructures import FormData
 
+from service.delivery.schedule import Schedule
 from service.links import (
     CONFIRM_PATH,
     FEEDBACK_PATH,
     MANAGE_PATH,
     UNSUBSCRIBE_PATH,
+    archive_url,
     manage_url,
     unsubscribe_url,
 )
 from service.models import Paper, Profile, Subscriber, Subscription, utcnow
 from service.profile import record_feedback
-from service.schedule import Schedule
 from service.subscription import SubscriptionError
 from service.subscription import unsubscribe as end_subscription
 from service.web import forms, signup
@@ -173,6 +174,7 @@ def _manage_page(
             unsubscribe_url(subscription.subscriber_id, subscription.id, settings)
         ).path,
         "preview": preview_digest(session, subscription, utcnow()),
+        "archive_url": urlsplit(archive_url(subscription.subscriber_id, subscription.id, settings)).path,
     }
     return render(request, "manage.html.j2", context, status_code)
 

@@ -12,13 +12,13 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine, func, select, update
 
-import service.delivery as delivery_module
+import service.delivery.attempt as delivery_module
 from service.channels.base import DeliveryError
 from service.channels.email import EmailChannel
 from service.config import Settings
 from service.db import session_scope
 from service.delivery import ChannelPool, deliver, retries_due
-from service.delivery_records import resolve_stuck
+from service.delivery.records import resolve_stuck
 from service.digest.model import Digest
 from service.models import Delivery, DeliveryPaper, Paper, Subscriber, Subscription
 from tests.digest.helpers import NOW, add_paper, add_subscription, keyword_ranker

@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from service.config import Settings
 from service.digest.rank import rank_papers
+from service.matching.batch import BatchScreen, ScreenedRanker, StoredInterest, evidence_form, load_interests
 from service.matching.interests import Interest, compile_interest
 from service.matching.ranking import MatchContext, rank
-from service.matching_batch import BatchScreen, ScreenedRanker, StoredInterest, evidence_form, load_interests
 from service.models import Feedback, Paper, Profile
 from service.models import Interest as InterestRow
 

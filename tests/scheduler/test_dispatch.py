@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
-from service import dispatch
 from service.channels.base import DeliveryError
 from service.clock import ManualClock
 from service.config import Settings
-from service.dispatch import DispatchReport, run_dispatch
+from service.delivery import dispatch
+from service.delivery.dispatch import DispatchReport, run_dispatch
 from service.models import Subscription
 from tests.scheduler.helpers import (
     RecordingTransport,

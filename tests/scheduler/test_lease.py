@@ -7,7 +7,7 @@ import threading
 
 from sqlalchemy import Engine
 
-from service import lease
+from service.delivery import lease
 
 T0 = dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.UTC)
 TTL = dt.timedelta(seconds=60)

@@ -14,7 +14,7 @@ from service.channels.base import DeliveryError
 from service.clock import ManualClock
 from service.config import Settings
 from service.db import make_engine
-from service.dispatch import DispatchReport, run_dispatch
+from service.delivery.dispatch import DispatchReport, run_dispatch
 from service.models import Delivery
 from tests.scheduler.helpers import RecordingTransport, email_channel, subscribe, utc
 

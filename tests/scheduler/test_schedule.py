@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from service.clock import ManualClock
-from service.schedule import (
+from service.delivery.schedule import (
     Schedule,
     ScheduleError,
     latest_slot,

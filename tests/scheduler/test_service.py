@@ -19,13 +19,13 @@ import pytest
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from service import lease
 from service.clock import ManualClock
 from service.config import Settings
 from service.db import make_engine
+from service.delivery import lease
+from service.delivery.scheduler import DISPATCH_JOB_ID, INGEST_JOB_ID, SchedulerService
 from service.migrations import upgrade
 from service.models import Delivery, Subscription
-from service.scheduler import DISPATCH_JOB_ID, INGEST_JOB_ID, SchedulerService
 from tests.scheduler.helpers import subscribe, utc
 from tests.smtp_server import ScriptedHandler, SmtpServer
 

@@ -1,7 +1,7 @@
 """APScheduler wiring, nothing else: two fixed jobs, their job store, and who may run them.
 
-Per-subscriber timing is data (subscriptions.next_digest_at, see service.dispatch), so APScheduler only
-runs two fixed jobs, each a whole pass that is safe to repeat:
+Per-subscriber timing is data (subscriptions.next_digest_at, see service.delivery.dispatch), so APScheduler
+only runs two fixed jobs, each a whole pass that is safe to repeat:
 
 - `paperboy-ingest`: scan the drop folder and poll HTTP sources, every INGEST_INTERVAL_S;
 - `paperboy-dispatch`: deliver due digests and due retries, every DISPATCH_INTERVAL_S.
@@ -15,9 +15,10 @@ replace_existing=True so a restart updates them instead of piling up copies. Cho
   one is dropped, because the next run is due within an interval and does the same work;
 - next_run_time=now when the jobs are (re)added: an instance that takes over runs a pass at once.
 
-Only the holder of the `scheduler` lease (service.lease) runs a scheduler; the others wait in standby and
-take over when the holder stops renewing. SIGTERM (see service.cli.run) sets `stop`: the dispatch pass
-stops claiming new subscriptions, the scheduler waits for the jobs in flight, and the lease is released.
+Only the holder of the `scheduler` lease (service.delivery.lease) runs a scheduler; the others wait in
+standby and take over when the holder stops renewing. SIGTERM (see service.cli.run) sets `stop`: the
+dispatch pass stops claiming new subscriptions, the scheduler waits for the jobs in flight,
+and the lease is released.
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
-from service import lease
 from service.clock import Clock
 from service.config import Settings
+from service.delivery import lease
 from service.digest.compose import Ranker
 
 log = logging.getLogger("paperboy.scheduler")
@@ -75,13 +76,19 @@ def ingest_job(instance: str) -> None:
 
 def dispatch_job(instance: str) -> None:
     """The `paperboy-dispatch` job: one dispatch pass."""
-    from service.dispatch import run_dispatch
+    from service.delivery.dispatch import run_dispatch
 
     rt = _runtimes.get(instance)
     if rt is None or rt.stop.is_set():
         return
+    if rt.settings.broker_url:  # the workers compose and deliver; the clock only claims and enqueues
+        from service.delivery.tasks import configure, enqueue_pass
+
+        configure(rt.settings)
+        enqueue_pass(rt.engine, rt.settings, rt.clock.now())
+        return
     if rt.ranker is None:
-        from service.matching_batch import ScreenedRanker
+        from service.matching.batch import ScreenedRanker
 
         rt.ranker = ScreenedRanker(rt.settings)
     run_dispatch(
@@ -105,8 +112,8 @@ def build_scheduler(rt: Runtime) -> BackgroundScheduler:
     )
     now = rt.clock.now()
     for job_id, func, interval in (
-        (INGEST_JOB_ID, "service.scheduler:ingest_job", rt.settings.ingest_interval_s),
-        (DISPATCH_JOB_ID, "service.scheduler:dispatch_job", rt.settings.dispatch_interval_s),
+        (INGEST_JOB_ID, "service.delivery.scheduler:ingest_job", rt.settings.ingest_interval_s),
+        (DISPATCH_JOB_ID, "service.delivery.scheduler:dispatch_job", rt.settings.dispatch_interval_s),
     ):
         scheduler.add_job(
             func,
