@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from tests.web.conftest import app, client, web_settings  # noqa: F401  (the web tests' app and client)
+
 SECRET = "security-tests-secret-key"
 ADMIN_TOKEN = "security-tests-admin-token"
 SIGNING_SECRET = "security-tests-signing-secret"
