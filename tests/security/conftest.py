@@ -110,10 +110,10 @@ def serve() -> Iterator[Callable[[object], str]]:
 
     servers: list[tuple[uvicorn.Server, threading.Thread]] = []
 
-    def start(app: object) -> str:
+    def start(asgi_app: object) -> str:
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
-        config = uvicorn.Config(app, log_level="warning", lifespan="off")  # type: ignore[arg-type]
+        config = uvicorn.Config(asgi_app, log_level="warning", lifespan="off")  # type: ignore[arg-type]
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
