@@ -6,8 +6,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as PydanticSettingsError
 
 
 class SetupError(ValueError):
@@ -17,7 +18,10 @@ class SetupError(ValueError):
 class Settings(BaseSettings):
     """paperboy's configuration. Every field can be set as an upper-case environment variable."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # hide_input_in_errors: a validation error must never print the input, which holds the secrets.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True
+    )
 
     environment: str = Field("development", description="'production' refuses default secrets")
     var_dir: Path = Path("var")
@@ -137,7 +141,21 @@ class Settings(BaseSettings):
         return self.drop_dir or self.var_dir / "drop"
 
 
+class SettingsError(SetupError):
+    """Settings that cannot be used; the message names each setting at fault, never a value."""
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings (tests build their own Settings instead)."""
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_input=False, include_url=False, include_context=False):
+            where = ".".join(str(part) for part in error["loc"])
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{where.upper()}: {message}" if where else message)
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+    except PydanticSettingsError as exc:  # a value that is not the JSON its setting needs
+        raise SettingsError(f"invalid settings: {exc}") from None

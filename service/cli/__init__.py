@@ -123,6 +123,8 @@ app = typer.Typer(
     cls=PaperboyCommands,
     help="paperboy: new research papers matched to your interests.",
     no_args_is_help=True,
+    # A crash report must not print local variables: they can hold secrets.
+    pretty_exceptions_show_locals=False,
 )
 
 
