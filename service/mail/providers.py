@@ -18,6 +18,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -65,9 +66,13 @@ def _bracketed(message_id: object) -> str | None:
     return text if text.startswith("<") else f"<{text}>"
 
 
-def _status(value: object, default: str) -> str:
+def _status(value: object, kind: str) -> str | None:
+    """A bounce's enhanced status code as given, else its class alone (5.0.0 / 4.0.0); None otherwise."""
+    default = {"hard_bounce": "5.0.0", "soft_bounce": "4.0.0"}.get(kind)
     text = str(value or "").strip()
-    return text if text[:1] in ("2", "4", "5") and text.count(".") == 2 else default
+    if default is None:
+        return None
+    return text if text[:1] == default[0] and text.count(".") == 2 else default
 
 
 # --- Amazon SES through SNS --------------------------------------------------------------------
@@ -163,7 +168,7 @@ def ses_reports(body: bytes, settings: Settings) -> tuple[str, list[Report]]:
                     "hard_bounce" if hard else "soft_bounce",
                     address=str(r.get("emailAddress", "")).lower(),
                     report_id=f"{ref}:{r.get('emailAddress')}",
-                    status=_status(r.get("status"), "5.0.0" if hard else "4.0.0"),
+                    status=_status(r.get("status"), "hard_bounce" if hard else "soft_bounce"),
                     detail=" ".join(f"{kind_of}: {r.get('diagnosticCode', '')}".split())[:500],
                     **base,  # type: ignore[arg-type]
                 )
@@ -190,6 +195,7 @@ def ses_reports(body: bytes, settings: Settings) -> tuple[str, list[Report]]:
 
 # --- Postmark ----------------------------------------------------------------------------------
 
+_ENHANCED = re.compile(r"\b[245]\.\d{1,3}\.\d{1,3}\b")
 _POSTMARK_HARD = {"HardBounce", "BadEmailAddress", "ManuallyDeactivated", "Blocked", "SMTPApiError"}
 _POSTMARK_SOFT = {"SoftBounce", "Transient", "DnsError", "MailFrontier", "ChallengeVerification"}
 
@@ -218,7 +224,8 @@ def postmark_reports(body: bytes, authorization: str | None, settings: Settings)
             hard = e.get("Type") in _POSTMARK_HARD
             kind, address = ("hard_bounce" if hard else "soft_bounce"), e.get("Email")
             detail = f"{e.get('Type')}: {e.get('Description') or ''} {e.get('Details') or ''}"
-            status = _status(None, "5.0.0" if hard else "4.0.0")
+            found = _ENHANCED.search(str(e.get("Details") or ""))
+            status = _status(found.group(0) if found else None, kind)
         elif record == "SpamComplaint":
             kind, address, detail, status = "complaint", e.get("Email"), "spam complaint", None
         elif record == "Delivery":
@@ -247,6 +254,9 @@ def _header(headers: object, name: str) -> str | None:
 
 
 # --- SendGrid ----------------------------------------------------------------------------------
+
+
+_SENDGRID_KINDS = {"deferred": "soft_bounce", "spamreport": "complaint", "delivered": "delivered"}
 
 
 def verify_sendgrid(
@@ -286,15 +296,10 @@ def sendgrid_reports(
         if name == "bounce":
             # type "blocked" is a refusal of this message (reputation, content), not of the address
             kind = "soft_bounce" if e.get("type") == "blocked" else "hard_bounce"
-        elif name == "deferred":
-            kind = "soft_bounce"
-        elif name == "spamreport":
-            kind = "complaint"
-        elif name == "delivered":
-            kind = "delivered"
+        elif name in _SENDGRID_KINDS:
+            kind = _SENDGRID_KINDS[name]
         else:
-            continue
-        default = "5.0.0" if kind == "hard_bounce" else "4.0.0" if kind == "soft_bounce" else ""
+            continue  # opens, clicks, processed, dropped, unsubscribes of SendGrid's own lists
         reports.append(
             Report(
                 kind,
@@ -303,7 +308,7 @@ def sendgrid_reports(
                 report_id=str(
                     e.get("sg_event_id") or f"{e.get('sg_message_id')}:{name}:{e.get('timestamp')}"
                 ),
-                status=_status(e.get("status"), default) if default else None,
+                status=_status(e.get("status"), kind),
                 detail=" ".join(str(e.get("reason") or e.get("response") or name).split())[:500],
                 original_message_id=_bracketed(e.get("smtp-id")),
             )
@@ -338,16 +343,13 @@ def mailgun_reports(body: bytes, settings: Settings) -> list[Report]:
     name = e.get("event")
     if name == "failed":
         kind = "hard_bounce" if e.get("severity") == "permanent" else "soft_bounce"
-    elif name == "complained":
-        kind = "complaint"
-    elif name == "delivered":
-        kind = "delivered"
+    elif name in ("complained", "delivered"):
+        kind = {"complained": "complaint", "delivered": "delivered"}[name]
     else:
         return []
     status_info = e.get("delivery-status") or {}
     code = str(status_info.get("code") or "")
-    default = "5.0.0" if kind == "hard_bounce" else "4.0.0"
-    status = _status(status_info.get("enhanced-code"), default) if kind.endswith("bounce") else None
+    status = _status(status_info.get("enhanced-code"), kind)
     headers = (e.get("message") or {}).get("headers") or {}
     detail = " ".join(
         f"{code} {status_info.get('message') or status_info.get('description') or name}".split()
