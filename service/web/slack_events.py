@@ -18,9 +18,10 @@ from starlette.background import BackgroundTask
 
 from service.config import Settings
 from service.slack_app.installs import remove_workspace
+from service.web.gate import SLACK_MAX_BYTES
 from service.web.slack_requests import check_workspace, settings_of, verified_body
 
-router = APIRouter(prefix="/slack", include_in_schema=False)
+router = APIRouter(prefix="/slack", include_in_schema=False, max_body_size=SLACK_MAX_BYTES)
 log = logging.getLogger("paperboy.slack")
 
 

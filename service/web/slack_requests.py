@@ -31,7 +31,6 @@ from service.config import Settings
 from service.models import SlackSeenRequest
 from service.slack_app.installs import known_workspace
 
-MAX_BODY = 1_000_000  # interaction payloads carry the whole message; Slack's are far smaller
 WINDOW_S = 300  # SignatureVerifier's timestamp window
 log = logging.getLogger("paperboy.slack")
 KEEP_S = 2 * WINDOW_S  # a signature is remembered while its timestamp could still pass, both ways
@@ -42,34 +41,30 @@ def settings_of(request: Request) -> Settings:
 
 
 async def verified_body(request: Request) -> bytes:
-    """The raw body, once its signature, timestamp and novelty are proven; 401 (or 413/503) otherwise."""
+    """The raw body, once its signature, timestamp and novelty are proven; 401 (or 503) otherwise.
+
+    The body's size is capped while it streams by the routers' max_body_size (service/web/gate.py).
+    """
     secret = settings_of(request).slack_signing_secret
     if secret is None or not secret.get_secret_value().strip():
         raise HTTPException(503, "Slack requests are not accepted: SLACK_SIGNING_SECRET is not set")
-    if int(request.headers.get("content-length") or 0) > MAX_BODY:
-        raise HTTPException(413, "request too large")
     timestamp = request.headers.get("x-slack-request-timestamp")
     signature = request.headers.get("x-slack-signature")
-    # Refused before the body is read: a request that cannot be Slack's costs no memory. The body
-    # itself is capped while it streams (service/web/gate.py).
+    # Refused before the body is read: a request that cannot be Slack's costs no memory.
     if not signature or not _fresh(timestamp, time.time()):
         raise HTTPException(401, "invalid Slack signature or stale timestamp")
-    body = bytearray()
-    async for chunk in request.stream():  # counted while it arrives: a huge body is never held whole
-        body.extend(chunk)
-        if len(body) > MAX_BODY:
-            raise HTTPException(413, "request too large")
+    body = await request.body()
     verifier = SignatureVerifier(secret.get_secret_value())
     try:
-        valid = verifier.is_valid(body=bytes(body), timestamp=timestamp, signature=signature)
+        valid = verifier.is_valid(body=body, timestamp=timestamp, signature=signature)
     except (ValueError, TypeError):  # a timestamp that is not a number
         valid = False
-    if not valid or signature is None:
+    if not valid:
         raise HTTPException(401, "invalid Slack signature or stale timestamp")
     sessions = request.app.state.sessions
     if not await run_in_threadpool(first_time, sessions, signature[:100], time.time()):
         raise HTTPException(401, "this Slack request was already received")
-    return bytes(body)
+    return body
 
 
 def _fresh(timestamp: str | None, now: float) -> bool:
