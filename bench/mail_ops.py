@@ -53,6 +53,7 @@ from tests.mail import samples  # noqa: E402
 RESULTS = ROOT / "bench" / "results" / "mail_ops.json"
 SETTINGS = Settings(
     _env_file=None,  # type: ignore[call-arg]
+    secret_key="mail-bench-secret",  # type: ignore[arg-type]
     bounce_address="bounces@mail.paperboy.example",
     unsubscribe_mailto="unsubscribe@paperboy.example",
     smtp_from="paperboy <digest@paperboy.example>",

@@ -24,6 +24,7 @@ NOW = dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC)
 
 def mail_settings(**kw: object) -> Settings:
     values: dict[str, object] = {
+        "secret_key": "mail-tests-secret",
         "bounce_address": "bounces@mail.paperboy.example",
         "unsubscribe_mailto": "unsubscribe@paperboy.example",
         "hard_bounce_limit": 2,

@@ -115,6 +115,7 @@ def keys(tmp_path: Path) -> Keys:
 def hook_settings(keys: Keys, tmp_path: Path, **kw: object) -> Settings:
     values: dict[str, object] = {
         "var_dir": tmp_path,
+        "secret_key": SecretStr("mail-tests-secret"),
         "ses_sns_cert_file": keys.cert_file,
         "ses_sns_topic_arn": TOPIC,
         "postmark_webhook_credentials": SecretStr(POSTMARK),
