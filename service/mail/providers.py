@@ -20,6 +20,7 @@ import hmac
 import json
 import re
 import time
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -140,15 +141,26 @@ def verify_sns(message: dict[str, Any], settings: Settings, *, now: float | None
         raise WebhookRejected(403, "notification from another SNS topic")
 
 
-def ses_reports(body: bytes, settings: Settings) -> tuple[str, list[Report]]:
-    """(SNS message type, reports). A subscription confirmation has no reports; its SubscribeURL is
-    for the operator to open (nothing is fetched here)."""
+@dataclass(frozen=True)
+class SnsMessage:
+    """A verified SNS message: its type, the reports of a notification, and for a subscription
+    confirmation the SubscribeURL that the operator opens (nothing is fetched here)."""
+
+    type: str
+    topic: str
+    reports: list[Report]
+    subscribe_url: str | None = None
+
+
+def ses_reports(body: bytes, settings: Settings) -> SnsMessage:
+    """The SES events of one SNS message, once its signature is verified."""
     envelope = _json(body)
     if not isinstance(envelope, dict):
         raise WebhookRejected(400, "an SNS message is a JSON object")
     verify_sns(envelope, settings)
+    topic = str(envelope.get("TopicArn", ""))
     if envelope["Type"] != "Notification":
-        return str(envelope["Type"]), []
+        return SnsMessage(str(envelope["Type"]), topic, [], str(envelope.get("SubscribeURL") or "") or None)
     notification = _json(str(envelope.get("Message", "")).encode("utf-8"))
     if not isinstance(notification, dict):
         raise WebhookRejected(400, "the SES notification is not a JSON object")
@@ -190,7 +202,7 @@ def ses_reports(body: bytes, settings: Settings) -> tuple[str, list[Report]]:
             reports.append(
                 Report("delivered", address=str(address).lower(), report_id=f"{ref}:{address}", **base)  # type: ignore[arg-type]
             )
-    return "Notification", reports
+    return SnsMessage("Notification", topic, reports)
 
 
 # --- Postmark ----------------------------------------------------------------------------------

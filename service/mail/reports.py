@@ -18,6 +18,7 @@ from __future__ import annotations
 import email
 import email.message
 import hashlib
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,9 @@ from flufl.bounce import all_failures
 
 from service.config import Settings
 from service.mail.bounce_path import is_bounce_address
+
+# flufl.bounce logs every detector it tries at INFO: 17 lines per bounce in an INFO-level service log.
+logging.getLogger("flufl.bounce").setLevel(logging.WARNING)
 
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _MESSAGE_ID = re.compile(r"^\s*Message-ID:\s*(<[^>\s]+>)", re.IGNORECASE | re.MULTILINE)
