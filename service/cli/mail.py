@@ -130,10 +130,7 @@ def inbound_command(
 
 
 def doctor_command() -> None:
-    """Check what a real mail sender needs (SMTP TLS, DKIM, https, bounce path), one line each.
-
-    Exit 0 only when a production sender would pass.
-    """
+    """Check what a real sender needs, one line each; exit 0 only when a production sender would pass."""
     from service.mail.doctor import run_checks
 
     checks = run_checks(get_settings())
