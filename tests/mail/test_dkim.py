@@ -193,3 +193,19 @@ def test_keygen_writes_a_private_key_and_prints_the_record_that_verifies_its_sig
     s = s.model_copy(update={"dkim_ed25519_key_file": None})
     send_digest(s)
     assert verify_all(smtp.messages[0].data, {"s2026._domainkey.paperboy.example.": txt.encode()}) == [True]
+
+
+def test_the_confirmation_email_is_signed_too_and_returns_to_the_plain_bounce_address(
+    smtp: SmtpServer, tmp_path: Path
+) -> None:
+    from service.channels.email import send_email
+    from service.digest.render import render_email
+
+    s = settings(smtp.url, tmp_path)
+    rendered = render_email(
+        "confirm", {"email": "new@example.org", "confirm_url": "https://p.example/confirm/T"}
+    )
+    send_email("new@example.org", rendered, settings=s)
+    [received] = smtp.messages
+    assert received.mail_from == "bounces@mail.paperboy.example"
+    assert verify_all(received.data, dns_for(s)) == [True, True]
