@@ -7,7 +7,7 @@ import mailbox
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from service.config import Settings
@@ -200,6 +200,13 @@ def test_bounces_ingest_reads_files_and_maildirs(
     box.add(samples.qmail("ada@example.org", to=verp))
     box.add(samples.personal_mail("bounces@mail.paperboy.example"))
     box.close()
+    code, out = run_cli("bounces", "ingest", "--dry-run", str(single), str(tmp_path / "Maildir"))
+    assert code == 0 and "events=2" in out and "dry run: nothing stored" in out
+    with Session(cli_env) as session:
+        assert session.scalar(select(func.count()).select_from(MailEvent)) == 0
+        assert (
+            session.scalar(select(Subscriber.hard_bounces).where(Subscriber.email == "ada@example.org")) == 0
+        )
     code, out = run_cli("bounces", "ingest", str(single), str(tmp_path / "Maildir"))
     assert code == 0, out
     assert "messages=3 events=2 duplicates=0 unrecognised=1 failed=0" in out
