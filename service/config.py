@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     dkim_ed25519_selector: str | None = None  # a second, Ed25519 signature (RFC 8463) when set
     dkim_ed25519_key_file: Path | None = None
     bounce_address: str | None = None  # bounces@mail.example.org: each digest returns to bounces+<tag>@
-    soft_bounce_limit: int = 5  # transient bounces within soft_bounce_days that flag an address
+    soft_bounce_limit: int = 5  # days with a transient bounce, within soft_bounce_days, that flag an address
     soft_bounce_days: int = 14
     inbound_host: str = "127.0.0.1"  # `paperboy inbound` (SMTP or LMTP) listens here
     inbound_port: int = 2525
