@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     Time,
     UniqueConstraint,
+    false,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -243,6 +244,11 @@ class Subscription(Timestamped, Base):
     needs_attention: Mapped[str | None] = mapped_column(Text)  # permanent channel error
     next_digest_at: Mapped[dt.datetime | None] = mapped_column(index=True)
     last_sent_at: Mapped[dt.datetime | None] = mapped_column()
+    # How the digest reads (service/digest/tldr.py, popularity.py): a one-sentence TL;DR per paper;
+    # a popularity boost in the order; weekly only, the week's most upvoted matching papers first.
+    tldr: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    trending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    best_of_week: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     subscriber: Mapped[Subscriber | None] = relationship(back_populates="subscriptions")
     profile: Mapped[Profile] = relationship()

@@ -1,4 +1,4 @@
-"""What readers ask for: followed authors, consent source of imported subscribers
+"""What readers ask for: followed authors, consent source of imported subscribers, digest options
 
 Revision ID: readers_1
 Revises: 0002
@@ -24,9 +24,15 @@ def upgrade() -> None:
     with op.batch_alter_table("subscribers", schema=None) as batch_op:
         batch_op.add_column(sa.Column("consent_source", sa.String(length=300), nullable=True))
         batch_op.add_column(sa.Column("consent_at", sa.DateTime(timezone=True), nullable=True))
+    with op.batch_alter_table("subscriptions", schema=None) as batch_op:
+        for name in ("tldr", "trending", "best_of_week"):
+            batch_op.add_column(sa.Column(name, sa.Boolean(), nullable=False, server_default=sa.false()))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("subscriptions", schema=None) as batch_op:
+        for name in ("best_of_week", "trending", "tldr"):
+            batch_op.drop_column(name)
     with op.batch_alter_table("subscribers", schema=None) as batch_op:
         batch_op.drop_column("consent_at")
         batch_op.drop_column("consent_source")

@@ -8,6 +8,7 @@ what a delivery holds, and `digest_from_record` rebuilds exactly that digest for
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 from collections.abc import Sequence
@@ -18,6 +19,8 @@ from sqlalchemy.orm import Session
 
 from service.config import Settings
 from service.digest.model import Digest, DigestItem, DigestLinks, Segment
+from service.digest.popularity import best_of_week_order, trending_order
+from service.digest.tldr import tldr
 from service.links import archive_url, digest_url, feedback_url, follow_url, manage_url, unsubscribe_url
 from service.models import Delivery, DeliveryPaper, Paper, Profile, Subscription
 
@@ -82,6 +85,7 @@ def choose_items(
     rank = ranker or default_ranker()
     interests = list(subscription.interests or []) or None
     ranked = rank(session, subscription.profile, papers, interests=interests)
+    ranked = reading_order(subscription, ranked)
     offered = {paper.id for paper in papers}
     chosen: list[DigestItem] = []
     for item in ranked:
@@ -92,6 +96,26 @@ def choose_items(
         if len(chosen) >= subscription.max_papers:
             break
     return chosen
+
+
+def reading_order(subscription: Subscription, ranked: list[DigestItem]) -> list[DigestItem]:
+    """The ranked papers in the order the subscription reads them: best of the week (weekly only),
+    trending, or by score. Only matched papers are reordered: nothing off-topic gets in."""
+    if subscription.best_of_week and subscription.cadence == "weekly":
+        return best_of_week_order(ranked)
+    if subscription.trending:
+        return trending_order(ranked)
+    return ranked
+
+
+def with_tldr(items: list[DigestItem], papers: Sequence[Paper]) -> list[DigestItem]:
+    abstracts = {paper.id: paper for paper in papers}
+    result = []
+    for item in items:
+        paper = abstracts.get(item.paper_id)
+        summary = tldr(paper.title, paper.abstract) if paper is not None else None
+        result.append(dataclasses.replace(item, tldr=summary))
+    return result
 
 
 def digest_topic(subscription: Subscription, items: Sequence[DigestItem]) -> str:
@@ -170,6 +194,8 @@ def compose_digest(
     items = choose_items(
         session, subscription, papers, ranker or (default_ranker(settings) if papers else None)
     )
+    if subscription.tldr:
+        items = with_tldr(items, papers)
     return build_digest(subscription, period, items, now=now, settings=settings)
 
 
@@ -191,6 +217,7 @@ def item_record(item: DigestItem) -> dict[str, Any]:
         "snippet": [[seg.text, seg.hit] for seg in item.snippet],
         "matched_terms": list(item.matched_terms),
         "interest": item.interest,
+        "tldr": item.tldr,
     }
 
 
@@ -212,6 +239,7 @@ def item_from_record(row: DeliveryPaper) -> DigestItem:
         snippet=[Segment(str(text), bool(hit)) for text, hit in reason.get("snippet") or []],
         matched_terms=list(reason.get("matched_terms") or []),
         interest=reason.get("interest"),
+        tldr=reason.get("tldr"),
     )
 
 

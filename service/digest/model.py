@@ -32,6 +32,7 @@ class DigestItem:
     snippet: list[Segment] = field(default_factory=list)
     matched_terms: list[str] = field(default_factory=list)
     interest: str | None = None  # the interest that matched best
+    tldr: str | None = None  # one extractive sentence (service/digest/tldr.py), when the subscription asks
 
 
 @dataclass(frozen=True)

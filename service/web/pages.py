@@ -172,6 +172,12 @@ def _manage_page(
         ).path,
         "preview": preview_digest(session, subscription, utcnow()),
         "archive_url": urlsplit(archive_url(subscription.subscriber_id, subscription.id, settings)).path,
+        "reading": {
+            "tldr": subscription.tldr,
+            "trending": subscription.trending,
+            "best_of_week": subscription.best_of_week,
+            "weekly": subscription.cadence == "weekly",
+        },
     }
     return render(request, "manage.html.j2", context, status_code)
 
