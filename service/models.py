@@ -17,6 +17,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     Time,
     UniqueConstraint,
@@ -105,6 +106,29 @@ class PaperEmbedding(Base):
 
     paper_id: Mapped[int] = mapped_column(ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True)
     model: Mapped[str] = mapped_column(String(100), primary_key=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ReaderModelRow(Base):
+    """A profile's learned scorer (service.matching.reader_model), retrained on each feedback."""
+
+    __tablename__ = "reader_models"
+
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id", ondelete="CASCADE"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(100))  # the embedding model its weights belong to
+    weights: Mapped[bytes] = mapped_column(LargeBinary)
+    labels: Mapped[int] = mapped_column(Integer)
+    trained_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class InterestVector(Base):
+    """An interest's keywords as a sentence vector, for the batch path's vector screen."""
+
+    __tablename__ = "interest_vectors"
+
+    interest_id: Mapped[int] = mapped_column(ForeignKey("interests.id", ondelete="CASCADE"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(100), primary_key=True)
+    text_hash: Mapped[str] = mapped_column(String(32))  # of the embedded text: an edit re-embeds
     vector: Mapped[bytes] = mapped_column(LargeBinary)
 
 
@@ -249,6 +273,10 @@ class Subscription(Timestamped, Base):
     tldr: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     trending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     best_of_week: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The workspace (and enterprise grid org) of a channel subscribed through the installed Slack app:
+    # its bot token comes from that installation, and uninstalling pauses it.
+    slack_team_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    slack_enterprise_id: Mapped[str | None] = mapped_column(String(32))
 
     subscriber: Mapped[Subscriber | None] = relationship(back_populates="subscriptions")
     profile: Mapped[Profile] = relationship()
@@ -299,6 +327,29 @@ class DeliveryPaper(Base):
     paper: Mapped[Paper] = relationship()
 
 
+class MailEvent(Base):
+    """Something that came back about a sent message: a bounce, a complaint, a delivery report, an
+    unsubscribe request (or a refused one). Stored once per event_key, so a redelivered report or
+    webhook never counts twice."""
+
+    __tablename__ = "mail_events"
+    __table_args__ = (Index("ix_mail_events_kind_occurred_at", "kind", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # hard_bounce | soft_bounce | complaint | delivered | unsubscribe | refused
+    kind: Mapped[str] = mapped_column(String(20))
+    address: Mapped[str] = mapped_column(String(320), index=True, default="")
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id", ondelete="SET NULL"))
+    subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id", ondelete="SET NULL"))
+    provider: Mapped[str] = mapped_column(String(20))  # dsn|arf|mailbox|ses|postmark|sendgrid|mailgun
+    status: Mapped[str | None] = mapped_column(String(20))  # enhanced status code, e.g. 5.1.1
+    detail: Mapped[str] = mapped_column(Text, default="")
+    raw_ref: Mapped[str] = mapped_column(String(500), default="")  # file, Message-ID or provider event id
+    event_key: Mapped[str] = mapped_column(String(200), unique=True)
+    occurred_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
 class Lease(Base):
     """A named lease: which instance runs the scheduler, until when."""
 
@@ -318,3 +369,35 @@ class RateLimitHit(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     bucket: Mapped[str] = mapped_column(String(400))
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# --- the Slack app ------------------------------------------------------------------------------
+
+
+class SlackSeenRequest(Base):
+    """A signed Slack request already received, kept while its timestamp could still pass (replays)."""
+
+    __tablename__ = "slack_seen_requests"
+
+    signature: Mapped[str] = mapped_column(String(100), primary_key=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
+def _slack_sdk_tables() -> tuple[Table, Table, Table]:
+    # slack_sdk.oauth's own SQLAlchemy stores define these tables; they are built here on paperboy's
+    # metadata so that Alembic owns them. Token columns are Text: they hold sealed (encrypted) tokens.
+    from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+    from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+
+    store = SQLAlchemyInstallationStore
+    installations = store.build_installations_table(Base.metadata, "slack_installations")
+    bots = store.build_bots_table(Base.metadata, "slack_bots")
+    states = SQLAlchemyOAuthStateStore.build_oauth_states_table(Base.metadata, "slack_oauth_states")
+    for table in (installations, bots):
+        for column in table.c:
+            if column.name.endswith(("_token", "webhook_url")):
+                column.type = Text()
+    return installations, bots, states
+
+
+slack_installations, slack_bots, slack_oauth_states = _slack_sdk_tables()

@@ -60,14 +60,18 @@ class ProfileSpec(BaseModel):
     not_relevant: list[str] = Field(default_factory=list)
 
 
-def validate_query(query: str) -> None:
-    """Raise ProfileError pointing at the position of a malformed query."""
+def validate_query(query: str, part: str = "query") -> None:
+    """Raise ProfileError pointing at the position of a malformed query.
+
+    `part` names what was typed ("query", "interest") in the message. Text that leaves no word to
+    match (stop words, emoji, punctuation) is refused too: such an interest could never match.
+    """
     from service.matching.query import QueryError, parse_query
 
     try:
         parse_query(query)
     except QueryError as exc:
-        raise ProfileError(f"query {query!r}: {exc}") from exc
+        raise ProfileError(f"{part} {query!r}: {exc}") from exc
 
 
 _PAPER_REF = re.compile(r"^(?:paper:|#)?(\d{1,12})$")
@@ -212,7 +216,7 @@ def load_specs(text: str, where: str) -> list[ProfileSpec]:
 def record_feedback(
     session: Session, profile: Profile, paper_id: int, relevant: bool, channel: str
 ) -> Feedback:
-    """Store a verdict; a later verdict on the same paper replaces the earlier one."""
+    """Store a verdict (a later one on the same paper replaces the earlier) and retrain the reader's model."""
     feedback = session.scalar(
         select(Feedback).where(Feedback.profile_id == profile.id, Feedback.paper_id == paper_id)
     )
@@ -223,4 +227,7 @@ def record_feedback(
         feedback.relevant = relevant
         feedback.channel = channel
     session.flush()
+    from service.reader_models import retrain  # the matching stack loads only when a verdict comes
+
+    retrain(session, profile)
     return feedback

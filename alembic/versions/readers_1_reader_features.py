@@ -1,7 +1,7 @@
 """What readers ask for: followed authors, consent source of imported subscribers, digest options
 
 Revision ID: readers_1
-Revises: 0002
+Revises: mail_1
 Create Date: 2026-11-29 14:40:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "readers_1"
-down_revision: str | None = "0002"
+down_revision: str | None = "mail_1"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

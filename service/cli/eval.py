@@ -22,9 +22,17 @@ def relevance_command(
     cache: Path | None = typer.Option(
         None, help="Embedding cache file (default VAR_DIR/cache/eval-embeddings.npz)."
     ),
+    rounds: int = typer.Option(
+        0,
+        "--rounds",
+        min=0,
+        help="Replay the set as N chronological batches with a simulated reader's feedback "
+        "(nDCG@10 and P@10 per round) instead of one snapshot.",
+    ),
 ) -> None:
     """Print P@10, nDCG@10 and R@50 per method and profile kind (keywords, seeds, both)."""
     from service.matching.evaluation import DatasetError, evaluate, format_table, load_dataset
+    from service.matching.replay import format_rounds, replay
     from service.matching.semantic import MiniLMEmbedder, NpzEmbeddingCache, semantic_available
 
     settings = get_settings()
@@ -40,7 +48,19 @@ def relevance_command(
         else:
             typer.echo("note: [semantic] extra not installed; lexical path only", err=True)
     store = NpzEmbeddingCache(cache or settings.var_dir / "cache" / "eval-embeddings.npz")
-    report = evaluate(dataset, embedder=embedder, cache=store, progress=lambda m: typer.echo(m, err=True))
+    say = lambda message: typer.echo(message, err=True)  # noqa: E731
+    if rounds:
+        replayed = replay(dataset, rounds, embedder=embedder, cache=store, progress=say)
+        typer.echo(f"{dataset.path}: {len(dataset.papers)} papers in {rounds} rounds")
+        typer.echo(format_rounds(replayed))
+        for note in replayed.notes:
+            typer.echo(f"note: {note}")
+        typer.echo(f"({replayed.seconds:.1f} s)")
+        if json_out is not None:
+            json_out.parent.mkdir(parents=True, exist_ok=True)
+            json_out.write_text(json.dumps(replayed.to_dict(), indent=2) + "\n", encoding="utf-8")
+        return
+    report = evaluate(dataset, embedder=embedder, cache=store, progress=say)
     typer.echo(f"{dataset.path}: {report.papers} papers, {report.profiles} profiles")
     typer.echo(format_table(report))
     for note in report.notes:

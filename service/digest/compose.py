@@ -1,7 +1,7 @@
 """Choose the papers of one subscription's digest for one period, and build the Digest.
 
 The candidates are the papers first seen since the subscription's last digest (or within a lookback
-window before its first one) that no earlier digest of this subscription holds; the profile's ranker
+window before its first one) that no earlier digest to the same address holds; the profile's ranker
 orders them, `min_score` and `max_papers` cut the list. Nothing here writes: service.delivery records
 what a delivery holds, and `digest_from_record` rebuilds exactly that digest for a retry.
 """
@@ -65,8 +65,15 @@ def window_start(
 def candidate_papers(
     session: Session, subscription: Subscription, *, now: dt.datetime, settings: Settings
 ) -> list[Paper]:
-    """New papers for the subscription that none of its digests has held."""
-    already = select(DeliveryPaper.paper_id).where(DeliveryPaper.subscription_id == subscription.id)
+    """New papers for the subscription that no digest to its address has held.
+
+    Every subscription of the same channel and address counts, not only this one: two subscriptions
+    whose interests overlap never mail one paper twice to one inbox.
+    """
+    same_inbox = select(Subscription.id).where(
+        Subscription.channel == subscription.channel, Subscription.address == subscription.address
+    )
+    already = select(DeliveryPaper.paper_id).where(DeliveryPaper.subscription_id.in_(same_inbox))
     since = window_start(session, subscription, now=now, settings=settings)
     stmt = (
         select(Paper)
@@ -218,7 +225,33 @@ def item_record(item: DigestItem) -> dict[str, Any]:
         "matched_terms": list(item.matched_terms),
         "interest": item.interest,
         "tldr": item.tldr,
+        "pdf_url": item.pdf_url,
     }
+
+
+def item_json(item: DigestItem) -> dict[str, Any]:
+    """A digest item as JSON with its paper and score (a composed digest sent to a worker)."""
+    return {"paper_id": item.paper_id, "score": item.score, **item_record(item)}
+
+
+def item_from_json(data: dict[str, Any]) -> DigestItem:
+    published = data.get("published_on")
+    return DigestItem(
+        paper_id=int(data["paper_id"]),
+        title=data["title"],
+        url=data.get("url"),
+        authors=list(data.get("authors") or []),
+        author_count=data.get("author_count"),
+        organization=data.get("organization"),
+        published_on=dt.date.fromisoformat(published) if published else None,
+        upvotes=data.get("upvotes"),
+        code_url=data.get("code_url"),
+        score=float(data["score"]),
+        why=data.get("why") or "",
+        snippet=[Segment(str(text), bool(hit)) for text, hit in data.get("snippet") or []],
+        matched_terms=list(data.get("matched_terms") or []),
+        interest=data.get("interest"),
+    )
 
 
 def item_from_record(row: DeliveryPaper) -> DigestItem:
@@ -240,6 +273,7 @@ def item_from_record(row: DeliveryPaper) -> DigestItem:
         matched_terms=list(reason.get("matched_terms") or []),
         interest=reason.get("interest"),
         tldr=reason.get("tldr"),
+        pdf_url=reason.get("pdf_url"),
     )
 
 

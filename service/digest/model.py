@@ -33,6 +33,7 @@ class DigestItem:
     matched_terms: list[str] = field(default_factory=list)
     interest: str | None = None  # the interest that matched best
     tldr: str | None = None  # one extractive sentence (service/digest/tldr.py), when the subscription asks
+    pdf_url: str | None = None  # the arXiv PDF, when the arXiv id is known
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from .baselines import EmbeddingCosine, KeywordAlert, TfidfSvm
+from .baselines import EmbeddingCosine, KeywordAlert, OkapiBM25, SemanticSearch, TfidfSvm, zsum
 from .documents import PaperDoc
 from .interests import Interest, compile_interest
 from .ranking import MatchContext, score_pool
+from .reader_model import Background, train_reader_model
 from .semantic import Embedder, EmbeddingCache, embed_papers
 
 __all__ = [
@@ -41,9 +42,24 @@ __all__ = [
 ]
 
 KINDS = ("keywords", "seeds", "keywords+seeds")
-METHODS = ("keyword alert", "TF-IDF + SVM", "embedding cosine", "paperboy")
+METHODS = (
+    "keyword alert",
+    "Okapi BM25",
+    "semantic search",
+    "semantic + BM25",
+    "TF-IDF + SVM",
+    "embedding cosine",
+    "paperboy",
+)
 # Which profile parts each method can use; a method that has none of them skips the kind.
-_USES = {"keyword alert": {"keywords"}, "TF-IDF + SVM": {"seeds"}, "embedding cosine": {"seeds"}}
+_USES = {
+    "keyword alert": {"keywords"},
+    "Okapi BM25": {"keywords"},
+    "semantic search": {"keywords"},
+    "semantic + BM25": {"keywords"},
+    "TF-IDF + SVM": {"seeds"},
+    "embedding cosine": {"seeds"},
+}
 DEPTH = 50
 
 
@@ -165,6 +181,39 @@ class EvalReport:
 Scorer = Callable[[EvalProfile, str, list[int]], np.ndarray | None]
 
 
+def reader_interest(
+    profile: EvalProfile,
+    kind: str,
+    context: MatchContext,
+    background: Background | None,
+    liked: Sequence[str] = (),
+    disliked: Sequence[str] = (),
+) -> Interest:
+    """The profile as paperboy stores it for this kind, with the model its labels train.
+
+    Trained as the service trains it (service/reader_models.py): seeds and liked papers
+    positive, disliked negative, the unlabelled papers of the set as the background.
+    """
+    seeds = profile.seeds if "seeds" in kind else ()
+    model = None
+    if background is not None and context.embeddings is not None and context.embedder is not None:
+        vectors = context.embeddings
+        model = train_reader_model(
+            context.embedder.model_id,
+            vectors[context.rows([*seeds, *liked])],
+            vectors[context.rows(disliked)],
+            background,
+        )
+    return Interest(
+        profile.id,
+        keywords=profile.keywords if "keywords" in kind else "",
+        seeds=seeds,
+        liked=tuple(liked),
+        disliked=tuple(disliked),
+        model=model,
+    )
+
+
 def _scorers(
     dataset: Dataset, embeddings: np.ndarray | None, context: MatchContext, notes: list[str]
 ) -> dict[str, Scorer]:
@@ -175,13 +224,12 @@ def _scorers(
         svm = None
         notes.append("TF-IDF + SVM skipped: scikit-learn is not installed (pip install 'paperboy[dev]')")
     cosine = EmbeddingCosine(embeddings) if embeddings is not None else None
+    bm25 = OkapiBM25(dataset.papers)
+
+    background = Background.of(context.embeddings) if context.embeddings is not None else None
 
     def paperboy(profile: EvalProfile, kind: str, seeds: list[int]) -> np.ndarray:
-        interest = Interest(
-            profile.id,
-            keywords=profile.keywords if "keywords" in kind else "",
-            seeds=profile.seeds if "seeds" in kind else (),
-        )
+        interest = reader_interest(profile, kind, context, background)
         ranking = score_pool(compile_interest(interest), context)
         return np.where(ranking.allowed, ranking.scores, -np.inf)
 
@@ -191,8 +239,14 @@ def _scorers(
     }
     if svm is not None:
         scorers["TF-IDF + SVM"] = lambda p, kind, seeds: svm.scores(seeds)
-    if cosine is not None:
+    scorers["Okapi BM25"] = lambda p, kind, seeds: bm25.scores(p.keywords)
+    if cosine is not None and embeddings is not None and context.embedder is not None:
         scorers["embedding cosine"] = lambda p, kind, seeds: cosine.scores(seeds)
+        search = SemanticSearch(embeddings, context.embed_text)
+        scorers["semantic search"] = lambda p, kind, seeds: search.scores(p.keywords)
+        scorers["semantic + BM25"] = lambda p, kind, seeds: zsum(
+            search.scores(p.keywords), bm25.scores(p.keywords)
+        )
     return scorers
 
 
@@ -214,7 +268,8 @@ def evaluate(
         embeddings = embed_papers(dataset.papers, embedder, cache)
     else:
         report.notes.append(
-            "embedding cosine skipped and paperboy ran lexical-only: [semantic] extra not used"
+            "embedding cosine and semantic search skipped, paperboy ran lexical-only: "
+            "[semantic] extra not used"
         )
     context = MatchContext(dataset.papers, embedder=embedder, cache=cache)
     row = {paper.id: i for i, paper in enumerate(dataset.papers)}

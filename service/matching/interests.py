@@ -5,9 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .normal_form import Conjunction, TooComplex, to_dnf
 from .query import Node, Not, Phrase, Query, QueryError, Term, parse_query
+
+if TYPE_CHECKING:
+    from .reader_model import ReaderModel
 
 __all__ = ["CompiledInterest", "Interest", "InterestError", "compile_interest", "positive_leaves"]
 
@@ -29,6 +33,7 @@ class Interest:
     ``query`` and ``exclude`` filter (a paper that fails them never appears). ``seeds``,
     ``liked`` and ``disliked`` are paper ids. ``threshold`` is in the unit of
     :attr:`Match.score`: standard deviations above the average paper of the pool.
+    ``model`` is the reader's learned scorer (reader_model.py), blended in when present.
     """
 
     name: str
@@ -41,6 +46,7 @@ class Interest:
     threshold: float | None = None
     top_k: int = 20
     authors: Sequence[str] = ()  # followed author names (service.matching.authors)
+    model: ReaderModel | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,8 @@ Signals, each standardised over the pool so they can be added:
   keywords' sentence embedding and each paper's;
 * seeds and feedback: a Rocchio vector (mean of seeds and liked papers, minus a little of
   the disliked ones) compared with each paper, as centred embeddings and as TF-IDF;
+* the reader's learned scorer (reader_model.py), when the interest carries one, weighted
+  by how many labels taught it;
 * pseudo-relevance feedback: the first ranking's best papers spread their relevance over
   the pool's neighbour graph (see diffusion.py).
 
@@ -26,6 +28,7 @@ from .documents import PaperDoc, analyze_paper
 from .explain import Explanation, explain
 from .interests import CompiledInterest, Interest, compile_interest, plain_text
 from .lexical import LexicalIndex
+from .reader_model import blend_weight
 from .semantic import Embedder, EmbeddingCache, embed_papers, embedding_key
 
 __all__ = ["Match", "MatchContext", "Ranking", "rank", "score_pool"]
@@ -186,6 +189,14 @@ def score_pool(
         parts.append((combined, weight))
         if worded and positive:
             parts[0] = (parts[0][0], KEYWORDS_WITH_SEEDS_WEIGHT)
+
+    model = interest.model
+    model_id = context.embedder.model_id if context.embedder is not None else None
+    if model is not None and context.embeddings is not None and model.model_id == model_id and parts:
+        learned = model.score(context.embeddings[:n])
+        signals["learned"] = learned
+        # Relative to the signals already there: at full weight it counts as much as all of them.
+        parts.append((learned, blend_weight(model.labels) * sum(w for _, w in parts)))
 
     first = sum((w * standardize(p, allowed) for p, w in parts), np.zeros(n))
     scores = standardize(first, allowed)

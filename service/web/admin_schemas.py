@@ -110,6 +110,27 @@ class SubscriptionOut(_Out):
     best_of_week: bool = False
 
 
+def _checked_query(value: str) -> str:
+    """The query language, refused with the position of the error (service.profile does the check)."""
+    from service.profile import ProfileError, validate_query
+
+    text = " ".join(value.split())
+    if text:
+        try:
+            validate_query(text)
+        except ProfileError as exc:
+            raise ValueError(str(exc)) from exc
+    return text
+
+
+# A query that filters every interest of a subscription; "" removes it.
+QueryText = Annotated[
+    str,
+    Field(max_length=2000, description="query language filtering the interests; empty: no filter"),
+    AfterValidator(_checked_query),
+]
+
+
 class SubscriptionPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -125,6 +146,7 @@ class SubscriptionPatch(BaseModel):
     tldr: bool | None = Field(None, description="a one-sentence TL;DR under each title")
     trending: bool | None = Field(None, description="popular matching papers first")
     best_of_week: bool | None = Field(None, description="weekly cadence: the week's most upvoted papers")
+    query: QueryText | None = None
 
 
 class SourceOut(_Out):
