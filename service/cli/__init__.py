@@ -89,6 +89,11 @@ class PaperboyCommands(PaperboyGroup):
         LazyCommand(
             "slack", "service.cli.slack:slack_app", "Slack: digests posted to channels, and the app manifest."
         ),
+        LazyCommand(
+            "webhook",
+            "service.cli.webhook:webhook_app",
+            "Webhooks: digests posted to Discord, Teams or Mattermost.",
+        ),
         LazyCommand("dkim", "service.cli.mail:dkim_app", "DKIM keys for signing outgoing mail."),
         LazyCommand(
             "bounces",

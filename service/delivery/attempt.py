@@ -52,6 +52,7 @@ __all__ = ["CHANNELS", "ChannelPool", "DeliveryOutcome", "channel_for", "deliver
 CHANNELS: dict[str, str] = {
     "email": "service.channels.email:EmailChannel",
     "slack": "service.channels.slack:SlackChannel",
+    "webhook": "service.channels.webhook:WebhookChannel",
 }
 
 
