@@ -350,6 +350,26 @@ class MailEvent(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
 
 
+class DispatchNote(Base):
+    """What one dispatch pass did with one due subscription, and why ("why no email today");
+    `outcome` is one of service.why.OUTCOMES."""
+
+    __tablename__ = "dispatch_notes"
+    __table_args__ = (Index("ix_dispatch_notes_subscription_id_at", "subscription_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"))
+    pass_at: Mapped[dt.datetime] = mapped_column(index=True)  # when the pass started
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    period: Mapped[str | None] = mapped_column(String(40))
+    outcome: Mapped[str] = mapped_column(String(20))
+    papers: Mapped[int] = mapped_column(Integer, default=0)
+    best_score: Mapped[float | None] = mapped_column(Float)
+    cutoff: Mapped[float | None] = mapped_column(Float)
+    detail: Mapped[str | None] = mapped_column(Text)
+    instance: Mapped[str | None] = mapped_column(String(200))
+
+
 class Lease(Base):
     """A named lease: which instance runs the scheduler, until when."""
 

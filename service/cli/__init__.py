@@ -114,6 +114,11 @@ class PaperboyCommands(PaperboyGroup):
             "Check what a real mail sender needs (SMTP TLS, DKIM, https, bounce path), one line each.",
         ),
         LazyCommand(
+            "why",
+            "service.cli.why:why_command",
+            "Why a digest was (or was not) sent on a day, in plain words.",
+        ),
+        LazyCommand(
             "status",
             "service.cli.status:status_command",
             "Next run times, the last ingest, deliveries in the last 24 h, subscriptions needing attention.",

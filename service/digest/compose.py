@@ -84,15 +84,25 @@ def candidate_papers(
 
 
 def choose_items(
-    session: Session, subscription: Subscription, papers: list[Paper], ranker: Ranker | None = None
+    session: Session,
+    subscription: Subscription,
+    papers: list[Paper],
+    ranker: Ranker | None = None,
+    stats: dict[str, Any] | None = None,
 ) -> list[DigestItem]:
-    """The ranked papers that pass min_score, at most max_papers of them, best first."""
+    """The ranked papers that pass min_score, at most max_papers of them, best first (with TL;DR
+    lines when the subscription asks). `stats`, when given, gets the number of candidates and the
+    best score among them, for the "why no email" record."""
+    if stats is not None:
+        stats.update(candidates=len(papers), best_score=None)
     if not papers:
         return []
     rank = ranker or default_ranker()
     interests = list(subscription.interests or []) or None
     ranked = rank(session, subscription.profile, papers, interests=interests)
     ranked = reading_order(subscription, ranked)
+    if stats is not None and ranked:
+        stats["best_score"] = max(item.score for item in ranked)
     offered = {paper.id for paper in papers}
     chosen: list[DigestItem] = []
     for item in ranked:
@@ -102,6 +112,8 @@ def choose_items(
             offered.discard(item.paper_id)
         if len(chosen) >= subscription.max_papers:
             break
+    if subscription.tldr:
+        chosen = with_tldr(chosen, papers)
     return chosen
 
 
@@ -175,7 +187,13 @@ def digest_links(
 
 
 def build_digest(
-    subscription: Subscription, period: str, items: list[DigestItem], *, now: dt.datetime, settings: Settings
+    subscription: Subscription,
+    period: str,
+    items: list[DigestItem],
+    *,
+    now: dt.datetime,
+    settings: Settings,
+    stats: dict[str, Any] | None = None,
 ) -> Digest:
     return Digest(
         subscription_id=subscription.id,
@@ -184,6 +202,8 @@ def build_digest(
         items=items,
         links=digest_links(subscription, items, settings, period),
         generated_at=now,
+        candidates=(stats or {}).get("candidates"),
+        best_score=(stats or {}).get("best_score"),
     )
 
 
@@ -198,12 +218,11 @@ def compose_digest(
 ) -> Digest:
     """The digest `subscription` would get for `period` at `now` (reads only)."""
     papers = candidate_papers(session, subscription, now=now, settings=settings)
+    stats: dict[str, Any] = {}
     items = choose_items(
-        session, subscription, papers, ranker or (default_ranker(settings) if papers else None)
+        session, subscription, papers, ranker or (default_ranker(settings) if papers else None), stats
     )
-    if subscription.tldr:
-        items = with_tldr(items, papers)
-    return build_digest(subscription, period, items, now=now, settings=settings)
+    return build_digest(subscription, period, items, now=now, settings=settings, stats=stats)
 
 
 # --- what a delivery recorded --------------------------------------------------------------------

@@ -59,3 +59,7 @@ class Digest:
     items: list[DigestItem]
     links: DigestLinks
     generated_at: dt.datetime
+    # What the selection saw, for "why no email today" (service/why.py): papers new for the
+    # subscription, and the best matching score among them (before min_score and max_papers).
+    candidates: int | None = None
+    best_score: float | None = None

@@ -200,3 +200,44 @@ def create_webhook(request: Request, session: DB, body: WebhookIn) -> dict[str, 
         raise HTTPException(400, str(exc)) from exc
     session.commit()
     return {"subscription_id": sub.id, "address": sub.address}
+
+
+# --- why no email --------------------------------------------------------------------------------
+
+
+class NoteOut(BaseModel):
+    at: dt.datetime
+    pass_at: dt.datetime
+    period: str | None
+    outcome: str
+    papers: int
+    best_score: float | None
+    cutoff: float | None
+    detail: str | None
+    text: str  # the note in plain words
+
+
+@router.get("/subscriptions/{subscription_id}/why", response_model=list[NoteOut], responses=NOT_FOUND)
+def why_notes(
+    session: DB, subscription_id: Id, days: Annotated[int, Query(ge=1, le=30)] = 7
+) -> list[dict[str, Any]]:
+    """What each dispatch pass of the last `days` days did with the subscription, and why."""
+    from service.models import utcnow
+    from service.why import in_words, notes_for
+
+    sub = _get(session, Subscription, subscription_id, "subscription")
+    notes = notes_for(session, sub.id, since=utcnow() - dt.timedelta(days=days))
+    return [
+        {
+            "at": n.at,
+            "pass_at": n.pass_at,
+            "period": n.period,
+            "outcome": n.outcome,
+            "papers": n.papers,
+            "best_score": n.best_score,
+            "cutoff": n.cutoff,
+            "detail": n.detail,
+            "text": in_words(n),
+        }
+        for n in notes
+    ]
