@@ -86,9 +86,7 @@ class PaperboyCommands(PaperboyGroup):
             "Run a Celery worker that composes and delivers the digests the clock enqueues.",
         ),
         LazyCommand("sources", "service.cli.sources:sources_app", "HTTP sources polled for new dumps."),
-        LazyCommand(
-            "slack", "service.cli.slack:slack_app", "Slack: digests posted to channels, and the app manifest."
-        ),
+        LazyCommand("slack", "service.cli.slack:slack_app", "Slack: digests posted to channels."),
         LazyCommand(
             "webhook",
             "service.cli.webhook:webhook_app",
@@ -111,7 +109,7 @@ class PaperboyCommands(PaperboyGroup):
         LazyCommand(
             "doctor",
             "service.cli.mail:doctor_command",
-            "Check what a real mail sender needs (SMTP TLS, DKIM, https, bounce path), one line each.",
+            "Check what a real sender needs, one line each; exit 0 only when a production sender would pass.",
         ),
         LazyCommand(
             "why",
