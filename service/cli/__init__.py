@@ -92,6 +92,11 @@ class PaperboyCommands(PaperboyGroup):
         ),
         LazyCommand("sources", "service.cli.sources:sources_app", "HTTP sources polled for new dumps."),
         LazyCommand("slack", "service.cli.slack:slack_app", "Slack: digests posted to channels."),
+        LazyCommand(
+            "webhook",
+            "service.cli.webhook:webhook_app",
+            "Webhooks: digests posted to Discord, Teams or Mattermost.",
+        ),
         LazyCommand("dkim", "service.cli.mail:dkim_app", "DKIM keys for signing outgoing mail."),
         LazyCommand(
             "bounces",
@@ -110,6 +115,11 @@ class PaperboyCommands(PaperboyGroup):
             "doctor",
             "service.cli.mail:doctor_command",
             "Check what a real sender needs, one line each; exit 0 only when a production sender would pass.",
+        ),
+        LazyCommand(
+            "why",
+            "service.cli.why:why_command",
+            "Why a digest was (or was not) sent on a day, in plain words.",
         ),
         LazyCommand(
             "status",

@@ -220,6 +220,7 @@ def _item_context(rank: int, item: DigestItem, digest: Digest) -> dict[str, Any]
         "snippet": snippet,
         "snippet_text": snippet_text(snippet),
         "why": one_line(item.why),
+        "tldr": one_line(item.tldr or ""),
         "feedback": digest.links.feedback.get(item.paper_id),
         "follow": digest.links.follow.get(item.paper_id),
     }
