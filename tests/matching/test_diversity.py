@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
+from pathlib import Path
+
 from sqlalchemy.orm import Session
 
 from service.config import Settings
 from service.digest.rank import rank_papers
 from service.matching.diversity import allocate, interest_coverage
+from service.matching.evaluation import evaluate, format_table, load_dataset
+from service.matching.mixed_readers import mixed_readers
 from service.models import Interest, Paper, Profile
+from tests.matching.test_eval import write_set
 
 
 def test_every_interest_gets_its_best_paper_near_the_top() -> None:
@@ -60,3 +66,17 @@ def test_digest_of_a_three_topic_reader_shows_each_topic(db: Session) -> None:
     db.flush()
     items = rank_papers(db, profile, papers, settings=Settings(_env_file=None, semantic=False))
     assert {item.interest for item in items[:3]} == set(topics)
+
+
+def test_mixed_readers_follow_three_disjoint_topics(tmp_path: Path) -> None:
+    dataset = load_dataset(write_set(tmp_path / "set", per_topic=10))
+    groups = mixed_readers(dataset.profiles)
+    assert len(groups) == 4  # 12 profiles on 6 topics: two profiles per topic never share a group
+    for group in groups:
+        assert len(group) == 3
+        assert all(not (a.relevant & b.relevant) for a, b in itertools.combinations(group, 2))
+    report = evaluate(dataset, methods=("paperboy",))
+    by_score, shared = report.mixed
+    assert (by_score.order, shared.order) == ("by score", "shared places")
+    assert shared.coverage_at_10 >= by_score.coverage_at_10 and shared.readers == 4
+    assert "interest coverage@10" in format_table(report)
