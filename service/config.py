@@ -8,7 +8,9 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_SECRET = "dev-only-change-me"
+
+class SetupError(ValueError):
+    """A setting or database paperboy cannot work with; the message names the setting and what to do."""
 
 
 class Settings(BaseSettings):
@@ -48,10 +50,35 @@ class Settings(BaseSettings):
     hard_bounce_limit: int = 3
     digest_lookback_days: int = 7  # how far back a subscription's first digest looks
 
+    # Mail that lands (service/mail): DKIM, the bounce path, what comes back, provider webhooks
+    dkim_domain: str | None = None  # d= of the signature; the From domain, for DMARC alignment
+    dkim_selector: str = "paperboy"
+    dkim_private_key_file: Path | None = None  # RSA 2048 PEM (`paperboy dkim keygen`)
+    dkim_ed25519_selector: str | None = None  # a second, Ed25519 signature (RFC 8463) when set
+    dkim_ed25519_key_file: Path | None = None
+    bounce_address: str | None = None  # bounces@mail.example.org: each digest returns to bounces+<tag>@
+    soft_bounce_limit: int = 5  # transient bounces within soft_bounce_days that flag an address
+    soft_bounce_days: int = 14
+    inbound_host: str = "127.0.0.1"  # `paperboy inbound` (SMTP or LMTP) listens here
+    inbound_port: int = 2525
+    ses_sns_cert_file: Path | None = None  # the SNS signing certificate (PEM) SES notifications carry
+    ses_sns_topic_arn: str | None = None  # when set, notifications of other topics are refused
+    postmark_webhook_credentials: SecretStr | None = None  # "user:password" of the webhook's basic auth
+    sendgrid_webhook_public_key: str | None = None  # the event webhook's verification key (base64 DER)
+    mailgun_webhook_signing_key: SecretStr | None = None
+    webhook_max_bytes: int = 1024 * 1024  # provider event bodies larger than this are refused (413)
+    webhook_max_age_s: int = 900  # signed timestamps older than this are refused (replays)
+
     # Web and links
     base_url: str = "http://127.0.0.1:8000"
-    secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
+    # Signs links and CSRF tokens, encrypts stored secrets. Unset: a random key made on first use in
+    # VAR_DIR/secret_key (mode 0600); production must set it. OLD_SECRET_KEYS (a JSON list) are still
+    # accepted for verifying and decrypting while a rotation is under way (`paperboy secrets rotate`).
+    secret_key: SecretStr | None = None
+    old_secret_keys: list[SecretStr] = []
     token_max_age_days: int = 30
+    # A digest's web page and the archive are permanent homes: their links outlive TOKEN_MAX_AGE_DAYS.
+    archive_link_max_age_days: int = 3650
     admin_token: SecretStr | None = None
     unsubscribe_mailto: str = "unsubscribe@paperboy.localhost"
     # Subscribe form: at most this many attempts per client IP and per address in the window
@@ -66,6 +93,11 @@ class Settings(BaseSettings):
     slack_rate_per_channel_s: float = 1.0
     slack_attempts: int = 3  # tries of one Slack call before the delivery is left to a later retry
     slack_max_wait_s: float = 30.0  # a longer Retry-After is not waited out in-process
+    # The installable app (OAuth v2 "Add to Slack"): the app's credentials from its settings page
+    slack_client_id: str | None = None
+    slack_client_secret: SecretStr | None = None
+    slack_authorize_url: str = "https://slack.com/oauth/v2/authorize"
+    slack_team_id: str | None = None  # SLACK_BOT_TOKEN's workspace; asked of Slack (auth.test) when unset
 
     # Scheduler
     dispatch_interval_s: int = 300
@@ -73,10 +105,16 @@ class Settings(BaseSettings):
     lease_seconds: int = 60
     shutdown_grace_s: float = 120.0  # SIGTERM: how long sends in flight may take to finish
 
+    # Workers (service.delivery.tasks): with a broker, `paperboy run` enqueues and `paperboy worker`s work
+    broker_url: str = ""  # amqp://user:pass@rabbitmq:5672//; empty: every pass runs in one process
+    queue_prefix: str = ""  # prepended to the queue names match / email / slack
+    redis_url: str = ""  # redis://redis:6379/0: relay and Slack rate limits shared by all workers
+
     @model_validator(mode="after")
-    def _refuse_default_secret_in_production(self) -> Settings:
-        if self.environment == "production" and self.secret_key.get_secret_value() == DEFAULT_SECRET:
-            raise ValueError("SECRET_KEY must be set to a real secret when ENVIRONMENT=production")
+    def _refuse_missing_secret_in_production(self) -> Settings:
+        # Several production instances must share one key, so none is generated for them.
+        if self.environment == "production" and not (self.secret_key and self.secret_key.get_secret_value()):
+            raise ValueError("SECRET_KEY must be set when ENVIRONMENT=production")
         return self
 
     @property

@@ -9,7 +9,10 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.config import Settings, get_settings
+from service.config import Settings, SetupError, get_settings
+
+DATABASE_URL_FORMS = "sqlite:///path/to/paperboy.db or postgresql://user@host:5432/paperboy"
+SUPPORTED_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
 
 
 def normalise_url(url: str) -> str:
@@ -19,13 +22,40 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def check_database_url(url: str) -> None:
+    """Refuse a DATABASE_URL paperboy cannot use before any driver is loaded, with what to do instead.
+
+    A SQLite file in a folder that does not exist is refused rather than created: a typo in the path
+    would otherwise start a second, empty database somewhere unexpected. (`get_engine` creates
+    VAR_DIR, paperboy's own folder, so the default database works on a fresh machine.)
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(normalise_url(url))
+    except (ArgumentError, ValueError):
+        # The value itself is not repeated: a mistyped URL may still hold a password.
+        raise SetupError(f"DATABASE_URL is not a database URL: use {DATABASE_URL_FORMS}") from None
+    if parsed.drivername not in SUPPORTED_DRIVERS:
+        raise SetupError(
+            f"DATABASE_URL uses {parsed.drivername}://, which paperboy does not support: "
+            f"use {DATABASE_URL_FORMS}"
+        )
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        folder = Path(parsed.database).parent
+        if not folder.is_dir():
+            raise SetupError(
+                f"DATABASE_URL names the SQLite file {parsed.database}, but the folder {folder} does not "
+                "exist: create it first (mkdir -p) or fix the path"
+            )
+
+
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite gets WAL, foreign keys and a busy timeout."""
+    check_database_url(url)
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -52,7 +82,9 @@ _engines: dict[str, Engine] = {}
 
 def get_engine(settings: Settings | None = None) -> Engine:
     """The process-wide engine for the configured database (one per URL)."""
-    url = (settings or get_settings()).resolved_database_url
+    settings = settings or get_settings()
+    url = settings.resolved_database_url
+    settings.var_dir.mkdir(parents=True, exist_ok=True)  # paperboy's own folder (default database, outbox)
     if url not in _engines:
         _engines[url] = make_engine(url)
     return _engines[url]

@@ -43,3 +43,50 @@ def feedback_url(
         "feedback", subscription_id=subscription_id, settings=s, paper=paper_id, relevant=relevant
     )
     return _url(FEEDBACK_PATH, token, s)
+
+
+# --- reader links: a digest's own page, the archive, one-click follow actions --------------------
+
+DIGEST_PATH = "/digest/{token}"
+ARCHIVE_PATH = "/archive/{token}"
+FOLLOW_PATH = "/follow/{token}"
+FOLLOW_ACTIONS = ("authors", "seed")  # follow the paper's authors / more like this paper
+
+
+def digest_url(
+    subscriber_id: int | None, subscription_id: int, period: str, settings: Settings | None = None
+) -> str:
+    """The permanent page of the digest (subscription, period): deliveries are unique per pair."""
+    s = settings or get_settings()
+    token = make_token(
+        "digest", subscriber_id=subscriber_id, subscription_id=subscription_id, settings=s, period=period
+    )
+    return _url(DIGEST_PATH, token, s)
+
+
+def archive_url(subscriber_id: int | None, subscription_id: int, settings: Settings | None = None) -> str:
+    s = settings or get_settings()
+    token = make_token("archive", subscriber_id=subscriber_id, subscription_id=subscription_id, settings=s)
+    return _url(ARCHIVE_PATH, token, s)
+
+
+def follow_url(
+    subscriber_id: int | None,
+    subscription_id: int,
+    paper_id: int,
+    action: str,
+    settings: Settings | None = None,
+) -> str:
+    """A one-click link: follow the paper's authors ("authors") or add it as a seed ("seed")."""
+    if action not in FOLLOW_ACTIONS:
+        raise ValueError(f"unknown follow action {action!r}")
+    s = settings or get_settings()
+    token = make_token(
+        "follow",
+        subscriber_id=subscriber_id,
+        subscription_id=subscription_id,
+        settings=s,
+        paper=paper_id,
+        action=action,
+    )
+    return _url(FOLLOW_PATH, token, s)

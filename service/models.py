@@ -17,6 +17,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     Time,
     UniqueConstraint,
@@ -179,6 +180,9 @@ class Subscriber(Timestamped, Base):
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     hard_bounces: Mapped[int] = mapped_column(Integer, default=0)
     flagged: Mapped[bool] = mapped_column(Boolean, default=False)  # too many hard bounces
+    # Imported as already confirmed: where the consent was given (service/bulk.py), and when recorded.
+    consent_source: Mapped[str | None] = mapped_column(String(300))
+    consent_at: Mapped[dt.datetime | None] = mapped_column()
 
     profiles: Mapped[list[Profile]] = relationship(back_populates="subscriber")
     subscriptions: Mapped[list[Subscription]] = relationship(back_populates="subscriber")
@@ -213,6 +217,7 @@ class Interest(Timestamped, Base):
     query: Mapped[str | None] = mapped_column(Text)  # query language
     exclude: Mapped[str] = mapped_column(Text, default="")  # comma-separated excluded terms
     seeds: Mapped[list[Any]] = mapped_column(default=list)  # paper ids
+    authors: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")  # followed names
     threshold: Mapped[float | None] = mapped_column(Float)
     top_k: Mapped[int | None] = mapped_column(Integer)
 
@@ -262,6 +267,10 @@ class Subscription(Timestamped, Base):
     needs_attention: Mapped[str | None] = mapped_column(Text)  # permanent channel error
     next_digest_at: Mapped[dt.datetime | None] = mapped_column(index=True)
     last_sent_at: Mapped[dt.datetime | None] = mapped_column()
+    # The workspace (and enterprise grid org) of a channel subscribed through the installed Slack app:
+    # its bot token comes from that installation, and uninstalling pauses it.
+    slack_team_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    slack_enterprise_id: Mapped[str | None] = mapped_column(String(32))
 
     subscriber: Mapped[Subscriber | None] = relationship(back_populates="subscriptions")
     profile: Mapped[Profile] = relationship()
@@ -312,6 +321,29 @@ class DeliveryPaper(Base):
     paper: Mapped[Paper] = relationship()
 
 
+class MailEvent(Base):
+    """Something that came back about a sent message: a bounce, a complaint, a delivery report, an
+    unsubscribe request (or a refused one). Stored once per event_key, so a redelivered report or
+    webhook never counts twice."""
+
+    __tablename__ = "mail_events"
+    __table_args__ = (Index("ix_mail_events_kind_occurred_at", "kind", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # hard_bounce | soft_bounce | complaint | delivered | unsubscribe | refused
+    kind: Mapped[str] = mapped_column(String(20))
+    address: Mapped[str] = mapped_column(String(320), index=True, default="")
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id", ondelete="SET NULL"))
+    subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id", ondelete="SET NULL"))
+    provider: Mapped[str] = mapped_column(String(20))  # dsn|arf|mailbox|ses|postmark|sendgrid|mailgun
+    status: Mapped[str | None] = mapped_column(String(20))  # enhanced status code, e.g. 5.1.1
+    detail: Mapped[str] = mapped_column(Text, default="")
+    raw_ref: Mapped[str] = mapped_column(String(500), default="")  # file, Message-ID or provider event id
+    event_key: Mapped[str] = mapped_column(String(200), unique=True)
+    occurred_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
 class Lease(Base):
     """A named lease: which instance runs the scheduler, until when."""
 
@@ -331,3 +363,35 @@ class RateLimitHit(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     bucket: Mapped[str] = mapped_column(String(400))
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# --- the Slack app ------------------------------------------------------------------------------
+
+
+class SlackSeenRequest(Base):
+    """A signed Slack request already received, kept while its timestamp could still pass (replays)."""
+
+    __tablename__ = "slack_seen_requests"
+
+    signature: Mapped[str] = mapped_column(String(100), primary_key=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
+def _slack_sdk_tables() -> tuple[Table, Table, Table]:
+    # slack_sdk.oauth's own SQLAlchemy stores define these tables; they are built here on paperboy's
+    # metadata so that Alembic owns them. Token columns are Text: they hold sealed (encrypted) tokens.
+    from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+    from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+
+    store = SQLAlchemyInstallationStore
+    installations = store.build_installations_table(Base.metadata, "slack_installations")
+    bots = store.build_bots_table(Base.metadata, "slack_bots")
+    states = SQLAlchemyOAuthStateStore.build_oauth_states_table(Base.metadata, "slack_oauth_states")
+    for table in (installations, bots):
+        for column in table.c:
+            if column.name.endswith(("_token", "webhook_url")):
+                column.type = Text()
+    return installations, bots, states
+
+
+slack_installations, slack_bots, slack_oauth_states = _slack_sdk_tables()

@@ -29,6 +29,7 @@ class InterestSpec(BaseModel):
     query: str | None = None
     exclude: list[str] = Field(default_factory=list)
     seeds: list[str] = Field(default_factory=list)  # paper ids, arXiv ids or exact titles
+    authors: list[str] = Field(default_factory=list)  # followed author names
     threshold: float | None = None
     top_k: int | None = Field(default=None, ge=1, le=1000)
 
@@ -59,14 +60,18 @@ class ProfileSpec(BaseModel):
     not_relevant: list[str] = Field(default_factory=list)
 
 
-def validate_query(query: str) -> None:
-    """Raise ProfileError pointing at the position of a malformed query."""
+def validate_query(query: str, part: str = "query") -> None:
+    """Raise ProfileError pointing at the position of a malformed query.
+
+    `part` names what was typed ("query", "interest") in the message. Text that leaves no word to
+    match (stop words, emoji, punctuation) is refused too: such an interest could never match.
+    """
     from service.matching.query import QueryError, parse_query
 
     try:
         parse_query(query)
     except QueryError as exc:
-        raise ProfileError(f"query {query!r}: {exc}") from exc
+        raise ProfileError(f"{part} {query!r}: {exc}") from exc
 
 
 _PAPER_REF = re.compile(r"^(?:paper:|#)?(\d{1,12})$")
@@ -139,6 +144,7 @@ def apply_spec(session: Session, spec: ProfileSpec) -> Profile:
             query=i.query or None,
             exclude=", ".join(i.exclude),
             seeds=[resolve_paper(session, ref).id for ref in i.seeds],
+            authors=list(i.authors),
             threshold=i.threshold,
             top_k=i.top_k,
         )
@@ -169,6 +175,7 @@ def to_spec(session: Session, profile: Profile) -> ProfileSpec:
                 query=i.query,
                 exclude=[e.strip() for e in i.exclude.split(",") if e.strip()],
                 seeds=[ref(pid) for pid in i.seeds],
+                authors=[str(a) for a in i.authors or ()],
                 threshold=i.threshold,
                 top_k=i.top_k,
             )

@@ -72,7 +72,7 @@ class SubscriptionRequest:
 
     email: str
     interests: Sequence[str]  # plain words; each becomes an interest named after its text
-    query: str | None = None  # query language, an extra interest named "query"
+    query: str | None = None  # query language: filters the interests (alone: an interest itself)
     cadence: str = "daily"
     weekday: str | int | None = None
     send_time: str | dt.time = "08:00"
@@ -107,31 +107,81 @@ def profile_for(session: Session, subscriber: Subscriber) -> Profile:
     return profile
 
 
-def add_interests(session: Session, profile: Profile, words: Sequence[str], query: str | None) -> list[str]:
-    """Add interests (existing names are kept as they are); returns the names asked for."""
-    wanted: list[tuple[str, str, str | None]] = []
-    for text in words:
-        name = " ".join(text.split())
-        if not name:
-            continue
-        if len(name) > 200:
-            raise SubscriptionError(f"interest: {name[:40]!r}... is longer than 200 characters")
-        wanted.append((name, name, None))
-    if query and query.strip():
-        wanted.append(("query", "", query.strip()))
+def interest_texts(words: Sequence[str], query: str | None) -> list[tuple[str, str, str | None]]:
+    """(name, keywords, query) of each interest asked for, checked; SubscriptionError names the bad part.
+
+    `-i X -q Q` means "X, filtered by Q": the query constrains every interest given with it. A query
+    alone is an interest of its own, named after its text (so lists show what it says).
+    """
+    from service.profile import ProfileError, validate_query
+
+    filter_text = " ".join(query.split()) if query and query.strip() else None
+    try:
+        if filter_text is not None:
+            validate_query(filter_text)
+        wanted: list[tuple[str, str, str | None]] = []
+        for text in words:
+            name = " ".join(text.split())
+            if not name:
+                continue
+            if len(name) > 200:
+                raise SubscriptionError(f"interest: {name[:40]!r}... is longer than 200 characters")
+            validate_query(name, "interest")
+            if name not in [w[0] for w in wanted]:
+                wanted.append((name, name, filter_text))
+    except ProfileError as exc:
+        raise SubscriptionError(str(exc)) from exc
+    if not wanted and filter_text is not None:
+        wanted.append((filter_text[:200], "", filter_text))
     if not wanted:
         raise SubscriptionError("interests: give at least one interest (plain words) or a query")
-    existing = {interest.name for interest in profile.interests}
+    return wanted
+
+
+def add_interests(session: Session, profile: Profile, words: Sequence[str], query: str | None) -> list[str]:
+    """Add or update the profile's interests as asked (see `interest_texts`); returns their names.
+
+    An interest that already exists takes the keywords and query given now (its exclusions and seed
+    papers stay): subscribing again with another --query changes the filter, never keeps the old one.
+    """
+    wanted = interest_texts(words, query)
+    existing = {interest.name: interest for interest in profile.interests}
     for name, keywords, q in wanted:
-        if name not in existing:
-            profile.interests.append(Interest(name=name, keywords=keywords, query=q))
-            existing.add(name)
+        interest = existing.get(name)
+        if interest is None:
+            interest = Interest(name=name, keywords=keywords, query=q)
+            profile.interests.append(interest)
+            existing[name] = interest
+        else:
+            interest.keywords = keywords or interest.keywords
+            interest.query = q
     session.flush()
     return [name for name, _, _ in wanted]
 
 
-def create_subscription(session: Session, request: SubscriptionRequest) -> Subscription:
-    """A subscriber (found or created), their profile's interests, and one new subscription."""
+def _same_subscription(
+    session: Session, subscriber: Subscriber, channel: str, address: str, names: Sequence[str]
+) -> Subscription | None:
+    """The live subscription of this address that already delivers exactly these interests."""
+    for subscription in session.scalars(
+        select(Subscription)
+        .where(
+            Subscription.subscriber_id == subscriber.id,
+            Subscription.channel == channel,
+            Subscription.address == address,
+            Subscription.status != "unsubscribed",
+        )
+        .order_by(Subscription.id)
+    ):
+        if sorted(subscription.interests or []) == sorted(names):
+            return subscription
+    return None
+
+
+def validate_request(request: SubscriptionRequest) -> None:
+    """Every rule that depends only on what was asked, never on who exists: SubscriptionError names
+    the first one broken. Callers that must not reveal whether an address is known (the web form)
+    run it before looking the address up; add new input rules here so they all run in that order."""
     if request.channel not in CHANNEL_NAMES:
         raise SubscriptionError(f"channel: {request.channel!r} is not one of {', '.join(CHANNEL_NAMES)}")
     if not 1 <= request.max_papers <= 100:
@@ -146,6 +196,27 @@ def create_subscription(session: Session, request: SubscriptionRequest) -> Subsc
         )
     except ScheduleError as exc:
         raise SubscriptionError(f"schedule: {exc}") from exc
+    normalise_email(request.email)
+    if request.channel == "email" and request.address:
+        normalise_email(request.address)
+    interest_texts(request.interests, request.query)
+
+
+@dataclass
+class SubscribeResult:
+    subscription: Subscription
+    created: bool  # False: an existing subscription with the same interests was updated
+
+
+def subscribe(session: Session, request: SubscriptionRequest) -> SubscribeResult:
+    """A subscriber (found or created), their profile's interests, and their subscription.
+
+    Asking again for the same interests at the same address updates that subscription (schedule,
+    limits, query) instead of adding a second one that would mail the same papers twice.
+    """
+    validate_request(request)  # refuse bad input before anything is stored
+    weekday = parse_weekday(request.weekday)
+    send_time = parse_send_time(request.send_time)
     subscriber = get_or_create_subscriber(session, request.email, timezone=request.timezone)
     if request.verified:
         subscriber.verified = True
@@ -154,23 +225,48 @@ def create_subscription(session: Session, request: SubscriptionRequest) -> Subsc
         address = normalise_email(address)
     profile = profile_for(session, subscriber)
     names = add_interests(session, profile, request.interests, request.query)
-    subscription = Subscription(
-        subscriber_id=subscriber.id,
-        profile_id=profile.id,
-        channel=request.channel,
-        address=address,
-        interests=names,
-        cadence=request.cadence,
-        weekday=weekday if request.cadence == "weekly" else None,
-        send_time=send_time,
-        timezone=request.timezone,
-        max_papers=request.max_papers,
-        min_score=request.min_score,
-        status="active" if subscriber.verified else "pending",
-    )
-    session.add(subscription)
+    subscription = _same_subscription(session, subscriber, request.channel, address, names)
+    created = subscription is None
+    if subscription is None:
+        subscription = Subscription(
+            subscriber_id=subscriber.id,
+            profile_id=profile.id,
+            channel=request.channel,
+            address=address,
+            status="active" if subscriber.verified else "pending",
+        )
+        session.add(subscription)
+    elif subscription.status == "pending" and subscriber.verified:
+        subscription.status = "active"
+    timing = (request.cadence, weekday if request.cadence == "weekly" else None, send_time, request.timezone)
+    if not created and timing != (
+        subscription.cadence,
+        subscription.weekday,
+        subscription.send_time,
+        subscription.timezone,
+    ):
+        subscription.next_digest_at = None  # the dispatcher gives it its next slot on the new timing
+    subscription.interests = names
+    subscription.cadence, subscription.weekday, subscription.send_time, subscription.timezone = timing
+    subscription.max_papers = request.max_papers
+    subscription.min_score = request.min_score
     session.flush()
-    return subscription
+    return SubscribeResult(subscription, created)
+
+
+def create_subscription(session: Session, request: SubscriptionRequest) -> Subscription:
+    """`subscribe`, for callers that only need the subscription."""
+    return subscribe(session, request).subscription
+
+
+def subscription_queries(subscription: Subscription) -> dict[str, str]:
+    """The query text of each of the subscription's interests that has one, by interest name."""
+    names = set(subscription.interests or [])
+    return {
+        interest.name: interest.query
+        for interest in subscription.profile.interests
+        if interest.query and (not names or interest.name in names)
+    }
 
 
 def list_subscriptions(
@@ -264,7 +360,6 @@ def send_confirmation_email(
                 for s in subscriptions
             ],
             "subject": "Confirm your paperboy subscription",
-            "preheader": "One click to start receiving your research digest.",
         },
     )
     return send_email(subscriber.email, rendered, settings=settings)

@@ -9,8 +9,11 @@ from typing import Any
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from service.config import Settings, get_settings
+from service.secrets import secret_keys
 
 PURPOSES = frozenset({"confirm", "manage", "unsubscribe", "feedback", "slack-action"})
+# Reader links (service.links): a digest's web page, a subscription's archive, one-click follow actions.
+PURPOSES = PURPOSES | {"digest", "archive", "follow"}
 
 
 class TokenError(Exception):
@@ -28,8 +31,10 @@ class TokenClaims:
 def _serializer(purpose: str, settings: Settings) -> URLSafeTimedSerializer:
     if purpose not in PURPOSES:
         raise ValueError(f"unknown token purpose {purpose!r}")
-    # The purpose is the salt: a token signed for one purpose never verifies for another.
-    return URLSafeTimedSerializer(settings.secret_key.get_secret_value(), salt=f"paperboy:{purpose}")
+    # The purpose is the salt: a token signed for one purpose never verifies for another. itsdangerous
+    # signs with the last key of the list and verifies with any, so old keys still open old links.
+    keys = list(reversed(secret_keys(settings)))
+    return URLSafeTimedSerializer(keys, salt=f"paperboy:{purpose}")
 
 
 def make_token(
@@ -44,12 +49,21 @@ def make_token(
     return _serializer(purpose, settings or get_settings()).dumps(payload)
 
 
+# A digest's page and the archive are the digest's permanent home: their links live much longer.
+_LONG_LIVED = frozenset({"digest", "archive"})
+
+
+def default_max_age_s(purpose: str, settings: Settings) -> int:
+    days = settings.archive_link_max_age_days if purpose in _LONG_LIVED else settings.token_max_age_days
+    return days * 86400
+
+
 def read_token(
     purpose: str, token: str, *, settings: Settings | None = None, max_age_s: int | None = None
 ) -> TokenClaims:
     """The claims of a valid token; TokenError for anything else."""
     settings = settings or get_settings()
-    max_age = max_age_s if max_age_s is not None else settings.token_max_age_days * 86400
+    max_age = max_age_s if max_age_s is not None else default_max_age_s(purpose, settings)
     try:
         payload, issued = _serializer(purpose, settings).loads(token, max_age=max_age, return_timestamp=True)
     except SignatureExpired as exc:

@@ -15,18 +15,20 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, getaddresses, make_msgid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote, urlsplit
 
 from service.channels.base import DeliveryError
 from service.channels.smtp import OutboxTransport, SmtpTransport, Transport, parse_smtp_url
-from service.config import Settings
+from service.config import Settings, SetupError
 from service.digest.render import RenderedEmail, one_line, render_digest_email
+from service.mail.bounce_path import return_path
+from service.mail.dkim import DkimConfigError, DkimSigner, signer_for
 
 if TYPE_CHECKING:
     from service.digest.model import Digest
@@ -62,11 +64,17 @@ def transport_for(settings: Settings) -> Transport:
     return OutboxTransport(settings.resolved_outbox_dir)
 
 
+def check_email_settings(settings: Settings) -> None:
+    """Refuse SMTP_URL / SMTP_FROM now if every send would fail on them (before anything is claimed)."""
+    transport_for(settings).close()  # parses SMTP_URL; connects only on the first send
+    sender_address(settings)
+
+
 def sender_address(settings: Settings) -> Address:
     """SMTP_FROM parsed ("paperboy <digest@example.org>"); a clear error when it is not an address."""
     pairs = getaddresses([settings.smtp_from])
     if len(pairs) != 1 or "@" not in pairs[0][1]:
-        raise ValueError(f"SMTP_FROM {settings.smtp_from!r} is not one email address")
+        raise SetupError(f"SMTP_FROM {settings.smtp_from!r} is not one email address")
     name, addr = pairs[0]
     username, domain = addr.rsplit("@", 1)
     return Address(display_name=one_line(name), username=username, domain=domain)
@@ -212,6 +220,7 @@ class EmailChannel:
         self._now = now or (lambda: dt.datetime.now(dt.UTC))
         self._limiter = RateLimiter(settings.smtp_rate_per_s, sleep=sleep)
         self._lock = threading.Lock()  # one SMTP conversation at a time on the shared connection
+        self._signer: DkimSigner | Literal[False] | None = None  # None: not loaded yet; False: no DKIM
 
     def digest_message(self, subscription: Subscription, digest: Digest) -> Outgoing:
         """The message `send` would deliver for this digest (previews and tests use it too)."""
@@ -224,7 +233,7 @@ class EmailChannel:
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",  # RFC 8058
             "List-Id": f"paperboy digest <digest.{sender_address(self.settings).domain}>",
         }
-        return build_message(
+        message = build_message(
             rendered,
             to=subscription.address,
             settings=self.settings,
@@ -232,15 +241,27 @@ class EmailChannel:
             date=self._now(),
             headers=headers,
         )
+        verp = return_path(self.settings, digest.subscription_id, digest.period)
+        return replace(message, sender=verp) if verp else message
 
     def send(self, subscription: Subscription, digest: Digest) -> str:
         return self.send_message(self.digest_message(subscription, digest))
 
+    def signed(self, message: Outgoing) -> bytes:
+        """The message's bytes with its DKIM signature(s) prepended, when DKIM is configured."""
+        if self._signer is None:
+            try:
+                self._signer = signer_for(self.settings) or False
+            except DkimConfigError as exc:  # the operator's to fix: retried, never sent unsigned
+                raise DeliveryError(f"cannot sign: {exc}", permanent=False) from exc
+        return self._signer.sign(message.data) if self._signer else message.data
+
     def send_message(self, message: Outgoing) -> str:
-        """Send a built message; returns its Message-ID. Raises DeliveryError."""
+        """Sign and send a built message; returns its Message-ID. Raises DeliveryError."""
+        data = self.signed(message)  # last step before the wire: every header is final
         self._limiter.wait()
         with self._lock:
-            self.transport.send(message.sender, message.recipient, message.data, message.message_id)
+            self.transport.send(message.sender, message.recipient, data, message.message_id)
         return message.message_id
 
     def close(self) -> None:
@@ -267,6 +288,8 @@ def send_email(
             date=dt.datetime.now(dt.UTC),
             headers=headers,
         )
+        if settings.bounce_address:  # no VERP tag: a bounce is matched by its Message-ID
+            message = replace(message, sender=settings.bounce_address)
         return channel.send_message(message)
     finally:
         if transport is None:  # a caller's transport stays open for the caller to reuse

@@ -31,7 +31,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web import WebClient
 from slack_sdk.webhook import WebhookClient
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from service.channels.base import DeliveryError
 from service.channels.slack_blocks import SlackMessage, digest_messages
@@ -72,6 +72,8 @@ def target_for(subscription: Subscription, settings: Settings) -> SlackTarget:
             raise DeliveryError(f"Slack subscription {subscription.id}: {exc}", permanent=True) from exc
         if credential.reveal().startswith(("https://", "http://")):
             return SlackTarget("webhook", credential, subscription.address)
+    elif subscription.slack_team_id or subscription.slack_enterprise_id:
+        credential = _installed_token(subscription, settings)
     elif settings.slack_bot_token is not None and settings.slack_bot_token.get_secret_value():
         credential = Secret(settings.slack_bot_token.get_secret_value())
     else:
@@ -82,6 +84,24 @@ def target_for(subscription: Subscription, settings: Settings) -> SlackTarget:
     if not subscription.address.strip():
         raise DeliveryError(f"Slack subscription {subscription.id}: no channel id", permanent=True)
     return SlackTarget("bot", credential, subscription.address.strip())
+
+
+def _installed_token(subscription: Subscription, settings: Settings) -> Secret:
+    """The bot token of the installation of the subscription's workspace (or SLACK_BOT_TOKEN)."""
+    from service.slack_app.installs import bot_token  # the app's stores import this module's siblings
+
+    session = object_session(subscription)
+    token = None
+    if session is not None:
+        token = bot_token(session, settings, subscription.slack_team_id, subscription.slack_enterprise_id)
+    if not token:
+        workspace = subscription.slack_team_id or subscription.slack_enterprise_id
+        raise DeliveryError(
+            f"Slack subscription {subscription.id}: paperboy is not installed in workspace {workspace}"
+            " (Add to Slack again)",
+            permanent=True,
+        )
+    return Secret(token)
 
 
 class SlackChannel:

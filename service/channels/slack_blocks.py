@@ -26,6 +26,8 @@ MAX_FALLBACK = 3000  # the message's `text` (notifications, clients without bloc
 TITLE_CHARS = 300  # a title longer than this is shortened with "…" (its link leads to the whole)
 EXCERPT_CHARS = 600
 RELEVANT, NOT_RELEVANT = "paperboy_relevant", "paperboy_not_relevant"  # button action ids
+MORE_LIKE_THIS, EDIT_DIGEST = "paperboy_more_like_this", "paperboy_edit_digest"
+ADD_SEED = "paperboy_add_seed"  # an unfurled paper's button
 ELLIPSIS = "…"
 
 
@@ -122,6 +124,22 @@ def feedback_value(subscription_id: int, paper_id: int, relevant: bool, settings
     )
 
 
+def seed_value(subscription_id: int | None, paper_id: int, settings: Settings, channel: str = "") -> str:
+    """A "more like this" / "add as a seed" value: signed, naming the paper and where it goes."""
+    return make_token(
+        "slack-action",
+        subscription_id=subscription_id,
+        settings=settings,
+        paper=paper_id,
+        seed=channel or True,
+    )
+
+
+def edit_value(subscription_id: int, settings: Settings) -> str:
+    """The "edit this digest" value: signed, naming the subscription."""
+    return make_token("slack-action", subscription_id=subscription_id, settings=settings, edit=True)
+
+
 def paper_blocks(entry: dict[str, Any], digest: Digest, settings: Settings) -> list[Block]:
     """A paper's blocks: linked title and excerpt; authors, date, upvotes, why; the two buttons."""
     item = entry["item"]
@@ -132,6 +150,8 @@ def paper_blocks(entry: dict[str, Any], digest: Digest, settings: Settings) -> l
     body = excerpt(entry["snippet"], min(EXCERPT_CHARS, MAX_TEXT - len(heading) - 1))
     section = _section(f"paper-{item.paper_id}", heading + (f"\n{body}" if body else ""))
     meta = " · ".join(escape(m) for m in entry["meta"])
+    if entry["pdf_url"]:
+        meta += (" · " if meta else "") + link(entry["pdf_url"], "PDF")
     if entry["code_url"]:
         meta += (" · " if meta else "") + link(entry["code_url"], "code")
     context: list[str] = []
@@ -161,6 +181,12 @@ def paper_blocks(entry: dict[str, Any], digest: Digest, settings: Settings) -> l
                     "text": _plain("Not relevant"),
                     "action_id": NOT_RELEVANT,
                     "value": not_relevant,
+                },
+                {
+                    "type": "button",
+                    "text": _plain("More like this"),
+                    "action_id": MORE_LIKE_THIS,
+                    "value": seed_value(digest.subscription_id, item.paper_id, settings),
                 },
             ],
         }
@@ -220,6 +246,16 @@ def digest_messages(digest: Digest, settings: Settings) -> list[SlackMessage]:
     head: list[Block] = [{"type": "header", "block_id": "digest-header", "text": _plain(header_text)}]
     if header_text != subject:  # the whole subject stays readable just below a shortened header
         head.append(_context("digest-subject", clip(subject, MAX_TEXT)))
+    edit = {
+        "type": "button",
+        "text": _plain("Edit this digest"),
+        "action_id": EDIT_DIGEST,
+        "value": edit_value(digest.subscription_id, settings),
+    }
+    head.append({"type": "actions", "block_id": "digest-edit", "elements": [edit]})
+    if digest.links.view:  # the digest's own web page, and the archive of past ones
+        view, past = link(digest.links.view, "View in browser"), link(digest.links.archive, "Past digests")
+        head.append(_context("digest-links", f"{view} · {past}"))
     footer = _context(
         "digest-footer",
         "Rate each paper with its buttons to tune this channel's digest · "

@@ -9,6 +9,7 @@ subscriptions of the channel they are run in.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -17,8 +18,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from service.config import Settings
 from service.delivery.schedule import Schedule, ScheduleError
-from service.models import Feedback, Paper, Profile, Subscription
-from service.profile import record_feedback
+from service.models import Feedback, Interest, Paper, Profile, Subscription
+from service.profile import ProfileError, record_feedback, validate_query
 from service.secrets import seal
 from service.subscription import SubscriptionError, add_interests, parse_send_time, parse_weekday
 from service.subscription import set_paused as set_one_paused
@@ -66,15 +67,24 @@ class SlackSubscribe:
     send_time: str | dt.time = "08:00"
     timezone: str = "UTC"
     max_papers: int = 10
+    team_id: str | None = None  # the workspace that asked (slash command, modal): its installation posts
+    enterprise_id: str | None = None
+    query: str | None = None  # an optional query (query language), checked like the CLI's
 
 
-def subscribe(session: Session, request: SlackSubscribe, settings: Settings) -> tuple[Subscription, bool]:
-    """(subscription, created): the channel's live subscription to this interest, or a new one."""
+def _checked(request: SlackSubscribe) -> tuple[str, str | None, int | None, dt.time]:
+    """(interest words, query, weekday, send time) of a valid request; SubscriptionError otherwise."""
     interest = " ".join(request.interest.split())
-    if not interest:
+    query = (request.query or "").strip() or None
+    if not interest and not query:
         raise SubscriptionError("interest: say what the channel wants to read about")
     if len(interest) > MAX_INTEREST:
         raise SubscriptionError(f"interest: at most {MAX_INTEREST} characters")
+    if query is not None:
+        try:
+            validate_query(query)
+        except ProfileError as exc:
+            raise SubscriptionError(str(exc)) from exc
     if not 1 <= request.max_papers <= 100:
         raise SubscriptionError(f"max papers: {request.max_papers} is not between 1 and 100")
     weekday = parse_weekday(request.weekday)
@@ -85,6 +95,29 @@ def subscribe(session: Session, request: SlackSubscribe, settings: Settings) -> 
         )
     except ScheduleError as exc:
         raise SubscriptionError(f"schedule: {exc}") from exc
+    return interest, query, weekday, send_time
+
+
+def interest_name(words: str, query: str | None) -> str:
+    """The profile interest a subscription reads: its words, marked by its query when it has one."""
+    if query is None:
+        return words
+    digest = hashlib.sha256(query.encode("utf-8")).hexdigest()[:8]
+    return f"{words[:180] or 'query'} [query {digest}]"
+
+
+def _ensure_interest(session: Session, profile: Profile, name: str, words: str, query: str | None) -> None:
+    if query is None:
+        add_interests(session, profile, [words], None)
+        return
+    if all(i.name != name for i in profile.interests):
+        profile.interests.append(Interest(name=name, keywords=words, query=query))
+        session.flush()
+
+
+def subscribe(session: Session, request: SlackSubscribe, settings: Settings) -> tuple[Subscription, bool]:
+    """(subscription, created): the channel's live subscription to this interest, or a new one."""
+    interest, query, weekday, send_time = _checked(request)
     secret = None
     if request.webhook_url:
         if not request.webhook_url.startswith(("https://", "http://")):
@@ -99,27 +132,47 @@ def subscribe(session: Session, request: SlackSubscribe, settings: Settings) -> 
         profile = get_profile(session, channel_profile_name(address))
         if request.bot_token:
             secret = seal(request.bot_token, settings)
-    existing = [s for s in channel_subscriptions(session, address) if s.interests == [interest]]
+    name = interest_name(interest, query)
+    existing = [s for s in channel_subscriptions(session, address) if s.interests == [name]]
     if existing:
         return existing[0], False
-    add_interests(session, profile, [interest], None)
+    _ensure_interest(session, profile, name, interest, query)
     subscription = Subscription(
         subscriber_id=None,
         profile_id=profile.id,
         channel="slack",
         address=address,
         secret=secret,
-        interests=[interest],
+        interests=[name],
         cadence=request.cadence,
         weekday=weekday if request.cadence == "weekly" else None,
         send_time=send_time,
         timezone=request.timezone,
         max_papers=request.max_papers,
         status="active",
+        slack_team_id=request.team_id,
+        slack_enterprise_id=request.enterprise_id,
     )
     session.add(subscription)
     session.flush()
     return subscription, True
+
+
+def update(session: Session, subscription_id: int, request: SlackSubscribe) -> Subscription:
+    """Change one of the channel's subscriptions (the modal's edit): interest, query, schedule, size."""
+    interest, query, weekday, send_time = _checked(request)
+    (sub,) = _chosen(session, check_channel_id(request.channel_id), subscription_id)
+    name = interest_name(interest, query)
+    _ensure_interest(session, sub.profile, name, interest, query)
+    sub.interests = [name]
+    sub.cadence = request.cadence
+    sub.weekday = weekday if request.cadence == "weekly" else None
+    sub.send_time = send_time
+    sub.timezone = request.timezone
+    sub.max_papers = request.max_papers
+    sub.next_digest_at = None  # the dispatcher gives it its next slot on the new schedule
+    session.flush()
+    return sub
 
 
 def channel_subscriptions(session: Session, address: str) -> list[Subscription]:

@@ -23,11 +23,12 @@ from typing import NoReturn, Protocol
 from urllib.parse import unquote, urlsplit
 
 from service.channels.base import DeliveryError
+from service.config import SetupError
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-class SmtpConfigError(ValueError):
+class SmtpConfigError(SetupError):
     """An SMTP_URL paperboy cannot use (the message never includes the password)."""
 
 

@@ -1,40 +1,131 @@
-"""The `paperboy` command: one Typer app, one sub-module per stage."""
+"""The `paperboy` command: one Typer app, one sub-module per stage, each loaded when used."""
 
 from __future__ import annotations
 
 import typer
 
-from service.cli.db import db_app
-from service.cli.deliveries import deliveries_app
-from service.cli.digest import digest_app
-from service.cli.eval import eval_app
-from service.cli.ingest import ingest_command
-from service.cli.match import match_command
-from service.cli.papers import export_command, papers_app
-from service.cli.profile import profile_app
-from service.cli.run import register as register_run
-from service.cli.slack import slack_app
-from service.cli.sources import sources_app
-from service.cli.status import status_command
-from service.cli.subscriptions import register as register_subscriptions
-from service.cli.web import web_command
+from service.cli.group import LazyCommand, PaperboyGroup
 
-app = typer.Typer(help="paperboy: new research papers matched to your interests.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
-app.command("ingest")(ingest_command)
-app.add_typer(papers_app, name="papers")
-app.command("export")(export_command)
-app.add_typer(profile_app, name="profile")
-app.command("web")(web_command)
-register_subscriptions(app)  # subscribe, subscriptions list, unsubscribe
-app.add_typer(digest_app, name="digest")
-app.add_typer(deliveries_app, name="deliveries")
-app.add_typer(eval_app, name="eval")
-app.command("match")(match_command)
-register_run(app)  # run, dispatch, ingest-sources
-app.add_typer(sources_app, name="sources")
-app.add_typer(slack_app, name="slack")
-app.command("status")(status_command)
+
+class PaperboyCommands(PaperboyGroup):
+    # Order is the order of `paperboy --help`: the stages of the flow, then the service.
+    lazy_commands = (
+        LazyCommand("db", "service.cli.db:db_app", "Database schema."),
+        LazyCommand(
+            "ingest",
+            "service.cli.ingest:ingest_command",
+            "Read paper dumps into the database: one transaction and one summary row per file.",
+        ),
+        LazyCommand("papers", "service.cli.papers:papers_app", "Look at stored papers."),
+        LazyCommand(
+            "export",
+            "service.cli.papers:export_command",
+            "Write every stored paper as JSON Lines (`paperboy ingest` reads it back).",
+        ),
+        LazyCommand("profile", "service.cli.profile:profile_app", "Interest profiles."),
+        LazyCommand(
+            "web",
+            "service.cli.web:web_command",
+            "Serve the web app (BASE_URL must be the address people reach it at: links in emails use it).",
+        ),
+        LazyCommand(
+            "subscribe",
+            "service.cli.subscriptions:subscribe_command",
+            "Subscribe an address to a digest of its interests (active at once unless --confirm).",
+        ),
+        LazyCommand(
+            "subscriptions",
+            "service.cli.subscriptions:subscriptions_app",
+            "Subscriptions: who gets which digest, when.",
+        ),
+        LazyCommand(
+            "unsubscribe",
+            "service.cli.subscriptions:unsubscribe_command",
+            "End a subscription (or all of an address's); its history stays.",
+        ),
+        LazyCommand("digest", "service.cli.digest:digest_app", "Digests: preview one, or send one now."),
+        LazyCommand(
+            "deliveries",
+            "service.cli.deliveries:deliveries_app",
+            "Deliveries: one digest per subscription and period.",
+        ),
+        LazyCommand(
+            "archive",
+            "service.cli.archive:archive_command",
+            "Past digests of a subscription (newest first), or a search over the papers it was sent.",
+        ),
+        LazyCommand(
+            "authors",
+            "service.cli.authors:authors_app",
+            "Follow authors: everything by a person, whatever its words.",
+        ),
+        LazyCommand("eval", "service.cli.eval:eval_app", "Measure matching quality on a labelled set."),
+        LazyCommand(
+            "match",
+            "service.cli.match:match_command",
+            "Rank the stored papers first seen since DATE for PROFILE, with the reason for each.",
+        ),
+        LazyCommand(
+            "run",
+            "service.cli.run:run_command",
+            "The main job: ingest new dumps and send every due digest, until SIGTERM or Ctrl-C.",
+        ),
+        LazyCommand(
+            "dispatch",
+            "service.cli.run:dispatch_command",
+            "Deliver every due digest and due retry once (for cron).",
+        ),
+        LazyCommand(
+            "ingest-sources",
+            "service.cli.run:ingest_sources_command",
+            "Ingest new files from the drop folder and new dumps from HTTP sources once (for cron).",
+        ),
+        LazyCommand(
+            "worker",
+            "service.cli.worker:worker_command",
+            "Run a Celery worker that composes and delivers the digests the clock enqueues.",
+        ),
+        LazyCommand("sources", "service.cli.sources:sources_app", "HTTP sources polled for new dumps."),
+        LazyCommand(
+            "slack", "service.cli.slack:slack_app", "Slack: digests posted to channels, and the app manifest."
+        ),
+        LazyCommand("dkim", "service.cli.mail:dkim_app", "DKIM keys for signing outgoing mail."),
+        LazyCommand(
+            "bounces",
+            "service.cli.mail:bounces_app",
+            "Bounces, complaints and unsubscribe mail that came back.",
+        ),
+        LazyCommand(
+            "inbound",
+            "service.cli.mail:inbound_command",
+            "Receive bounces, complaints and unsubscribe mail by SMTP or LMTP, until SIGTERM or Ctrl-C.",
+        ),
+        LazyCommand(
+            "secrets", "service.cli.secrets:secrets_app", "The secret key and the secrets stored encrypted."
+        ),
+        LazyCommand(
+            "doctor",
+            "service.cli.mail:doctor_command",
+            "Check what a real mail sender needs (SMTP TLS, DKIM, https, bounce path), one line each.",
+        ),
+        LazyCommand(
+            "status",
+            "service.cli.status:status_command",
+            "Next run times, the last ingest, deliveries in the last 24 h, subscriptions needing attention.",
+        ),
+    )
+
+
+app = typer.Typer(
+    cls=PaperboyCommands,
+    help="paperboy: new research papers matched to your interests.",
+    no_args_is_help=True,
+)
+
+
+@app.callback()
+def _paperboy() -> None:
+    """paperboy: new research papers matched to your interests."""
 
 
 def main() -> None:

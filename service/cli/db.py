@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from service.config import get_settings
+from service.db import get_engine
 from service.migrations import upgrade
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -14,6 +15,7 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 def db_upgrade(revision: str = typer.Argument("head", help="Alembic revision to migrate to.")) -> None:
     """Create or migrate the schema of DATABASE_URL."""
     settings = get_settings()
+    get_engine(settings)  # refuses a DATABASE_URL it cannot use; creates the default var/ folder
     upgrade(settings.resolved_database_url, revision)
     typer.echo(f"database at {_redact(settings.resolved_database_url)} is at revision {revision}")
 

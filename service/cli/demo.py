@@ -37,8 +37,8 @@ def prepare_demo(settings: Settings, clock: Clock, samples: Path | None = None) 
     if not samples.is_dir():
         typer.secho(f"error: no sample dumps at {samples} (give --samples PATH)", fg="red", err=True)
         raise typer.Exit(2)
+    engine = get_engine(settings)  # first: it checks DATABASE_URL and creates VAR_DIR
     upgrade(settings.resolved_database_url)
-    engine = get_engine(settings)
     for path in sorted(p for p in samples.iterdir() if p.is_file() and not p.name.startswith(".")):
         log_ingest_run(ingest_file(engine, path, source="samples"), source="samples", where=path.name)
     subscription_id = _demo_subscription(engine, clock)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from service.config import Settings, get_settings
 from service.db import get_engine, session_scope
 from service.delivery import deliver, describe, not_deliverable
-from service.delivery.schedule import Schedule, period_at
+from service.delivery.schedule import Schedule, ScheduleError, period_at, slot_of_period
 from service.digest.compose import compose_digest
 from service.digest.render import render_digest_email
 from service.models import Delivery, Subscription
@@ -40,8 +40,13 @@ def _subscription(session: Session, subscription_id: int) -> Subscription:
 
 
 def _period(sub: Subscription, period: str | None, now: dt.datetime) -> str:
-    """The period asked for, else the one the subscription's schedule has most recently reached."""
-    return period or period_at(Schedule.of(sub), now)
+    """The period asked for (checked against the schedule), else the one it has most recently reached."""
+    if period is None:
+        return period_at(Schedule.of(sub), now)
+    try:
+        return slot_of_period(Schedule.of(sub), period, now).period
+    except ScheduleError as exc:
+        raise _fail(f"--period: {exc}") from exc
 
 
 def _transport(settings: Settings) -> str:
@@ -86,7 +91,10 @@ def send_command(
     ),
 ) -> None:
     """Deliver this subscription's digest for a period now, exactly once."""
+    from service.channels.email import check_email_settings
+
     settings = get_settings()
+    check_email_settings(settings)  # a bad SMTP_URL must stop us before the period is claimed
     engine = get_engine(settings)
     now = dt.datetime.now(dt.UTC)
     with session_scope(engine) as session:

@@ -20,7 +20,7 @@ import typer
 from sqlalchemy import Engine, inspect
 
 from service.clock import SystemClock
-from service.config import Settings, get_settings
+from service.config import Settings, SetupError, get_settings
 from service.db import get_engine
 from service.delivery.lease import instance_name
 
@@ -42,13 +42,12 @@ def configure_logging(verbose: bool = False) -> None:
 def require_schema(engine: Engine) -> None:
     """Refuse to start on a database that was never migrated (with the command that fixes it)."""
     if not inspect(engine).has_table("subscriptions"):
-        typer.secho(
-            "error: the database has no paperboy schema; run `paperboy db upgrade` first "
-            "(or `paperboy run --demo` on a fresh machine)",
-            fg="red",
-            err=True,
-        )
-        raise typer.Exit(2)
+        from service.cli.setup_errors import UPGRADE
+
+        where = engine.url.render_as_string(hide_password=True)
+        raise SetupError(
+            f"the database at {where} has no paperboy schema: {UPGRADE}"
+        )  # printed by the CLI group
 
 
 def install_stop_handlers(stop: threading.Event, settings: Settings) -> None:
@@ -86,12 +85,14 @@ def run_command(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
 ) -> None:
     """The main job: ingest new dumps and send every due digest, until SIGTERM or Ctrl-C."""
+    from service.channels.email import check_email_settings
     from service.delivery.dispatch import run_dispatch
     from service.delivery.scheduler import SchedulerService
     from service.sources import run_ingest_pass
 
     configure_logging(verbose)
     settings = get_settings()
+    check_email_settings(settings)  # refuse at start, not at the first due digest
     clock = SystemClock()
     if demo:
         from service.cli.demo import prepare_demo
@@ -135,10 +136,12 @@ def dispatch_command(
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what is due; send nothing."),
 ) -> None:
     """Deliver every due digest and due retry once (for cron)."""
+    from service.channels.email import check_email_settings
     from service.cli.status import show_due
     from service.delivery.dispatch import run_dispatch
 
     settings, clock, engine = _one_pass(now, dry_run, "run a dispatch pass", "see what is due")
+    check_email_settings(settings)
     if dry_run:
         show_due(engine, clock.now())
         return

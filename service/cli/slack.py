@@ -18,6 +18,7 @@ from service.channels import slack_subscriptions as channel_subs
 from service.config import get_settings
 from service.db import get_engine, session_scope
 from service.models import Subscription
+from service.slack_app.manifest import ManifestError, manifest
 from service.subscription import SubscriptionError, describe_schedule
 
 slack_app = typer.Typer(help="Slack: digests posted to channels.", no_args_is_help=True)
@@ -114,6 +115,16 @@ def list_command(
             status,
         )
     Console().print(table)
+
+
+@slack_app.command("manifest")
+def manifest_command() -> None:
+    """Print the Slack app manifest (JSON) for this BASE_URL, to paste when creating the app."""
+    try:
+        data = manifest(get_settings())
+    except ManifestError as exc:
+        raise _fail(exc) from exc
+    typer.echo(json.dumps(data, indent=2))
 
 
 def _fail(exc: Exception) -> typer.Exit:

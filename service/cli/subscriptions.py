@@ -10,14 +10,16 @@ from rich.table import Table
 
 from service.config import get_settings
 from service.db import get_engine, session_scope
+from service.models import Subscription
 from service.subscription import (
     SubscriptionError,
     SubscriptionRequest,
-    create_subscription,
     describe_schedule,
     list_subscriptions,
     pause,
     send_confirmation_email,
+    subscribe,
+    subscription_queries,
     unsubscribe,
     unsubscribe_all,
 )
@@ -37,7 +39,11 @@ def subscribe_command(
         [], "--interest", "-i", help="An interest in plain words (repeatable)."
     ),
     query: str | None = typer.Option(
-        None, "--query", "-q", help="Query language, e.g. '\"kv cache\" AND quant*'."
+        None,
+        "--query",
+        "-q",
+        help="Query language that filters the interests given with it, e.g. 'NOT robot*' "
+        "(alone: an interest of its own).",
     ),
     cadence: str = typer.Option("daily", help="daily, weekdays or weekly."),
     weekday: str | None = typer.Option(None, help="Day of a weekly digest: mon ... sun."),
@@ -53,6 +59,10 @@ def subscribe_command(
 ) -> None:
     """Subscribe an address to a digest of its interests (active at once unless --confirm)."""
     settings = get_settings()
+    if confirm:
+        from service.channels.email import check_email_settings
+
+        check_email_settings(settings)  # the confirmation email must be sendable before we store anything
     request = SubscriptionRequest(
         email=email,
         interests=interest,
@@ -67,12 +77,13 @@ def subscribe_command(
     )
     try:
         with session_scope(get_engine(settings)) as session:
-            subscription = create_subscription(session, request)
+            result = subscribe(session, request)
+            subscription = result.subscription
             subscriber = subscription.subscriber
             assert subscriber is not None
             line = (
-                f"subscription {subscription.id}: {subscriber.email}, {', '.join(subscription.interests)}, "
-                f"{describe_schedule(subscription)} ({subscription.status})"
+                f"subscription {subscription.id}{'' if result.created else ' updated'}: {subscriber.email}, "
+                f"{_interests_label(subscription)}, {describe_schedule(subscription)} ({subscription.status})"
             )
             if confirm:
                 send_confirmation_email(subscriber, [subscription], settings=settings)
@@ -81,6 +92,16 @@ def subscribe_command(
     typer.echo(line)
     if confirm:
         typer.echo(f"confirmation email sent to {subscriber.email}")
+
+
+def _interests_text(names: list[str], queries: dict[str, str]) -> str:
+    """`reinforcement learning [NOT robot*]`: each interest with the query that filters it."""
+    return ", ".join(f"{n} [{queries[n]}]" if queries.get(n, n) != n else n for n in names)
+
+
+def _interests_label(subscription: Subscription) -> str:
+    names = list(subscription.interests or []) or [i.name for i in subscription.profile.interests]
+    return _interests_text(names, subscription_queries(subscription))
 
 
 @subscriptions_app.command("list")
@@ -99,6 +120,7 @@ def list_command(
                     "channel": s.channel,
                     "address": s.address,
                     "interests": list(s.interests or []) or [i.name for i in s.profile.interests],
+                    "queries": subscription_queries(s),
                     "schedule": describe_schedule(s),
                     "max_papers": s.max_papers,
                     "status": "paused" if s.paused and s.status == "active" else s.status,
@@ -119,7 +141,7 @@ def list_command(
     for row in rows:
         status = str(row["status"]) + (" (needs attention)" if row["needs_attention"] else "")
         last = str(row["last_sent_at"] or "never")[:16]
-        interests = ", ".join(row["interests"])  # type: ignore[arg-type]
+        interests = _interests_text(row["interests"], row["queries"])  # type: ignore[arg-type]
         table.add_row(
             str(row["id"]),
             str(row["channel"]),
@@ -180,3 +202,9 @@ def register(app: typer.Typer) -> None:
     app.command("subscribe")(subscribe_command)
     app.add_typer(subscriptions_app, name="subscriptions")
     app.command("unsubscribe")(unsubscribe_command)
+
+
+# `subscriptions import` and `subscriptions export` live in their own module.
+from service.cli.bulk import register as _register_bulk  # noqa: E402
+
+_register_bulk(subscriptions_app)

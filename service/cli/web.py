@@ -7,7 +7,7 @@ import typer
 
 def web_command(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 for every interface)."),
-    port: int = typer.Option(8000, min=1, max=65535, help="TCP port."),
+    port: int = typer.Option(8000, min=0, max=65535, help="TCP port (0: any free port, printed at start)."),
     proxy_headers: bool = typer.Option(
         False, help="Trust X-Forwarded-For/-Proto from --forwarded-allow-ips (behind a reverse proxy)."
     ),

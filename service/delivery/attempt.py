@@ -42,6 +42,8 @@ from service.delivery.records import (
     retry_is_due,
 )
 from service.digest.compose import Ranker, compose_digest
+from service.digest.model import Digest
+from service.mail.events import note_smtp_bounce
 from service.models import Subscription
 
 __all__ = ["CHANNELS", "ChannelPool", "DeliveryOutcome", "channel_for", "deliver", "describe", "retries_due"]
@@ -113,8 +115,12 @@ def deliver(
     instance: str,
     ranker: Ranker | None = None,
     rng: random.Random | None = None,
+    digest: Digest | None = None,
 ) -> DeliveryOutcome:
-    """Deliver the subscription's digest for `period` at most once (see the module docstring)."""
+    """Deliver the subscription's digest for `period` at most once (see the module docstring).
+
+    `digest`: composed beforehand for this period (a pass's pool matching); composed here if None.
+    """
     factory = session_factory(engine)
 
     def skipped(reason: str, delivery_id: int | None = None) -> DeliveryOutcome:
@@ -139,7 +145,9 @@ def deliver(
         if existing is not None and not retry_is_due(existing, now):
             return skipped(describe(existing), existing.id)
         fresh = None
-        if existing is None:
+        if existing is None and digest is not None:
+            fresh = digest
+        elif existing is None:
             fresh = compose_digest(session, sub, period, now=now, settings=settings, ranker=ranker)
         sub.profile.interests  # noqa: B018 - loaded now: the channel may read them after the session
 
@@ -234,6 +242,7 @@ def record_failure(
         mark_unsent(session, claimed.delivery_id, error=error, next_attempt_at=next_at, now=now)
         if exc.permanent and sub.channel == "email" and sub.subscriber_id is not None:
             count_hard_bounce(session, sub.subscriber_id, settings.hard_bounce_limit)
+            note_smtp_bounce(session, sub, claimed.delivery_id, claimed.attempts, error, now)  # bounce rate
         elif exc.permanent:
             flag_needs_attention(session, sub.id, error)
     return DeliveryOutcome(

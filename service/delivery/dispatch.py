@@ -1,19 +1,18 @@
 """One dispatch pass: due subscriptions -> the period due -> service.delivery -> next_digest_at advanced.
 
 Timing is data (DESIGN convention 8). `subscriptions.next_digest_at` holds when the next digest is due;
-a pass takes the subscriptions whose time has come and claims each one with a conditional UPDATE:
-
-    UPDATE subscriptions SET next_digest_at = <now + claim> WHERE id = ? AND next_digest_at <= <now> ...
-
-Exactly one instance's UPDATE matches (PostgreSQL re-checks the WHERE after the row lock; SQLite
-serialises writers), so two dispatchers never work on the same subscription at once. The winner
-delivers the latest period that has passed (service.delivery.schedule: missed periods coalesce into one), then
-moves next_digest_at to the following slot. If it dies in between, its claim lapses after CLAIM and the
-next pass delivers the same period, which service.delivery makes a no-op if the digest went out:
-deliveries are unique per (subscription, period), and that row is claimed before anything is sent.
+a pass takes the subscriptions whose time has come batch by batch and claims them with a conditional
+UPDATE (service.delivery.claims), so two dispatchers never work on the same subscription at once.
+The batch's digests are composed together, each pool of papers matched once (service.delivery.pools).
+The winner delivers the latest period that has passed (service.delivery.schedule: missed periods
+coalesce into one), then moves next_digest_at to the following slot (one UPDATE per batch). If it dies
+in between, its claim lapses after CLAIM and the next pass delivers the same period, which
+service.delivery makes a no-op if the digest went out: deliveries are unique per (subscription,
+period), and that row is claimed before anything is sent.
 
 A digest that failed transiently is a 'retry' delivery row with next_attempt_at; each pass also
-re-delivers those that are due, until service.delivery's attempt limit marks them failed.
+re-delivers those that are due (all of them, batch by batch), until service.delivery's attempt limit
+marks them failed.
 """
 
 from __future__ import annotations
@@ -22,24 +21,36 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Select, Update, select, update
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import selectinload
 
 from service.channels.base import Channel
 from service.clock import Clock
 from service.config import Settings
 from service.db import session_factory
-from service.delivery.attempt import ChannelPool, DeliveryOutcome, deliver, retries_due
+from service.delivery.attempt import ChannelPool, DeliveryOutcome, deliver, not_deliverable, retries_due
+from service.delivery.claims import (
+    BATCH,
+    CLAIM,
+    advance,
+    claim,
+    claim_many,
+    due_subscriptions,
+    schedule_new,
+    set_claimed,
+)
+from service.delivery.pools import PoolMatcher
 from service.delivery.schedule import Schedule, ScheduleError, latest_slot, next_send_at
 from service.digest.compose import Ranker
-from service.models import Subscription
+from service.digest.model import Digest
+from service.matching.batch import ScreenedRanker
+from service.models import Profile, Subscription
 from service.oplog import log_event
 
-log = logging.getLogger("paperboy.dispatch")
+__all__ = ["CLAIM", "DispatchReport", "advance", "claim", "due_subscriptions", "run_dispatch", "schedule_new"]
 
-CLAIM = dt.timedelta(minutes=10)  # how long a claimed subscription is left alone if its claimer dies
-BATCH = 500  # subscriptions per query; a pass keeps going until none is due
+log = logging.getLogger("paperboy.dispatch")
 
 
 @dataclass
@@ -51,85 +62,20 @@ class DispatchReport:
     lost_claims: int = 0  # due subscriptions another instance claimed first
     errors: list[str] = field(default_factory=list)  # unexpected errors (a bug or the database)
     stopped: bool = False  # a stop was requested before the pass ended
+    screened_out: int = 0  # profiles the batch screen spared ranking (they could match nothing)
+    rank_seconds: float = 0.0  # time spent composing digests by pool
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
 
     @property
     def failed(self) -> bool:
-        return bool(self.errors) or any(o.status in ("failed", "retry") for o in self.outcomes)
+        """An unexpected error, or a digest whose last attempt in this pass did not go out.
 
-
-_Stmt = TypeVar("_Stmt", Select[Any], Update)
-
-
-def _active(stmt: _Stmt) -> _Stmt:
-    """Only subscriptions that get digests: active and not paused."""
-    return stmt.where(Subscription.status == "active", Subscription.paused.is_(False))
-
-
-def schedule_new(engine: Engine, now: dt.datetime) -> int:
-    """Give active subscriptions without a next_digest_at their next slot; bad schedules are flagged.
-
-    Read first, then write each row with a conditional UPDATE in its own transaction: a transaction
-    that reads and then writes could not wait for another SQLite writer (its snapshot would be stale).
-    """
-    with session_factory(engine)() as session:
-        rows = list(
-            session.scalars(_active(select(Subscription)).where(Subscription.next_digest_at.is_(None)))
-        )
-    done = 0
-    for sub in rows:
-        try:
-            values = {"next_digest_at": next_send_at(Schedule.of(sub), now)}
-        except ScheduleError as exc:
-            if sub.needs_attention == f"schedule: {exc}":
-                continue
-            values = {"needs_attention": f"schedule: {exc}"}
-        with engine.begin() as conn:
-            changed = conn.execute(
-                update(Subscription)
-                .where(Subscription.id == sub.id, Subscription.next_digest_at.is_(None))
-                .values(**values)
-            ).rowcount
-        done += changed if "next_digest_at" in values else 0
-    return done
-
-
-def due_subscriptions(engine: Engine, now: dt.datetime, limit: int = BATCH) -> list[tuple[int, dt.datetime]]:
-    """(id, next_digest_at) of active subscriptions whose digest is due, longest waiting first."""
-    with engine.connect() as conn:
-        stmt = (
-            _active(select(Subscription.id, Subscription.next_digest_at))
-            .where(Subscription.next_digest_at <= now)
-            .order_by(Subscription.next_digest_at, Subscription.id)
-            .limit(limit)
-        )
-        return [(row.id, row.next_digest_at) for row in conn.execute(stmt)]
-
-
-def claim(engine: Engine, subscription_id: int, now: dt.datetime) -> dt.datetime | None:
-    """Claim a due subscription for this pass; returns the claim's expiry, or None if someone else won."""
-    until = now + CLAIM
-    with engine.begin() as conn:
-        won = conn.execute(
-            _active(update(Subscription))
-            .where(Subscription.id == subscription_id, Subscription.next_digest_at <= now)
-            .values(next_digest_at=until)
-        ).rowcount
-    return until if won == 1 else None
-
-
-def advance(
-    engine: Engine, subscription_id: int, claimed_until: dt.datetime, next_at: dt.datetime | None
-) -> None:
-    """Release our claim by setting the next slot (only if the claim is still ours)."""
-    with engine.begin() as conn:
-        conn.execute(
-            update(Subscription)
-            .where(Subscription.id == subscription_id, Subscription.next_digest_at == claimed_until)
-            .values(next_digest_at=next_at)
-        )
+        A digest that went to 'retry' and was then sent by the same pass's retries counts as sent.
+        """
+        last = {(o.subscription_id, o.period): o.status for o in self.outcomes}
+        return bool(self.errors) or any(status in ("failed", "retry") for status in last.values())
 
 
 @dataclass
@@ -144,6 +90,7 @@ class _Pass:
     ranker: Ranker | None
     should_stop: Callable[[], bool]
     report: DispatchReport
+    matcher: PoolMatcher | None = None
 
     def stop_requested(self) -> bool:
         """SIGTERM: no new work; what is in flight has finished."""
@@ -151,7 +98,9 @@ class _Pass:
             self.report.stopped = True
         return self.report.stopped
 
-    def deliver(self, subscription_id: int, period: str, now: dt.datetime) -> DeliveryOutcome | None:
+    def deliver(
+        self, subscription_id: int, period: str, now: dt.datetime, digest: Digest | None = None
+    ) -> DeliveryOutcome | None:
         """deliver() one period, logged and reported; None when it failed unexpectedly."""
         try:
             outcome = deliver(
@@ -163,6 +112,7 @@ class _Pass:
                 settings=self.settings,
                 instance=self.instance,
                 ranker=self.ranker,
+                digest=digest,
             )
         except Exception as exc:  # a bug or a database outage: the claim lapses and a later pass retries
             log.exception("delivery of subscription %s for %s failed unexpectedly", subscription_id, period)
@@ -183,17 +133,27 @@ def run_dispatch(
     ranker: Ranker | None = None,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> DispatchReport:
-    """One pass: schedule new subscriptions, deliver every due digest, then every due retry."""
+    """One pass: schedule new subscriptions, deliver every due digest, then every due retry.
+
+    With no ranker, or a ScreenedRanker, digests are composed by pool (service.delivery.pools) behind
+    the batch screen; any other ranker is called once per subscription, as it always was.
+    """
     report = DispatchReport()
     now = clock.now()
     report.scheduled = schedule_new(engine, now)
     pool = channel if channel is not None else ChannelPool(settings)
     run = _Pass(engine, settings, clock, instance, pool, ranker, should_stop, report)
+    if ranker is None or isinstance(ranker, ScreenedRanker):
+        run.matcher = PoolMatcher(settings, now, screen=ranker or ScreenedRanker(settings))
+    skipped_before = run.matcher.screen.skipped if run.matcher and run.matcher.screen else 0
     try:
         _deliver_due(run)
         if not report.stopped:
             _deliver_retries(run)
     finally:
+        if run.matcher is not None and run.matcher.screen is not None:
+            report.screened_out = run.matcher.screen.skipped - skipped_before
+            report.rank_seconds = run.matcher.rank_seconds
         if channel is None:
             pool.close()  # our own pool: one SMTP connection for the pass, closed with it
     return report
@@ -202,49 +162,88 @@ def run_dispatch(
 def _deliver_due(run: _Pass) -> None:
     now = run.clock.now()
     seen: set[int] = set()
-    while True:
+    while not run.report.stopped:
         due = [(sid, at) for sid, at in due_subscriptions(run.engine, now) if sid not in seen]
         if not due:
             return
-        for subscription_id, _ in due:
-            seen.add(subscription_id)
+        seen.update(sid for sid, _ in due)
+        _deliver_batch(run, due, now)
+
+
+def _deliver_batch(run: _Pass, due: list[tuple[int, dt.datetime]], now: dt.datetime) -> None:
+    """Claim a batch, compose its digests together, deliver them one by one, advance them together."""
+    until, won = claim_many(run.engine, [sid for sid, _ in due], now)
+    run.report.lost_claims += len(due) - len(won)
+    due_at = {sid: at for sid, at in due if sid in won}
+    plans: list[tuple[int, str, Schedule]] = []
+    broken: dict[int, str] = {}
+    digests: dict[int, Digest] = {}
+    with session_factory(run.engine)() as session, session.begin():  # commits cached embeddings
+        subs = session.scalars(
+            select(Subscription)
+            .where(Subscription.id.in_(due_at))
+            .options(
+                selectinload(Subscription.subscriber),
+                selectinload(Subscription.profile).selectinload(Profile.interests),
+                selectinload(Subscription.profile).selectinload(Profile.feedback),
+            )
+        ).all()
+        by_id = {sub.id: sub for sub in subs}
+        for sid in due_at:
+            sub = by_id.get(sid)
+            if sub is None:
+                continue
+            try:
+                schedule = Schedule.of(sub)
+            except ScheduleError as exc:  # changed since it was scheduled: flag it, stop scheduling it
+                broken[sid] = f"schedule: {exc}"
+                continue
+            plans.append((sid, latest_slot(schedule, now).period, schedule))
+        if run.matcher is not None:
+            ready = [by_id[sid] for sid, _, _ in plans if not_deliverable(by_id[sid]) is None]
+            digests = run.matcher.compose(session, ready, {sid: period for sid, period, _ in plans})
+    _flag_broken(run.engine, until, broken)
+    advanced: dict[int, dt.datetime | None] = {}
+    handled = set(broken)
+    try:
+        for sid, period, schedule in plans:
             if run.stop_requested():
                 return
-            until = claim(run.engine, subscription_id, now)
-            if until is None:
-                run.report.lost_claims += 1
-                continue
-            _deliver_claimed(run, subscription_id, until)
+            handled.add(sid)
+            if run.deliver(sid, period, now, digests.get(sid)) is not None:
+                advanced[sid] = next_send_at(schedule, now)
+    finally:
+        set_claimed(run.engine, until, advanced)
+        # Claims this pass will not use go back as they were, for the next pass (or another instance).
+        set_claimed(run.engine, until, {sid: at for sid, at in due_at.items() if sid not in handled})
 
 
-def _deliver_claimed(run: _Pass, subscription_id: int, until: dt.datetime) -> None:
-    now = run.clock.now()
-    with session_factory(run.engine)() as session:
-        sub = session.get(Subscription, subscription_id)
-    if sub is None:
+def _flag_broken(engine: Engine, until: dt.datetime, broken: dict[int, str]) -> None:
+    if not broken:
         return
-    try:
-        schedule = Schedule.of(sub)
-    except ScheduleError as exc:  # changed since it was scheduled: flag it, stop scheduling it
-        with run.engine.begin() as conn:
+    with engine.begin() as conn:
+        for subscription_id, message in broken.items():
             conn.execute(
                 update(Subscription)
                 .where(Subscription.id == subscription_id, Subscription.next_digest_at == until)
-                .values(needs_attention=f"schedule: {exc}", next_digest_at=None)
+                .values(needs_attention=message, next_digest_at=None)
             )
-        return
-    if run.deliver(subscription_id, latest_slot(schedule, now).period, now) is not None:
-        advance(run.engine, subscription_id, until, next_send_at(schedule, now))
 
 
 def _deliver_retries(run: _Pass) -> None:
-    now = run.clock.now()
-    with session_factory(run.engine)() as session:
-        due = retries_due(session, now)
-    for subscription_id, period in due:
-        if run.stop_requested():
+    """Every retry due, not only the first batch: a relay outage can leave thousands waiting."""
+    seen: set[tuple[int, str]] = set()
+    while True:
+        now = run.clock.now()
+        with session_factory(run.engine)() as session:
+            due = [key for key in retries_due(session, now, limit=BATCH) if key not in seen]
+        if not due:
             return
-        run.deliver(subscription_id, period, now)
+        for subscription_id, period in due:
+            seen.add((subscription_id, period))
+            if run.stop_requested():
+                return
+            run.deliver(subscription_id, period, now)
 
 
 def log_delivery(outcome: DeliveryOutcome, instance: str) -> None:

@@ -199,8 +199,8 @@ def flag_needs_attention(session: Session, subscription_id: int, error: str) -> 
     )
 
 
-def retries_due(session: Session, now: dt.datetime, limit: int = 500) -> list[tuple[int, str]]:
-    """(subscription id, period) of the deliveries whose retry has come, oldest first."""
+def retries_due(session: Session, now: dt.datetime, limit: int | None = 500) -> list[tuple[int, str]]:
+    """(subscription id, period) of the deliveries whose retry has come, oldest first (None: all)."""
     rows = session.execute(
         select(Delivery.subscription_id, Delivery.period)
         .where(Delivery.status == "retry", Delivery.next_attempt_at <= now)

@@ -147,6 +147,40 @@ def period_at(schedule: Schedule, at: dt.datetime) -> str:
     return latest_slot(schedule, at).period
 
 
+def slot_of_period(schedule: Schedule, period: str, now: dt.datetime) -> Slot:
+    """The slot a period key names (as typed by a person), refusing keys the schedule never produces.
+
+    A period after the next digest's is refused too: delivering it now would leave nothing to send
+    when that period really comes.
+    """
+    weekly = schedule.cadence == "weekly"
+    form = "YYYY-Www, e.g. 2026-W48" if weekly else "YYYY-MM-DD, e.g. 2026-11-23"
+    what = f"period {period!r} is not a {schedule.cadence} period ({form})"
+    try:
+        if weekly:
+            year, week = period.split("-W")
+            monday = dt.date.fromisocalendar(int(year), int(week), 1)
+            local_date = monday + dt.timedelta(days=schedule.weekday or 0)
+        else:
+            local_date = dt.date.fromisoformat(period)
+    except ValueError:
+        raise ScheduleError(what) from None
+    if period_key(schedule, local_date) != period:  # a non-canonical spelling, e.g. 20261123
+        raise ScheduleError(what)
+    if not sends_on(schedule, local_date):
+        raise ScheduleError(
+            f"period {period!r} is a {local_date:%A}: {schedule.describe()} sends Monday to Friday"
+        )
+    slot = slot_on(schedule, local_date)
+    upcoming = next_slot(schedule, now)
+    if slot.due_at > upcoming.due_at:
+        raise ScheduleError(
+            f"period {period!r} has not come yet: the next digest is for {upcoming.period}; "
+            "send that one or an earlier one"
+        )
+    return slot
+
+
 def next_send_at(schedule: Schedule, after: dt.datetime) -> dt.datetime:
     """When the next digest after `after` is due: the value stored in subscriptions.next_digest_at."""
     return next_slot(schedule, after).due_at

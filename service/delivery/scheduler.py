@@ -81,6 +81,12 @@ def dispatch_job(instance: str) -> None:
     rt = _runtimes.get(instance)
     if rt is None or rt.stop.is_set():
         return
+    if rt.settings.broker_url:  # the workers compose and deliver; the clock only claims and enqueues
+        from service.delivery.tasks import configure, enqueue_pass
+
+        configure(rt.settings)
+        enqueue_pass(rt.engine, rt.settings, rt.clock.now())
+        return
     if rt.ranker is None:
         from service.matching.batch import ScreenedRanker
 

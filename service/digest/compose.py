@@ -1,7 +1,7 @@
 """Choose the papers of one subscription's digest for one period, and build the Digest.
 
 The candidates are the papers first seen since the subscription's last digest (or within a lookback
-window before its first one) that no earlier digest of this subscription holds; the profile's ranker
+window before its first one) that no earlier digest to the same address holds; the profile's ranker
 orders them, `min_score` and `max_papers` cut the list. Nothing here writes: service.delivery records
 what a delivery holds, and `digest_from_record` rebuilds exactly that digest for a retry.
 """
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from service.config import Settings
 from service.digest.model import Digest, DigestItem, DigestLinks, Segment
-from service.links import feedback_url, manage_url, unsubscribe_url
+from service.links import archive_url, digest_url, feedback_url, follow_url, manage_url, unsubscribe_url
 from service.models import Delivery, DeliveryPaper, Paper, Profile, Subscription
 
 # A subscription paused for months does not get a digest ranked over months of papers: the window
@@ -62,8 +62,15 @@ def window_start(
 def candidate_papers(
     session: Session, subscription: Subscription, *, now: dt.datetime, settings: Settings
 ) -> list[Paper]:
-    """New papers for the subscription that none of its digests has held."""
-    already = select(DeliveryPaper.paper_id).where(DeliveryPaper.subscription_id == subscription.id)
+    """New papers for the subscription that no digest to its address has held.
+
+    Every subscription of the same channel and address counts, not only this one: two subscriptions
+    whose interests overlap never mail one paper twice to one inbox.
+    """
+    same_inbox = select(Subscription.id).where(
+        Subscription.channel == subscription.channel, Subscription.address == subscription.address
+    )
+    already = select(DeliveryPaper.paper_id).where(DeliveryPaper.subscription_id.in_(same_inbox))
     since = window_start(session, subscription, now=now, settings=settings)
     stmt = (
         select(Paper)
@@ -113,9 +120,13 @@ def digest_topic(subscription: Subscription, items: Sequence[DigestItem]) -> str
     return f"{', '.join(names[:_TOPIC_NAMES])} and {len(names) - _TOPIC_NAMES} more"
 
 
-def digest_links(subscription: Subscription, items: Sequence[DigestItem], settings: Settings) -> DigestLinks:
-    """Signed manage / unsubscribe / feedback links (the web app serves them)."""
+def digest_links(
+    subscription: Subscription, items: Sequence[DigestItem], settings: Settings, period: str | None = None
+) -> DigestLinks:
+    """Signed manage / unsubscribe / feedback links, and with a period the digest's own page (the web
+    app serves them all)."""
     unsubscribe = unsubscribe_url(subscription.subscriber_id, subscription.id, settings)
+    owner = subscription.subscriber_id
     return DigestLinks(
         manage=manage_url(subscription.subscriber_id or 0, subscription.id, settings),
         unsubscribe=unsubscribe,
@@ -124,6 +135,15 @@ def digest_links(subscription: Subscription, items: Sequence[DigestItem], settin
             item.paper_id: (
                 feedback_url(subscription.id, item.paper_id, True, settings),
                 feedback_url(subscription.id, item.paper_id, False, settings),
+            )
+            for item in items
+        },
+        view=digest_url(owner, subscription.id, period, settings) if period else "",
+        archive=archive_url(owner, subscription.id, settings),
+        follow={
+            item.paper_id: (
+                follow_url(owner, subscription.id, item.paper_id, "authors", settings),
+                follow_url(owner, subscription.id, item.paper_id, "seed", settings),
             )
             for item in items
         },
@@ -138,7 +158,7 @@ def build_digest(
         period=period,
         topic=digest_topic(subscription, items),
         items=items,
-        links=digest_links(subscription, items, settings),
+        links=digest_links(subscription, items, settings, period),
         generated_at=now,
     )
 
@@ -178,7 +198,33 @@ def item_record(item: DigestItem) -> dict[str, Any]:
         "snippet": [[seg.text, seg.hit] for seg in item.snippet],
         "matched_terms": list(item.matched_terms),
         "interest": item.interest,
+        "pdf_url": item.pdf_url,
     }
+
+
+def item_json(item: DigestItem) -> dict[str, Any]:
+    """A digest item as JSON with its paper and score (a composed digest sent to a worker)."""
+    return {"paper_id": item.paper_id, "score": item.score, **item_record(item)}
+
+
+def item_from_json(data: dict[str, Any]) -> DigestItem:
+    published = data.get("published_on")
+    return DigestItem(
+        paper_id=int(data["paper_id"]),
+        title=data["title"],
+        url=data.get("url"),
+        authors=list(data.get("authors") or []),
+        author_count=data.get("author_count"),
+        organization=data.get("organization"),
+        published_on=dt.date.fromisoformat(published) if published else None,
+        upvotes=data.get("upvotes"),
+        code_url=data.get("code_url"),
+        score=float(data["score"]),
+        why=data.get("why") or "",
+        snippet=[Segment(str(text), bool(hit)) for text, hit in data.get("snippet") or []],
+        matched_terms=list(data.get("matched_terms") or []),
+        interest=data.get("interest"),
+    )
 
 
 def item_from_record(row: DeliveryPaper) -> DigestItem:
@@ -199,6 +245,7 @@ def item_from_record(row: DeliveryPaper) -> DigestItem:
         snippet=[Segment(str(text), bool(hit)) for text, hit in reason.get("snippet") or []],
         matched_terms=list(reason.get("matched_terms") or []),
         interest=reason.get("interest"),
+        pdf_url=reason.get("pdf_url"),
     )
 
 

@@ -32,6 +32,7 @@ class DigestItem:
     snippet: list[Segment] = field(default_factory=list)
     matched_terms: list[str] = field(default_factory=list)
     interest: str | None = None  # the interest that matched best
+    pdf_url: str | None = None  # the arXiv PDF, when the arXiv id is known
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ class DigestLinks:
     unsubscribe: str
     unsubscribe_post: str  # RFC 8058 one-click target
     feedback: dict[int, tuple[str, str]] = field(default_factory=dict)  # paper id -> (relevant, not)
+    view: str = ""  # the digest's own web page ("View in browser")
+    archive: str = ""  # the subscription's archive of past digests
+    follow: dict[int, tuple[str, str]] = field(default_factory=dict)  # paper id -> (authors, more like)
 
 
 @dataclass(frozen=True)

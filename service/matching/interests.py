@@ -45,6 +45,7 @@ class Interest:
     disliked: Sequence[str] = ()
     threshold: float | None = None
     top_k: int = 20
+    authors: Sequence[str] = ()  # followed author names (service.matching.authors)
     model: ReaderModel | None = None
 
 
@@ -106,8 +107,14 @@ def compile_interest(interest: Interest) -> CompiledInterest:
             raise InterestError(f"exclude[{i}]", str(error)) from error
         except QueryError as error:
             raise InterestError(f"exclude[{i}]", str(error), error) from error
-    if parsed["keywords"] is None and parsed["query"] is None and not interest.seeds and not interest.liked:
-        raise InterestError("interest", "needs keywords, a query, seed papers or liked papers")
+    if (
+        parsed["keywords"] is None
+        and parsed["query"] is None
+        and not interest.seeds
+        and not interest.liked
+        and not interest.authors
+    ):
+        raise InterestError("interest", "needs keywords, a query, seed papers, liked papers or authors")
     return CompiledInterest(
         interest,
         parsed["keywords"],

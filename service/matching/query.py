@@ -129,7 +129,7 @@ class _Parser:
                 raise self.error("empty keyword", start)
             node = self.parse_or(None)
             if node is None:
-                raise self.error("nothing to search for (only stop words or punctuation)", start)
+                raise self.error("nothing to search for (only stop words, emoji or punctuation)", start)
             clauses.append(node)
             nxt = self.take()
             if nxt.kind == "END":

@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import SecretStr
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
@@ -32,23 +33,39 @@ from service.web.admin_schemas import (
     SubscriptionPatch,
     SubscriptionStatus,
 )
-from service.web.preferences import reschedule
+from service.web.gate import ADMIN_MAX_BYTES
+from service.web.preferences import reschedule, shown_interests
 
 M = TypeVar("M")
 
 _bearer = HTTPBearer(auto_error=False, description="the ADMIN_TOKEN setting")
 
 
+def admin_refusal(expected: SecretStr | None, authorization: str | None) -> tuple[int, str] | None:
+    """Why a request with this Authorization header may not use the admin API (None: it may).
+
+    Runs in the request gate (service/web/gate.py) before the body is read, and again as the router
+    dependency; the token is compared in constant time."""
+    if expected is None or not expected.get_secret_value():
+        return 503, "the admin API is disabled: set ADMIN_TOKEN"
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode(), expected.get_secret_value().encode()
+    ):
+        return 401, "a valid admin token is required"
+    return None
+
+
 def require_admin(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
-    """Lets the request through only with the configured admin token (compared in constant time)."""
-    expected = request.app.state.settings.admin_token
-    if expected is None or not expected.get_secret_value():
-        raise HTTPException(503, "the admin API is disabled: set ADMIN_TOKEN")
-    given = credentials.credentials if credentials else ""
-    if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
-        raise HTTPException(401, "a valid admin token is required", headers={"WWW-Authenticate": "Bearer"})
+    """Lets the request through only with the configured admin token."""
+    given = f"Bearer {credentials.credentials}" if credentials else None
+    refusal = admin_refusal(request.app.state.settings.admin_token, given)
+    if refusal is not None:
+        status, detail = refusal
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        raise HTTPException(status, detail, headers=headers)
 
 
 def admin_session(request: Request) -> Iterator[Session]:
@@ -62,6 +79,7 @@ def admin_session(request: Request) -> Iterator[Session]:
 router = APIRouter(
     prefix="/api/admin",
     tags=["admin"],
+    max_body_size=ADMIN_MAX_BYTES,
     dependencies=[Depends(require_admin)],
     responses={400: {"model": Error}, 401: {"model": Error}, 503: {"model": Error}},
 )
@@ -158,13 +176,19 @@ def get_subscription(session: DB, subscription_id: Id) -> Subscription:
     return _get(session, Subscription, subscription_id, "subscription")
 
 
-@router.patch("/subscriptions/{subscription_id}", response_model=SubscriptionOut, responses=NOT_FOUND)
+@router.patch(
+    "/subscriptions/{subscription_id}",
+    response_model=SubscriptionOut,
+    responses={**NOT_FOUND, 409: {"model": Error}},
+)
 def update_subscription(session: DB, subscription_id: Id, patch: SubscriptionPatch) -> Subscription:
     """Changes when and whether a subscription is delivered."""
     subscription = _get(session, Subscription, subscription_id, "subscription")
     changes = patch.model_dump(exclude_unset=True)
     if changes.pop("clear_needs_attention", False):
         subscription.needs_attention = None
+    if "query" in changes:
+        _set_query(subscription, changes.pop("query"))
     if changes.get("send_time") is not None:
         changes["send_time"] = dt.time.fromisoformat(changes["send_time"])
     for field, value in changes.items():
@@ -176,6 +200,18 @@ def update_subscription(session: DB, subscription_id: Id, patch: SubscriptionPat
         reschedule(subscription, utcnow())
     session.commit()
     return subscription
+
+
+def _set_query(subscription: Subscription, query: str | None) -> None:
+    """The query filters each of the subscription's interests; removing it must leave them matchable."""
+    if query is None:
+        return
+    for interest in shown_interests(subscription):
+        if not query and not (interest.keywords or "").strip() and not interest.seeds:
+            raise HTTPException(
+                409, f"interest {interest.name!r} is only its query: removing it leaves nothing to match"
+            )
+        interest.query = query or None
 
 
 @router.delete("/subscriptions/{subscription_id}", status_code=204, responses=NOT_FOUND)

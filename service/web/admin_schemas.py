@@ -107,6 +107,27 @@ class SubscriptionOut(_Out):
     updated_at: dt.datetime
 
 
+def _checked_query(value: str) -> str:
+    """The query language, refused with the position of the error (service.profile does the check)."""
+    from service.profile import ProfileError, validate_query
+
+    text = " ".join(value.split())
+    if text:
+        try:
+            validate_query(text)
+        except ProfileError as exc:
+            raise ValueError(str(exc)) from exc
+    return text
+
+
+# A query that filters every interest of a subscription; "" removes it.
+QueryText = Annotated[
+    str,
+    Field(max_length=2000, description="query language filtering the interests; empty: no filter"),
+    AfterValidator(_checked_query),
+]
+
+
 class SubscriptionPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -119,6 +140,7 @@ class SubscriptionPatch(BaseModel):
     max_papers: int | None = Field(None, ge=1, le=100)
     min_score: float | None = Field(None, ge=-1000, le=1000)
     clear_needs_attention: bool = Field(False, description="forget a permanent channel error")
+    query: QueryText | None = None
 
 
 class SourceOut(_Out):

@@ -15,7 +15,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from service.config import Settings, get_settings
 from service.db import get_engine, session_factory
 from service.digest.render import TEMPLATES_DIR, environment
-from service.web import admin, pages, views
+from service.web import (
+    admin,
+    admin_archive,
+    admin_bulk,
+    admin_mail,
+    archive,
+    following,
+    mail_webhooks,
+    pages,
+    views,
+)
+from service.web.admin import admin_refusal
+from service.web.gate import FORM_MAX_BYTES, AdminGate
 from service.web.security import SecurityHeadersMiddleware
 
 STATIC = TEMPLATES_DIR / "web" / "static"
@@ -40,21 +52,32 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         # the schema itself stays at /openapi.json.
         docs_url=None,
         redoc_url=None,
+        # Counted while the body streams; the admin and Slack routers set their own limits.
+        max_body_size=FORM_MAX_BYTES,
     )
     app.state.settings = settings
     app.state.sessions = session_factory(engine)
+    app.state.engine = engine
     app.state.templates = make_templates()
 
+    # The last added runs first: security headers wrap everything, even the gate's own answers.
+    app.add_middleware(AdminGate, admin_refusal=lambda header: admin_refusal(settings.admin_token, header))
     app.add_middleware(SecurityHeadersMiddleware, https=settings.base_url.startswith("https://"))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(pages.router)
+    app.include_router(archive.router)
+    app.include_router(following.router)
+    app.include_router(admin_bulk.router)  # before admin's /subscriptions/{id}
     app.include_router(admin.router)
+    app.include_router(admin_mail.router)
+    app.include_router(mail_webhooks.router)
+    app.include_router(admin_archive.router)
     _include_slack(app)
 
     @app.exception_handler(StarletteHTTPException)
     async def _error_page(request: Request, exc: StarletteHTTPException) -> Response:
         # The JSON API answers in JSON; people in a browser get a page.
-        if request.url.path.startswith("/api/") or request.url.path.startswith("/slack/"):
+        if request.url.path.startswith(("/api/", "/slack/", "/webhooks/")):
             return await http_exception_handler(request, exc)
         return views.error_page(request, exc.status_code, str(exc.detail), headers=exc.headers)
 
@@ -67,5 +90,9 @@ def _include_slack(app: FastAPI) -> None:
     if importlib.util.find_spec("service.web.slack") is None:
         return
     from service.web.slack import router as slack_router
+    from service.web.slack_events import router as events_router
+    from service.web.slack_install import router as install_router
 
     app.include_router(slack_router)
+    app.include_router(install_router)
+    app.include_router(events_router)

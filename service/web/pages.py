@@ -18,6 +18,7 @@ from service.links import (
     FEEDBACK_PATH,
     MANAGE_PATH,
     UNSUBSCRIBE_PATH,
+    archive_url,
     manage_url,
     unsubscribe_url,
 )
@@ -64,6 +65,13 @@ def subscribe(request: Request, session: DB, form: Form, background: BackgroundT
     if not csrf_valid(request, form.get(CSRF_FIELD), settings):  # type: ignore[arg-type]
         return error_page(request, 403, "This form has expired. Reload the page and submit it again.")
     data, errors = forms.parse_subscribe(form)
+    if not errors:
+        # Every rule about the input runs before the address is looked up (and before the rate
+        # limit counts it): the answer must not depend on whether the address is known.
+        try:
+            signup.check_input(data)
+        except SubscriptionError as exc:
+            errors = {"keywords": str(exc)}
     if errors:
         return _subscribe_page(request, data, errors, 400)
     ip = request.client.host if request.client else "unknown"
@@ -78,11 +86,7 @@ def subscribe(request: Request, session: DB, form: Form, background: BackgroundT
             headers={"Retry-After": retry},
         )
     if verdict == "ok":
-        try:
-            subscriber_id = _request_subscription(session, data)
-        except SubscriptionError as exc:  # depends only on what was typed, never on who exists
-            session.rollback()
-            return _subscribe_page(request, data, {"keywords": str(exc)}, 400)
+        subscriber_id = _request_subscription(session, data)
         background.add_task(signup.send_confirmation, request.app.state.sessions, subscriber_id, settings)
     # verdict "address": that inbox already got its emails for now; the page says the same as ever.
     return render(request, "sent.html.j2", {"email": data.email})
@@ -170,6 +174,7 @@ def _manage_page(
             unsubscribe_url(subscription.subscriber_id, subscription.id, settings)
         ).path,
         "preview": preview_digest(session, subscription, utcnow()),
+        "archive_url": urlsplit(archive_url(subscription.subscriber_id, subscription.id, settings)).path,
     }
     return render(request, "manage.html.j2", context, status_code)
 

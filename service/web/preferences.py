@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.authors import AUTHORS_INTEREST
 from service.delivery.schedule import Schedule, next_send_at
 from service.digest.compose import choose_items
 from service.digest.model import DigestItem
@@ -33,7 +34,8 @@ def shown_interests(subscription: Subscription) -> list[Interest]:
     if subscription.interests:
         wanted = set(subscription.interests)
         interests = [i for i in interests if i.name in wanted]
-    return interests
+    # Followed authors have their own page (/manage/{token}/authors), not a keywords form.
+    return [i for i in interests if i.name != AUTHORS_INTEREST]
 
 
 def apply_preferences(
@@ -79,7 +81,8 @@ def apply_preferences(
     kept = kept[: len(updates)]  # the interests the form showed or added
     if subscription.interests:
         # The form showed exactly this subscription's interests: what it kept or added is the new list.
-        subscription.interests = [i.name for i in kept]
+        followed = [n for n in subscription.interests if n == AUTHORS_INTEREST]  # not on the form
+        subscription.interests = [i.name for i in kept] + followed
     for other in session.scalars(
         select(Subscription).where(Subscription.profile_id == profile.id, Subscription.id != subscription.id)
     ):

@@ -27,6 +27,7 @@ from service.subscription import (
     create_subscription,
     profile_for,
     send_confirmation_email,
+    validate_request,
 )
 from service.web.forms import SubscribeInput, split_topics
 from service.web.preferences import reschedule
@@ -47,22 +48,35 @@ def _email_subscription(session: Session, subscriber: Subscriber) -> Subscriptio
     )
 
 
+def subscription_request(data: SubscribeInput) -> SubscriptionRequest:
+    """What the form asks for, as the subscription layer takes it."""
+    return SubscriptionRequest(
+        email=data.email,
+        interests=split_topics(data.keywords),
+        query=data.query or None,
+        cadence=data.cadence,
+        weekday=data.weekday if data.cadence == "weekly" else None,
+        send_time=data.time(),
+        timezone=data.timezone,
+        verified=False,
+    )
+
+
+def check_input(data: SubscribeInput) -> None:
+    """SubscriptionError when what was typed breaks a rule; runs before the address is looked up, so
+    the answer never depends on whether the address is known."""
+    validate_request(subscription_request(data))
+
+
 def request_subscription(session: Session, data: SubscribeInput, *, now: dt.datetime) -> int:
-    """Records a sign-up as the rules above say; returns the subscriber's id (flushed, not committed)."""
-    topics = split_topics(data.keywords)
+    """Records a sign-up as the rules above say; returns the subscriber's id (flushed, not committed).
+
+    Call `check_input` first: what follows depends on the address's state."""
+    request = subscription_request(data)
+    topics = list(request.interests)
     subscriber = session.scalar(select(Subscriber).where(Subscriber.email == data.email))
     subscription = _email_subscription(session, subscriber) if subscriber is not None else None
     if subscriber is None or subscription is None:
-        request = SubscriptionRequest(
-            email=data.email,
-            interests=topics,
-            query=data.query or None,
-            cadence=data.cadence,
-            weekday=data.weekday if data.cadence == "weekly" else None,
-            send_time=data.time(),
-            timezone=data.timezone,
-            verified=False,
-        )
         subscription = create_subscription(session, request)
         # A web sign-up always waits for the link, even for an address verified some other way.
         subscription.status = "pending"

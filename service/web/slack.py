@@ -1,41 +1,44 @@
 """Slack's requests to paperboy: the `/paperboy` slash command and the digest buttons.
 
-Every request must carry a valid X-Slack-Signature for its body under SLACK_SIGNING_SECRET, with an
-X-Slack-Request-Timestamp within five minutes (slack_sdk's SignatureVerifier); a request seen before
-(same timestamp and signature) is refused too, so a captured request cannot be played again while
-its timestamp is fresh. Anything else is answered 401 before the body is even parsed.
+Every request is checked by service.web.slack_requests (signature, timestamp, replay across
+processes, and the workspace it claims) before its body is even parsed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import threading
-import time
+import logging
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
-from slack_sdk.signature import SignatureVerifier
-from slack_sdk.webhook import WebhookClient
 from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from service.channels import slack_subscriptions as channel_subs
-from service.channels.slack import QUIET_SDK_LOG
-from service.channels.slack_blocks import NOT_RELEVANT, RELEVANT, escape
+from service.channels.slack_blocks import (
+    ADD_SEED,
+    EDIT_DIGEST,
+    MORE_LIKE_THIS,
+    NOT_RELEVANT,
+    RELEVANT,
+    escape,
+)
 from service.config import Settings
+from service.slack_app import actions as app_actions
+from service.slack_app import home, modal
 from service.subscription import SubscriptionError, describe_schedule
 from service.tokens import TokenError
+from service.web.gate import SLACK_MAX_BYTES
+from service.web.slack_requests import check_workspace, send_to_response_url, settings_of, verified_body
 
-router = APIRouter(prefix="/slack", include_in_schema=False)
-
-MAX_BODY = 1_000_000  # interaction payloads carry the whole message; Slack's are far smaller
-WINDOW_S = 300  # SignatureVerifier's timestamp window
+router = APIRouter(prefix="/slack", include_in_schema=False, max_body_size=SLACK_MAX_BYTES)
+log = logging.getLogger("paperboy.slack")
 USAGE = (
     "*/paperboy* manages this channel's paper digests:\n"
+    "• `/paperboy`: a form to set up (or change) this channel's digest\n"
     "• `/paperboy subscribe sparse attention, kv cache`: a daily digest (08:00 UTC) on these words\n"
     "• `/paperboy list`: this channel's subscriptions\n"
     "• `/paperboy pause [id]` and `/paperboy resume [id]`: stop and restart digests\n"
@@ -43,55 +46,9 @@ USAGE = (
 )
 
 
-class ReplayGuard:
-    """Remembers the signatures seen within the timestamp window (per process)."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def first_time(self, signature: str, now: float) -> bool:
-        with self._lock:
-            if len(self._seen) > 10_000:  # forget what has left the window
-                self._seen = {s: t for s, t in self._seen.items() if t > now}
-            if self._seen.get(signature, 0.0) > now:
-                return False
-            self._seen[signature] = now + 2 * WINDOW_S
-            return True
-
-
-def _settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
-
-
-def _guard(request: Request) -> ReplayGuard:
-    state = request.app.state
-    if not hasattr(state, "slack_replay_guard"):
-        state.slack_replay_guard = ReplayGuard()
-    return state.slack_replay_guard  # type: ignore[no-any-return]
-
-
 async def verified_form(request: Request) -> dict[str, str]:
-    """The request's form fields, once its signature and timestamp are proven; 401 otherwise."""
-    secret = _settings(request).slack_signing_secret
-    if secret is None or not secret.get_secret_value().strip():
-        raise HTTPException(503, "Slack requests are not accepted: SLACK_SIGNING_SECRET is not set")
-    if int(request.headers.get("content-length") or 0) > MAX_BODY:
-        raise HTTPException(413, "request too large")
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise HTTPException(413, "request too large")
-    timestamp = request.headers.get("x-slack-request-timestamp")
-    signature = request.headers.get("x-slack-signature")
-    verifier = SignatureVerifier(secret.get_secret_value())
-    try:
-        valid = verifier.is_valid(body=body, timestamp=timestamp, signature=signature)
-    except (ValueError, TypeError):  # a timestamp that is not a number
-        valid = False
-    if not valid or signature is None:
-        raise HTTPException(401, "invalid Slack signature or stale timestamp")
-    if not _guard(request).first_time(signature, time.time()):
-        raise HTTPException(401, "this Slack request was already received")
+    """The form fields of a proven Slack request (service.web.slack_requests); 401 otherwise."""
+    body = await verified_body(request)
     try:
         return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
     except UnicodeDecodeError as exc:
@@ -103,27 +60,44 @@ def _reply(text: str, *, public: bool = False) -> JSONResponse:
 
 
 @router.post("/commands")
-async def slash_command(request: Request) -> JSONResponse:
-    """`/paperboy subscribe <words> | list | pause [id] | resume [id] | unsubscribe <id>`."""
+async def slash_command(request: Request) -> Response:
+    """`/paperboy` (the modal) or `/paperboy subscribe <words> | list | pause | resume | unsubscribe <id>`."""
     form = await verified_form(request)
+    await check_workspace(request, form.get("team_id"), form.get("enterprise_id"))
     channel_id = form.get("channel_id", "")
+    workspace = (form.get("team_id") or None, form.get("enterprise_id") or None)
     verb, _, rest = " ".join(form.get("text", "").split()).partition(" ")
     sessions = request.app.state.sessions
-    settings = _settings(request)
+    settings = settings_of(request)
+    if not verb and form.get("trigger_id"):
+        # Acknowledged at once; views.open follows, within the trigger's 3 seconds.
+        where = modal.Where(channel_id, *workspace)
+        args = (settings, request.app.state.engine, where, form["trigger_id"])
+        return Response(status_code=200, background=BackgroundTask(app_actions.open_modal, *args))
 
     def run() -> str:
         with sessions() as session, session.begin():
-            return run_command(session, settings, channel_id, verb.lower(), rest)
+            return run_command(session, settings, channel_id, verb.lower(), rest, workspace)
 
     return _reply(await run_in_threadpool(run))
 
 
-def run_command(session: Session, settings: Settings, channel_id: str, verb: str, rest: str) -> str:
+def run_command(
+    session: Session,
+    settings: Settings,
+    channel_id: str,
+    verb: str,
+    rest: str,
+    workspace: tuple[str | None, str | None] = (None, None),
+) -> str:
     """The reply to one slash command (mrkdwn); input errors become replies, never 500s."""
     try:
         channel_id = channel_subs.check_channel_id(channel_id)
         if verb == "subscribe":
-            request = channel_subs.SlackSubscribe(channel_id=channel_id, interest=rest)
+            team_id, enterprise_id = workspace
+            request = channel_subs.SlackSubscribe(
+                channel_id=channel_id, interest=rest, team_id=team_id, enterprise_id=enterprise_id
+            )
             sub, created = channel_subs.subscribe(session, request, settings)
             what = f"*{escape(rest)}*"
             if not created:
@@ -172,14 +146,20 @@ async def interaction(request: Request) -> Response:
         payload = json.loads(form.get("payload") or "")
     except json.JSONDecodeError as exc:
         raise HTTPException(400, "payload is not JSON") from exc
-    if not isinstance(payload, dict) or payload.get("type") != "block_actions":
+    if not isinstance(payload, dict):
+        raise HTTPException(400, "payload is not a JSON object")
+    team_id, enterprise_id = payload_workspace(payload)
+    await check_workspace(request, team_id, enterprise_id)
+    if payload.get("type") == "view_submission":
+        return await _submission(request, payload, team_id, enterprise_id)
+    if payload.get("type") != "block_actions":
         return Response(status_code=200)  # other interaction types are not paperboy's
     actions = [a for a in payload.get("actions") or [] if isinstance(a, dict)]
     buttons = [a for a in actions if a.get("action_id") in (RELEVANT, NOT_RELEVANT)]
     if not buttons:
-        return Response(status_code=200)
+        return await _app_action(request, payload, actions[0] if actions else {}, team_id, enterprise_id)
     sessions = request.app.state.sessions
-    settings = _settings(request)
+    settings = settings_of(request)
 
     def run() -> str:
         with sessions() as session, session.begin():
@@ -190,31 +170,90 @@ async def interaction(request: Request) -> Response:
             word = "relevant" if verdict.feedback.relevant else "not relevant"
             return f"Noted: *{escape(verdict.paper_title[:300])}* is {word} for this channel's digests."
 
-    text = await run_in_threadpool(run)
+    return _then_tell(payload, await run_in_threadpool(run), settings)
+
+
+def _then_tell(payload: dict[str, Any], text: str, settings: Settings) -> Response:
+    """Acknowledge, then tell the clicker privately through the response_url Slack gave with the click."""
     response_url = str(payload.get("response_url") or "")
-    task = BackgroundTask(_acknowledge, response_url, text, settings) if response_url else None
+    message = {"response_type": "ephemeral", "replace_original": False, "text": text}
+    task = BackgroundTask(send_to_response_url, response_url, message, settings) if response_url else None
     return Response(status_code=200, background=task)
 
 
-def _acknowledge(response_url: str, text: str, settings: Settings) -> None:
-    """Tell the person who clicked, privately, through the response_url Slack gave with the click."""
-    if not _trusted_response_url(response_url, settings):
-        return
-    hook = WebhookClient(url=response_url, timeout=10, logger=QUIET_SDK_LOG, retry_handlers=[])
-    # A missing thank-you is not worth an error: the feedback is already stored.
-    with contextlib.suppress(OSError, ValueError):
-        hook.send_dict({"response_type": "ephemeral", "replace_original": False, "text": text})
+def payload_workspace(payload: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(team_id, enterprise_id) an interaction payload claims to come from."""
+    team, user, enterprise = (payload.get(k) for k in ("team", "user", "enterprise"))
+    team_id = team.get("id") if isinstance(team, dict) else None
+    if not team_id and isinstance(user, dict):  # org-wide installs: the clicker's own workspace
+        team_id = user.get("team_id")
+    enterprise_id = enterprise.get("id") if isinstance(enterprise, dict) else None
+    return (str(team_id) if team_id else None), (str(enterprise_id) if enterprise_id else None)
 
 
-def _trusted_response_url(url: str, settings: Settings) -> bool:
-    # Only Slack's own hosts (or the configured API host: the loopback server in tests) get a request,
-    # so a signed-but-odd payload cannot make paperboy call an arbitrary address.
-    parts = urlsplit(url)
-    api = urlsplit(settings.slack_api_url)
-    if parts.hostname is None:
-        return False
-    if parts.scheme == "https" and (
-        parts.hostname == "hooks.slack.com" or parts.hostname.endswith(".slack.com")
-    ):
-        return True
-    return (parts.scheme, parts.hostname, parts.port) == (api.scheme, api.hostname, api.port)
+async def _submission(
+    request: Request, payload: dict[str, Any], team_id: str | None, enterprise_id: str | None
+) -> Response:
+    """The modal's Save: field errors in the answer, or the subscription saved and the Home tab redone."""
+    view = payload.get("view")
+    if not isinstance(view, dict) or view.get("callback_id") != modal.CALLBACK:
+        return Response(status_code=200)
+    settings, sessions = settings_of(request), request.app.state.sessions
+
+    def run() -> dict[str, str]:
+        with sessions() as session:
+            try:
+                errors = app_actions.submit_modal(session, settings, view, team_id)
+            except ValueError:  # private_metadata that is not paperboy's
+                errors = {"interests": "This form cannot be saved; open it again with /paperboy."}
+            if errors:
+                session.rollback()
+            else:
+                session.commit()
+            return errors
+
+    errors = await run_in_threadpool(run)
+    if errors:
+        return JSONResponse({"response_action": "errors", "errors": errors})
+    user = _user_id(payload)
+    engine = request.app.state.engine
+    return Response(
+        status_code=200,
+        background=BackgroundTask(home.publish_home, settings, engine, team_id, enterprise_id, user),
+    )
+
+
+async def _app_action(
+    request: Request,
+    payload: dict[str, Any],
+    action: dict[str, Any],
+    team_id: str | None,
+    enterprise_id: str | None,
+) -> Response:
+    """A Home tab button, "more like this", "edit this digest" or an unfurl's "add as a seed"."""
+    settings, engine = settings_of(request), request.app.state.engine
+    action_id, value = str(action.get("action_id") or ""), str(action.get("value") or "")
+    trigger_id, user = str(payload.get("trigger_id") or ""), _user_id(payload)
+    channel = payload.get("channel")
+    channel_id = str(channel.get("id") or "") if isinstance(channel, dict) else ""
+    task: BackgroundTask | None = None
+    if action_id in home.HOME_ACTIONS:
+        args = (settings, engine, team_id, enterprise_id, user, action_id, value, trigger_id)
+        task = BackgroundTask(app_actions.home_action, *args)
+    elif action_id == EDIT_DIGEST:
+        args2 = (settings, engine, value, channel_id, team_id, enterprise_id, trigger_id)
+        task = BackgroundTask(app_actions.digest_edit, *args2)
+    elif action_id in (MORE_LIKE_THIS, ADD_SEED):
+        sessions = request.app.state.sessions
+
+        def run() -> str:
+            with sessions() as session, session.begin():
+                return app_actions.add_seed(session, settings, value, channel_id)
+
+        return _then_tell(payload, await run_in_threadpool(run), settings)
+    return Response(status_code=200, background=task)
+
+
+def _user_id(payload: dict[str, Any]) -> str:
+    user = payload.get("user")
+    return str(user.get("id") or "") if isinstance(user, dict) else ""

@@ -52,13 +52,13 @@ def test_create_subscription_builds_subscriber_profile_and_interests(db: Session
         sub.subscriber is not None and sub.subscriber.email == "ada@example.org" and sub.subscriber.verified
     )
     assert (sub.status, sub.cadence, sub.weekday, sub.send_time) == ("active", "weekly", 4, dt.time(7, 30))
-    assert sub.interests == ["sparse attention", "kv cache", "query"]
+    # The query filters the interests it came with: no separate interest named "query".
+    assert sub.interests == ["sparse attention", "kv cache"]
     profile = sub.profile
     assert profile.name == "email:ada@example.org"
     assert [(i.name, i.keywords, i.query) for i in profile.interests] == [
-        ("sparse attention", "sparse attention", None),
-        ("kv cache", "kv cache", None),
-        ("query", "", '"speculative decoding" AND draft*'),
+        ("sparse attention", "sparse attention", '"speculative decoding" AND draft*'),
+        ("kv cache", "kv cache", '"speculative decoding" AND draft*'),
     ]
     # A second subscription of the same address shares the profile and adds only new interests.
     again = create_subscription(

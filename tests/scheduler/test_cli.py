@@ -49,6 +49,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 def migrate() -> None:
+    get_engine(get_settings())  # as `paperboy db upgrade` does: creates VAR_DIR, where the database lives
     upgrade(get_settings().resolved_database_url)
 
 

@@ -1,7 +1,11 @@
 """A Slack-like HTTP server on loopback for tests and benchmarks: the real slack-sdk talks to it.
 
 It serves `chat.postMessage` and `auth.test` under /api/ (checking the Bearer token as Slack does:
-not_authed, invalid_auth, token_revoked) and incoming webhooks under /services/. Every accepted
+not_authed, invalid_auth, token_revoked) and incoming webhooks under /services/. For the installable
+app it also serves the OAuth v2 authorize page (/oauth/v2/authorize: approves at once and redirects
+back with a code), `oauth.v2.access` (client id and secret by HTTP Basic, single-use codes),
+`views.open/update/publish`, `chat.unfurl`, `chat.postEphemeral` and `users.conversations`, each
+recorded; `event_callback` and `signed_headers` build the Events API requests Slack would send. Every accepted
 message is recorded with the ts it was given. It can be told to answer the next requests with a
 429 and a Retry-After, an HTTP 500, a Slack error code, or by dropping the connection; to refuse a
 channel with an error code every time; and to enforce a per-channel rate limit itself (429 when a
@@ -10,6 +14,7 @@ channel gets messages faster than allowed), counting the violations.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import math
@@ -20,9 +25,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from slack_sdk.signature import SignatureVerifier
 
 BOT_TOKEN = "xoxb-test-0123456789-abcdefghijkl"
+CLIENT_ID = "1111.2222"
+CLIENT_SECRET = "fake-slack-client-secret"
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,16 @@ class FakeSlack:
     channel_errors: dict[str, str] = field(default_factory=dict)
     hooks: dict[str, str] = field(default_factory=dict)  # path -> webhook name
     responses: list[dict[str, Any]] = field(default_factory=list)  # posted to a response_url
+    # The installable app: who installs it, the tokens issued, and what was called with them
+    install_team: dict[str, str] = field(default_factory=lambda: {"id": "T0002", "name": "Acme Research"})
+    install_enterprise: dict[str, str] | None = None  # {"id": "E0001", "name": ...}: an org-wide install
+    token_teams: dict[str, str] = field(default_factory=lambda: {BOT_TOKEN: "T0001"})
+    codes: dict[str, str] = field(default_factory=dict)  # code -> redirect_uri
+    authorize_requests: list[dict[str, str]] = field(default_factory=list)
+    views: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (method, payload)
+    unfurls: list[dict[str, Any]] = field(default_factory=list)
+    ephemerals: list[dict[str, Any]] = field(default_factory=list)
+    memberships: dict[str, list[str]] = field(default_factory=dict)  # user id -> channel ids
     _script: deque[Answer | None] = field(default_factory=deque)
     _last_post: dict[str, float] = field(default_factory=dict)
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -202,7 +221,9 @@ def _handler(state: FakeSlack) -> type[BaseHTTPRequestHandler]:
             return True
 
         def do_GET(self) -> None:
-            if self.path == "/_stats":  # for a benchmark running the server in another process
+            if self.path.startswith("/oauth/v2/authorize"):
+                self._authorize()
+            elif self.path == "/_stats":  # for a benchmark running the server in another process
                 with state._lock:
                     kinds = [p.kind for p in state.posted]
                     stats = {
@@ -227,9 +248,100 @@ def _handler(state: FakeSlack) -> type[BaseHTTPRequestHandler]:
                 self._post_message()
             elif self.path == "/api/auth.test":
                 error = state.auth(self.headers.get("Authorization"))
-                self._json(200, {"ok": False, "error": error} if error else {"ok": True, "team_id": "T0001"})
+                token = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+                team = state.token_teams.get(token, "T0001")
+                answer = {"ok": True, "team_id": team, "bot_id": "B" + team[1:], "user_id": "UBOT"}
+                self._json(200, {"ok": False, "error": error} if error else answer)
+            elif self.path == "/api/oauth.v2.access":
+                self._oauth_access()
+            elif self.path in API_METHODS:
+                self._app_call(self.path.removeprefix("/api/"))
             else:
                 self._json(404, {"ok": False, "error": "unknown_method"})
+
+        def _authorize(self) -> None:
+            # Slack's consent screen, approved at once: back to redirect_uri with a code and the state.
+            query = dict(parse_qsl(urlsplit(self.path).query))
+            with state._lock:
+                state.authorize_requests.append(query)
+            redirect = query.get("redirect_uri", "")
+            if query.get("client_id") != CLIENT_ID or not redirect.startswith(("http://", "https://")):
+                self._send(400, "invalid_client_id or redirect_uri", "text/html")
+                return
+            code = secrets.token_hex(8)
+            with state._lock:
+                state.codes[code] = redirect
+            target = redirect + "?" + urlencode({"code": code, "state": query.get("state", "")})
+            self._send(302, "", "text/html", {"Location": target})
+
+        def _oauth_access(self) -> None:
+            payload = self._body()
+            basic = (self.headers.get("Authorization") or "").removeprefix("Basic ")
+            try:
+                client_id, _, secret = base64.b64decode(basic).decode().partition(":")
+            except ValueError:
+                client_id, secret = "", ""
+            if (client_id, secret) != (CLIENT_ID, CLIENT_SECRET):
+                self._json(200, {"ok": False, "error": "invalid_client_id"})
+                return
+            with state._lock:
+                redirect = state.codes.pop(str(payload.get("code")), None)
+            if redirect is None or redirect != payload.get("redirect_uri"):
+                self._json(
+                    200, {"ok": False, "error": "invalid_code" if redirect is None else "bad_redirect_uri"}
+                )
+                return
+            team, enterprise = state.install_team, state.install_enterprise
+            token = "xoxb-" + secrets.token_hex(12)
+            with state._lock:
+                state.tokens.add(token)
+                state.token_teams[token] = team["id"]
+            self._json(
+                200,
+                {
+                    "ok": True,
+                    "app_id": "A0PAPERBOY",
+                    "authed_user": {"id": "U0INSTALLER"},
+                    "scope": "commands,chat:write,links:read,links:write,channels:read,groups:read",
+                    "token_type": "bot",
+                    "access_token": token,
+                    "bot_user_id": "U0PAPERBOY",
+                    "team": None if enterprise and not team else team,
+                    "enterprise": enterprise,
+                    "is_enterprise_install": bool(enterprise and not team),
+                },
+            )
+
+        def _app_call(self, method: str) -> None:
+            payload = self._body()
+            if self._scripted(webhook=False):
+                return
+            error = state.auth(self.headers.get("Authorization"))
+            if error:
+                self._json(200, {"ok": False, "error": error})
+                return
+            for key in ("view", "unfurls", "blocks"):  # slack_sdk sends these JSON-encoded in forms
+                if isinstance(payload.get(key), str):
+                    payload[key] = json.loads(payload[key])
+            with state._lock:
+                if method.startswith("views."):
+                    if method == "views.open" and not payload.get("trigger_id"):
+                        self._json(200, {"ok": False, "error": "invalid_trigger_id"})
+                        return
+                    state.views.append((method, payload))
+                elif method == "chat.unfurl":
+                    state.unfurls.append(payload)
+                elif method == "chat.postEphemeral":
+                    state.ephemerals.append(payload)
+            if method == "users.conversations":
+                channels = state.memberships.get(str(payload.get("user") or ""), [])
+                answer = {"channels": [{"id": c} for c in channels], "response_metadata": {"next_cursor": ""}}
+                self._json(200, {"ok": True, **answer})
+            elif method.startswith("views."):
+                view = {"id": "V" + secrets.token_hex(4).upper(), **(payload.get("view") or {})}
+                self._json(200, {"ok": True, "view": view})
+            else:
+                self._json(200, {"ok": True, "message_ts": "1700000000.000200"})
 
         def _post_message(self) -> None:
             payload = self._body()
@@ -268,6 +380,46 @@ def _handler(state: FakeSlack) -> type[BaseHTTPRequestHandler]:
             self._send(200, "ok", "text/html")
 
     return Handler
+
+
+API_METHODS = frozenset(
+    f"/api/{m}"
+    for m in (
+        "views.open",
+        "views.update",
+        "views.publish",
+        "chat.unfurl",
+        "chat.postEphemeral",
+        "users.conversations",
+    )
+)
+
+
+def event_callback(event: dict[str, Any], team_id: str = "T0001", **extra: Any) -> str:
+    """The JSON body of an Events API callback, as Slack sends it."""
+    body = {
+        "token": "deprecated-verification-token",
+        "team_id": team_id,
+        "api_app_id": "A0PAPERBOY",
+        "event": event,
+        "type": "event_callback",
+        "event_id": "Ev" + secrets.token_hex(5).upper(),
+        "event_time": int(time.time()),
+        "authorizations": [{"team_id": team_id, "enterprise_id": None, "is_enterprise_install": False}],
+        **extra,
+    }
+    return json.dumps(body)
+
+
+def signed_headers(body: str, secret: str, content_type: str = "application/json") -> dict[str, str]:
+    """The headers Slack signs a request with (X-Slack-Signature over v0:timestamp:body)."""
+    ts = str(int(time.time()))
+    signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
+    return {
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": signature or "",
+        "Content-Type": content_type,
+    }
 
 
 def _invalid(payload: dict[str, Any]) -> str | None:

@@ -86,3 +86,47 @@ def parse_message(payload: dict[str, Any]) -> list[Block]:
 def paper_ids(blocks: list[Block]) -> list[int]:
     """The papers a message shows, in order (from their section block ids)."""
     return [int(b.block_id.split("-", 1)[1]) for b in blocks if (b.block_id or "").startswith("paper-")]
+
+
+def parse_view(data: dict[str, Any]) -> Any:
+    """A modal or Home tab parsed back into slack_sdk's View, checked against Slack's limits."""
+    from slack_sdk.models.blocks import InputBlock
+    from slack_sdk.models.views import View
+
+    view = View(**data)
+    rendered = view.to_dict()  # validates every field slack_sdk knows a limit for
+    assert rendered["type"] == data["type"] and len(rendered["blocks"]) == len(data["blocks"])
+    assert 1 <= len(data["blocks"]) <= 100, f"{len(data['blocks'])} blocks"
+    for text in _text_objects(data["blocks"]):
+        assert 0 < len(text["text"]) <= 3000, text
+    for block in view.blocks or []:
+        if isinstance(block, InputBlock):
+            assert len(block.label.text) <= 150, block.label.text
+        if isinstance(block, HeaderBlock):
+            assert len(block.text.text) <= 150
+    if data["type"] == "modal":
+        assert len(data["title"]["text"]) <= 24 and len(data.get("private_metadata") or "") <= 3000
+    ids = [b.block_id for b in view.blocks or [] if b.block_id]
+    assert len(ids) == len(set(ids)), "block ids must be unique in a view"
+    return view
+
+
+def submitted_state(view: dict[str, Any], **values: str | None) -> dict[str, Any]:
+    """`view.state.values` as Slack sends it on submit: each input's initial value, or the one given."""
+    state: dict[str, Any] = {}
+    for block in view["blocks"]:
+        if block["type"] != "input":
+            continue
+        element = block["element"]
+        kind = element["type"]
+        given = values.get(block["block_id"], element.get("initial_value") or element.get("initial_time"))
+        if kind == "static_select":
+            chosen = values.get(block["block_id"]) or element["initial_option"]["value"]
+            option = next(o for o in element["options"] if o["value"] == chosen)
+            entry: dict[str, Any] = {"type": kind, "selected_option": option}
+        elif kind == "timepicker":
+            entry = {"type": kind, "selected_time": given}
+        else:
+            entry = {"type": kind, "value": given}
+        state[block["block_id"]] = {element["action_id"]: entry}
+    return state

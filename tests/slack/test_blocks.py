@@ -10,7 +10,9 @@ import pytest
 from slack_sdk.models.blocks import ActionsBlock, ButtonElement, ContextBlock, HeaderBlock, SectionBlock
 
 from service.channels.slack_blocks import (
+    EDIT_DIGEST,
     MAX_TEXT,
+    MORE_LIKE_THIS,
     NOT_RELEVANT,
     RELEVANT,
     SlackMessage,
@@ -60,13 +62,20 @@ def test_a_short_digest_is_one_message_with_a_header_papers_and_buttons(settings
 def test_buttons_carry_signed_values_for_this_subscription_paper_and_verdict(settings: Settings) -> None:
     (message,) = payloads(2, settings)
     actions = [b for b in parse_message(message) if isinstance(b, ActionsBlock)]
-    assert [a.block_id for a in actions] == ["feedback-1", "feedback-2"]
-    relevant, not_relevant = actions[1].elements
+    assert [a.block_id for a in actions] == ["digest-edit", "feedback-1", "feedback-2"]
+    (edit,) = actions[0].elements  # the parent message's "edit this digest"
+    assert isinstance(edit, ButtonElement) and edit.action_id == EDIT_DIGEST
+    edit_claims = read_token("slack-action", edit.value, settings=settings)
+    assert (edit_claims.subscription_id, edit_claims.extra) == (1, {"edit": True})
+    relevant, not_relevant, more = actions[2].elements
     assert isinstance(relevant, ButtonElement) and isinstance(not_relevant, ButtonElement)
     assert (relevant.action_id, not_relevant.action_id) == (RELEVANT, NOT_RELEVANT)
     claims = read_token("slack-action", relevant.value, settings=settings)
     assert (claims.subscription_id, claims.extra) == (1, {"paper": 2, "relevant": True})
     assert read_token("slack-action", not_relevant.value, settings=settings).extra["relevant"] is False
+    assert isinstance(more, ButtonElement) and more.action_id == MORE_LIKE_THIS
+    seed = read_token("slack-action", more.value, settings=settings)
+    assert (seed.subscription_id, seed.extra) == (1, {"paper": 2, "seed": True})
     with pytest.raises(TokenError):  # scoped: not a web feedback link
         read_token("feedback", relevant.value, settings=settings)
 
@@ -132,7 +141,7 @@ def test_an_overlong_title_and_excerpt_are_shortened_visibly(settings: Settings)
     blocks = parse_message(message)  # every text within 3,000 characters
     section = next(b for b in blocks if isinstance(b, SectionBlock))
     assert section.text.text.count("…") == 2  # title and excerpt, each marked
-    assert "and 297 more" in str(blocks)
+    assert "Author 0, Author 1 et al." in str(blocks)
 
 
 def test_a_long_topic_keeps_a_valid_header_and_shows_the_whole_subject(settings: Settings) -> None:
@@ -188,6 +197,7 @@ def test_the_rendered_digest_matches_the_golden_file(settings: Settings) -> None
     digest = make_digest(
         2,
         code_url="https://github.com/ada/engine",
+        pdf_url="https://arxiv.org/pdf/2611.00001",
         title="Speculative decoding & friends: a <survey>",
         authors=["Zoë Ünïcödé", "Alan Turing", "Grace Hopper", "Edsger Dijkstra"],
         author_count=9,

@@ -121,7 +121,6 @@ def test_a_channel_cannot_touch_another_channels_subscription(
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("", "*/paperboy* manages"),
         ("help", "*/paperboy* manages"),
         ("subscribe", "Sorry: interest"),
         ("subscribe " + "x" * 300, "at most 200"),

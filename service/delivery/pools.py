@@ -1,0 +1,226 @@
+"""Match the pools: compose a batch of due digests, loading and indexing each pool of papers once.
+
+A subscription's candidates are the papers first seen after its window start (its last digest, or the
+lookback) that no digest to its inbox held. Ordered by first_seen_at, the papers new for a subscription
+are a suffix of the pass's papers, so subscriptions whose window starts fall between the same two
+papers share one pool: daily subscribers almost all share one. For each pool the papers are loaded
+once and one match context is built; each profile is then ranked against it (the context's
+statistics come from the whole pool, the results only from the subscription's own candidates).
+
+The per-subscription path (service.digest.compose.compose_digest) loaded every candidate paper from
+the database and built, or looked up by hashing every paper's text, a match context per digest.
+
+A profile with seed papers or feedback reads reference papers outside the pool, which change the
+context; it is ranked on its own (service.digest.rank.rank_papers), as before. The batch screen
+(service.matching.batch) skips profiles that cannot want any candidate.
+
+`PoolScorer` is the one interface a scorer plugs into: lexical and embedding ranking through the
+shared MatchContext today; a stored per-interest vector scorer can replace it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import time
+from collections import OrderedDict, defaultdict
+from collections.abc import Sequence
+from typing import Protocol
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, aliased
+
+from service.config import Settings
+from service.digest.compose import _WINDOW_STATUSES, MAX_WINDOW, Ranker, build_digest, choose_items
+from service.digest.model import Digest, DigestItem
+from service.digest.rank import (
+    DatabaseEmbeddingCache,
+    embedder_for,
+    paper_doc,
+    rank_in_context,
+    rank_papers,
+)
+from service.matching import MatchContext
+from service.matching.batch import ScreenedRanker
+from service.models import Delivery, DeliveryPaper, Paper, Profile, Subscription
+
+POOLS_KEPT = 4  # match contexts kept per pass (a pool per distinct window; most passes have one)
+
+
+class PoolScorer(Protocol):
+    """Ranks one profile's interests against candidates drawn from a shared pool, best first."""
+
+    def __call__(
+        self,
+        session: Session,
+        profile: Profile,
+        candidates: Sequence[Paper],
+        interests: Sequence[str] | None,
+        pool: Pool,
+        limit: int,
+    ) -> list[DigestItem]: ...
+
+
+class Pool:
+    """The papers first seen after one window start, with their match context built on first use."""
+
+    def __init__(self, papers: Sequence[Paper], settings: Settings) -> None:
+        self.papers = list(papers)
+        self.settings = settings
+        self._context: MatchContext | None = None
+        self.build_seconds = 0.0
+
+    def context(self, session: Session) -> MatchContext:
+        if self._context is None:
+            started = time.perf_counter()
+            embedder = embedder_for(self.settings)
+            self._context = MatchContext(
+                [paper_doc(p) for p in self.papers],
+                embedder=embedder,
+                cache=DatabaseEmbeddingCache(session) if embedder is not None else None,
+            )
+            self.build_seconds = time.perf_counter() - started
+        return self._context
+
+
+def context_scorer(
+    session: Session,
+    profile: Profile,
+    candidates: Sequence[Paper],
+    interests: Sequence[str] | None,
+    pool: Pool,
+    limit: int,
+) -> list[DigestItem]:
+    """The default scorer: rank_papers' ranking against the pool's shared context, `limit` per interest."""
+    rows = [i for i in profile.interests if interests is None or i.name in interests]
+    if not candidates or not rows:
+        return []
+    liked = [str(f.paper_id) for f in profile.feedback if f.relevant]
+    disliked = [str(f.paper_id) for f in profile.feedback if not f.relevant]
+    if liked or disliked or any(row.seeds for row in rows):
+        names = list(interests) if interests is not None else None
+        return rank_papers(session, profile, list(candidates), interests=names, settings=pool.settings)
+    return rank_in_context(
+        pool.context(session), profile.name, rows, candidates, liked, disliked, pool.settings, limit
+    )
+
+
+class PoolMatcher:
+    """Composes due digests batch by batch for one dispatch pass (one thread at a time)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        now: dt.datetime,
+        *,
+        screen: ScreenedRanker | None = None,
+        scorer: PoolScorer = context_scorer,
+    ) -> None:
+        self.settings = settings
+        self.now = now
+        self.screen = screen
+        self.scorer = scorer
+        self.papers: list[Paper] = []  # ordered by (first_seen_at, id)
+        self.seen_at: list[dt.datetime] = []
+        self.loaded_after: dt.datetime | None = None
+        self.pools: OrderedDict[int, Pool] = OrderedDict()
+        self.rank_seconds = 0.0
+
+    def compose(
+        self, session: Session, subscriptions: Sequence[Subscription], periods: dict[int, str]
+    ) -> dict[int, Digest]:
+        """The digest of each subscription for its period (reads only, like compose_digest)."""
+        if not subscriptions:
+            return {}
+        ids = [s.id for s in subscriptions]
+        starts = window_starts(session, ids, now=self.now, settings=self.settings)
+        earliest = min(starts.values())
+        self._load_after(session, earliest)
+        held = held_papers(session, ids, after=earliest)
+        digests: dict[int, Digest] = {}
+        started = time.perf_counter()
+        for sub in subscriptions:
+            at = bisect.bisect_right(self.seen_at, starts[sub.id])
+            pool = self._pool(at)
+            taken = held.get(sub.id, set())
+            candidates = [p for p in pool.papers if p.id not in taken]
+            items = choose_items(
+                session, sub, candidates, self._ranker(pool, (at, len(pool.papers)), sub.max_papers)
+            )
+            digests[sub.id] = build_digest(sub, periods[sub.id], items, now=self.now, settings=self.settings)
+        self.rank_seconds += time.perf_counter() - started
+        return digests
+
+    def _ranker(self, pool: Pool, key: tuple[int, int], limit: int) -> Ranker:
+        """A compose Ranker for one subscription of `pool`: the screen sees the whole pool once, the
+        scorer only the subscription's candidates."""
+
+        def ranker(
+            session: Session, profile: Profile, papers: list[Paper], *, interests: list[str] | None
+        ) -> list[DigestItem]:
+            screen = self.screen
+            if screen is not None and screen.rules_out_shared(session, profile, pool.papers, interests, key):
+                return []
+            return self.scorer(session, profile, papers, interests, pool, limit)
+
+        return ranker
+
+    def _load_after(self, session: Session, start: dt.datetime) -> None:
+        """Make sure every paper first seen in (start, now] is loaded, fetching only what is missing."""
+        if self.loaded_after is not None and start >= self.loaded_after:
+            return
+        upper = self.loaded_after if self.loaded_after is not None else self.now
+        older = list(
+            session.scalars(
+                select(Paper)
+                .where(Paper.first_seen_at > start, Paper.first_seen_at <= upper)
+                .order_by(Paper.first_seen_at, Paper.id)
+            )
+        )
+        self.papers = older + self.papers
+        self.seen_at = [p.first_seen_at for p in self.papers]
+        self.loaded_after = start
+        self.pools.clear()  # indexes moved
+
+    def _pool(self, at: int) -> Pool:
+        pool = self.pools.get(at)
+        if pool is None:
+            pool = self.pools[at] = Pool(self.papers[at:], self.settings)
+            while len(self.pools) > POOLS_KEPT:
+                self.pools.popitem(last=False)
+        self.pools.move_to_end(at)
+        return pool
+
+
+def window_starts(
+    session: Session, subscription_ids: Sequence[int], *, now: dt.datetime, settings: Settings
+) -> dict[int, dt.datetime]:
+    """compose.window_start for many subscriptions in one query."""
+    rows = session.execute(
+        select(Delivery.subscription_id, func.max(Delivery.created_at))
+        .where(Delivery.subscription_id.in_(subscription_ids), Delivery.status.in_(_WINDOW_STATUSES))
+        .group_by(Delivery.subscription_id)
+    )
+    last = {subscription_id: at for subscription_id, at in rows}
+    lookback = now - dt.timedelta(days=settings.digest_lookback_days)
+    floor = now - MAX_WINDOW
+    return {sid: max(last.get(sid) or lookback, floor) for sid in subscription_ids}
+
+
+def held_papers(
+    session: Session, subscription_ids: Sequence[int], *, after: dt.datetime
+) -> dict[int, set[int]]:
+    """The papers first seen after `after` that a digest to each subscription's inbox already holds
+    (compose.candidate_papers: every subscription of the same channel and address counts)."""
+    own, inbox = aliased(Subscription), aliased(Subscription)
+    held: dict[int, set[int]] = defaultdict(set)
+    rows = session.execute(
+        select(own.id, DeliveryPaper.paper_id)
+        .join(inbox, (inbox.channel == own.channel) & (inbox.address == own.address))
+        .join(DeliveryPaper, DeliveryPaper.subscription_id == inbox.id)
+        .join(Paper, Paper.id == DeliveryPaper.paper_id)
+        .where(own.id.in_(subscription_ids), Paper.first_seen_at > after)
+    )
+    for subscription_id, paper_id in rows:
+        held[subscription_id].add(paper_id)
+    return held

@@ -1,0 +1,232 @@
+"""The pass spread over Celery workers (BROKER_URL set): the clock enqueues, workers match and deliver.
+
+    clock (`paperboy run`, the lease holder)   schedule new subscriptions, claim due ones batch by batch,
+        │                                      enqueue one `match` task per batch, and every due retry
+        ├─ match task (queue `match`)          compose the batch's digests by pool (service.delivery.pools)
+        │     └─ deliver tasks                 one per small batch, on the channel's queue (`email`, `slack`)
+        └─ deliver task                        claim -> render -> send -> mark (service.delivery.attempt),
+                                               then advance next_digest_at if the claim is still ours
+
+Every task is idempotent through the claim rules: a delivery row is unique per (subscription, period)
+and claimed before anything is sent, so a redelivered task (acks_late + reject_on_worker_lost: a killed
+worker's tasks go to another) finds the row and does nothing. Long retries stay in the database
+(next_attempt_at) and are enqueued by the clock when due: a delayed task held past RabbitMQ's
+consumer_timeout would be redelivered, and long ETAs pile up in worker memory.
+
+Subscriptions are claimed for QUEUED_CLAIM rather than CLAIM: a day's backlog may wait in the queue
+longer than ten minutes, and the broker, not a process, owns a queued claim.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import selectinload
+
+from service.config import Settings, get_settings
+from service.db import get_engine, session_factory
+from service.delivery.attempt import ChannelPool, deliver, not_deliverable, retries_due
+from service.delivery.claims import claim_many, due_subscriptions, schedule_new, set_claimed
+from service.delivery.dispatch import DispatchReport, log_delivery
+from service.delivery.lease import instance_name
+from service.delivery.pools import PoolMatcher
+from service.delivery.schedule import Schedule, ScheduleError, latest_slot, next_send_at
+from service.digest.compose import build_digest, item_from_json, item_json
+from service.matching.batch import ScreenedRanker
+from service.models import Profile, Subscription
+
+log = logging.getLogger("paperboy.tasks")
+
+QUEUED_CLAIM = dt.timedelta(hours=1)
+DELIVER_BATCH = 50  # digests per deliver task: one SMTP connection each, short enough to redeliver
+CHANNEL_QUEUES = ("email", "slack")
+
+app = Celery("paperboy")
+
+
+def configure(settings: Settings) -> Celery:
+    """Point the app at the broker; queue names carry QUEUE_PREFIX (tests and shared brokers)."""
+    prefix = settings.queue_prefix
+    queues = [Queue(prefix + name) for name in ("match", *CHANNEL_QUEUES)]
+    app.conf.update(
+        broker_url=settings.broker_url,
+        task_acks_late=True,  # a task is acknowledged after it ran ...
+        task_reject_on_worker_lost=True,  # ... and requeued if its worker dies (kill -9, OOM)
+        worker_prefetch_multiplier=1,  # a worker holds one task per process it can run
+        task_ignore_result=True,
+        task_queues=queues,
+        task_default_queue=prefix + "match",
+        broker_connection_retry_on_startup=True,
+        worker_send_task_events=True,  # Flower and `celery events` see the tasks
+        task_send_sent_event=True,
+    )
+    return app
+
+
+def queue_name(settings: Settings, name: str) -> str:
+    return settings.queue_prefix + name
+
+
+def _iso(at: dt.datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+def _at(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if value is not None else None
+
+
+def enqueue_pass(engine: Engine, settings: Settings, now: dt.datetime) -> DispatchReport:
+    """The clock's pass with a broker: claim every due subscription and enqueue the work."""
+    report = DispatchReport(scheduled=schedule_new(engine, now))
+    seen: set[int] = set()
+    while True:
+        due = [(sid, at) for sid, at in due_subscriptions(engine, now) if sid not in seen]
+        if not due:
+            break
+        seen.update(sid for sid, _ in due)
+        until, won = claim_many(engine, [sid for sid, _ in due], now, hold=QUEUED_CLAIM)
+        report.lost_claims += len(due) - len(won)
+        if won:
+            shard = [(sid, _iso(at)) for sid, at in due if sid in won]
+            match_task.apply_async(args=(shard, _iso(until), _iso(now)), queue=queue_name(settings, "match"))
+    with session_factory(engine)() as session:
+        retries = retries_due(session, now, limit=None)
+    for start in range(0, len(retries), DELIVER_BATCH):
+        entries = [(sid, period, None, None) for sid, period in retries[start : start + DELIVER_BATCH]]
+        deliver_task.apply_async(args=(entries, None, _iso(now)), queue=queue_name(settings, "email"))
+    return report
+
+
+@app.task(name="paperboy.match", bind=True)
+def match_task(self: Any, shard: Sequence[tuple[int, str]], until: str, now: str) -> int:
+    """Compose the digests of a batch of claimed subscriptions; enqueue their delivery."""
+    settings = get_settings()
+    return match_shard(get_engine(settings), settings, shard, _at(until), _at(now))  # type: ignore[arg-type]
+
+
+def match_shard(
+    engine: Engine,
+    settings: Settings,
+    shard: Sequence[tuple[int, str | None]],
+    until: dt.datetime,
+    now: dt.datetime,
+) -> int:
+    due_at = {sid: _at(at) for sid, at in shard}
+    matcher = PoolMatcher(settings, now, screen=_screen(settings))
+    plans: list[tuple[Subscription, str, dt.datetime]] = []
+    broken: list[int] = []
+    with session_factory(engine)() as session, session.begin():
+        subs = session.scalars(
+            select(Subscription)
+            .where(Subscription.id.in_(due_at), Subscription.next_digest_at == until)
+            .options(
+                selectinload(Subscription.subscriber),
+                selectinload(Subscription.profile).selectinload(Profile.interests),
+                selectinload(Subscription.profile).selectinload(Profile.feedback),
+            )
+        ).all()
+        for sub in subs:
+            try:
+                schedule = Schedule.of(sub)
+            except ScheduleError as exc:
+                sub.needs_attention, sub.next_digest_at = f"schedule: {exc}", None
+                broken.append(sub.id)
+                continue
+            plans.append((sub, latest_slot(schedule, now).period, next_send_at(schedule, now)))
+        ready = [sub for sub, _, _ in plans if not_deliverable(sub) is None]
+        digests = matcher.compose(session, ready, {sub.id: period for sub, period, _ in plans})
+        by_channel: dict[str, list[tuple[int, str, list[dict[str, Any]] | None, str | None]]] = {}
+        for sub, period, next_at in plans:
+            digest = digests.get(sub.id)
+            items = [item_json(item) for item in digest.items] if digest is not None else None
+            by_channel.setdefault(sub.channel, []).append((sub.id, period, items, _iso(next_at)))
+    for channel, entries in by_channel.items():
+        queue = queue_name(settings, channel if channel in CHANNEL_QUEUES else "email")
+        for start in range(0, len(entries), DELIVER_BATCH):
+            deliver_task.apply_async(
+                args=(entries[start : start + DELIVER_BATCH], _iso(until), _iso(now)), queue=queue
+            )
+    return len(plans)
+
+
+_SCREEN: ScreenedRanker | None = None
+
+
+def _screen(settings: Settings) -> ScreenedRanker:
+    """One batch screen per worker process, reused by its match tasks (rebuilt when stale)."""
+    global _SCREEN
+    if _SCREEN is None:
+        _SCREEN = ScreenedRanker(settings, build_after=0)
+    return _SCREEN
+
+
+@app.task(name="paperboy.deliver", bind=True)
+def deliver_task(
+    self: Any,
+    entries: Sequence[tuple[int, str, list[dict[str, Any]] | None, str | None]],
+    until: str | None,
+    now: str,
+) -> int:
+    """Deliver a batch; entries are (subscription, period, composed items or None for a retry, next slot)."""
+    settings = get_settings()
+    return deliver_entries(get_engine(settings), settings, entries, _at(until), _at(now))  # type: ignore[arg-type]
+
+
+def deliver_entries(
+    engine: Engine,
+    settings: Settings,
+    entries: Sequence[tuple[int, str, list[dict[str, Any]] | None, str | None]],
+    until: dt.datetime | None,
+    now: dt.datetime,
+) -> int:
+    sent = 0
+    advanced: dict[int, dt.datetime | None] = {}
+    with ChannelPool(settings) as pool:
+        for subscription_id, period, items, next_at in entries:
+            digest = None
+            if items is not None:
+                with session_factory(engine)() as session:
+                    sub = session.get(Subscription, subscription_id)
+                    if sub is None:
+                        continue
+                    digest = build_digest(
+                        sub, period, [item_from_json(i) for i in items], now=now, settings=settings
+                    )
+            outcome = deliver(
+                engine,
+                subscription_id,
+                period,
+                channel=pool,
+                now=now,
+                settings=settings,
+                instance=worker_instance(),
+                digest=digest,
+            )
+            log_delivery(outcome, worker_instance())
+            sent += outcome.status == "sent"
+            if until is not None:
+                advanced[subscription_id] = _at(next_at)
+    if until is not None:
+        set_claimed(engine, until, advanced)
+    return sent
+
+
+_INSTANCE: dict[int, str] = {}
+
+
+def worker_instance() -> str:
+    """This worker process's name in claimed_by, one per process (prefork children get their own)."""
+    pid = os.getpid()
+    if pid not in _INSTANCE:
+        _INSTANCE[pid] = instance_name()
+    return _INSTANCE[pid]
+
+
+__all__ = ["app", "configure", "deliver_task", "enqueue_pass", "match_task"]

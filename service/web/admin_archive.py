@@ -1,0 +1,151 @@
+"""Admin API for readers' features: a subscription's past digests (with their web page), a search over
+the papers it was sent (the reader's archive page), and followed authors with a name preview."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, Field
+
+from service.archive import past_digests, search_sent
+from service.authors import AuthorError, follow_for, followed_authors, preview, unfollow
+from service.links import digest_url
+from service.models import Subscription
+from service.web.admin import DB, NOT_FOUND, Id, Limit, Offset, _get, require_admin
+from service.web.admin_schemas import Error, Page
+
+router = APIRouter(
+    prefix="/api/admin",
+    tags=["admin"],
+    dependencies=[Depends(require_admin)],
+    responses={400: {"model": Error}, 401: {"model": Error}, 503: {"model": Error}},
+)
+
+SearchText = Annotated[str, Query(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
+
+
+class PastDigestOut(BaseModel):
+    delivery_id: int
+    period: str
+    sent_at: dt.datetime | None
+    paper_count: int
+    titles: list[str]
+    url: str  # the digest's web page, as the reader's "View in browser" link
+
+
+class SentPaperOut(BaseModel):
+    paper_id: int
+    title: str
+    url: str | None
+    period: str
+    sent_at: dt.datetime | None
+    why: str
+
+
+@router.get(
+    "/subscriptions/{subscription_id}/digests", response_model=Page[PastDigestOut], responses=NOT_FOUND
+)
+def list_past_digests(
+    request: Request, session: DB, subscription_id: Id, limit: Limit = 20, offset: Offset = 0
+) -> dict[str, Any]:
+    """The subscription's delivered digests, newest first."""
+    sub = _get(session, Subscription, subscription_id, "subscription")
+    settings = request.app.state.settings
+    total, rows = past_digests(session, sub.id, limit=limit, offset=offset)
+    items = [
+        {**vars(row), "url": digest_url(sub.subscriber_id, sub.id, row.period, settings)} for row in rows
+    ]
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+@router.get(
+    "/subscriptions/{subscription_id}/sent-papers", response_model=Page[SentPaperOut], responses=NOT_FOUND
+)
+def search_sent_papers(
+    session: DB, subscription_id: Id, q: SearchText, limit: Limit = 20, offset: Offset = 0
+) -> dict[str, Any]:
+    """Papers the subscription was sent whose title or abstract holds every word of `q`."""
+    sub = _get(session, Subscription, subscription_id, "subscription")
+    total, rows = search_sent(session, sub.id, q, limit=limit, offset=offset)
+    return {"items": [vars(row) for row in rows], "total": total, "limit": limit, "offset": offset}
+
+
+# --- followed authors ----------------------------------------------------------------------------
+
+AuthorName = Annotated[str, Query(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
+
+
+class AuthorsIn(BaseModel):
+    names: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(min_length=1, max_length=50)
+
+
+class AuthorsOut(BaseModel):
+    subscription_id: int
+    followed: list[str]
+    added: list[str] = []
+    removed: list[str] = []
+
+
+class PreviewPaperOut(BaseModel):
+    paper_id: int
+    title: str
+    written_as: str
+    published_on: dt.date | None
+
+
+class AuthorPreviewOut(BaseModel):
+    name: str
+    total: int
+    spellings: list[tuple[str, int]]
+    papers: list[PreviewPaperOut]
+
+
+@router.get("/authors/preview", response_model=AuthorPreviewOut)
+def preview_author(session: DB, name: AuthorName, limit: Limit = 20) -> dict[str, Any]:
+    """The stored papers a name matches (newest first) and its spellings, to spot namesakes."""
+    try:
+        found = preview(session, name, limit=limit)
+    except AuthorError as exc:
+        raise HTTPException(400, str(exc)) from exc
+    return {
+        "name": found.name,
+        "total": found.total,
+        "spellings": found.spellings,
+        "papers": [
+            {"paper_id": p.id, "title": p.title, "written_as": w, "published_on": p.published_on}
+            for p, w in found.papers
+        ],
+    }
+
+
+@router.get("/subscriptions/{subscription_id}/authors", response_model=AuthorsOut, responses=NOT_FOUND)
+def list_followed(session: DB, subscription_id: Id) -> dict[str, Any]:
+    sub = _get(session, Subscription, subscription_id, "subscription")
+    return {"subscription_id": sub.id, "followed": followed_authors(sub.profile)}
+
+
+@router.post("/subscriptions/{subscription_id}/authors", response_model=AuthorsOut, responses=NOT_FOUND)
+def follow_authors(session: DB, subscription_id: Id, body: AuthorsIn) -> dict[str, Any]:
+    """Follow names (idempotent: names already followed in any spelling are skipped)."""
+    sub = _get(session, Subscription, subscription_id, "subscription")
+    try:
+        added = follow_for(session, sub, body.names)
+    except AuthorError as exc:
+        session.rollback()
+        raise HTTPException(400, str(exc)) from exc
+    session.commit()
+    return {"subscription_id": sub.id, "followed": followed_authors(sub.profile), "added": added}
+
+
+@router.delete("/subscriptions/{subscription_id}/authors", response_model=AuthorsOut, responses=NOT_FOUND)
+def unfollow_author(session: DB, subscription_id: Id, name: AuthorName) -> dict[str, Any]:
+    sub = _get(session, Subscription, subscription_id, "subscription")
+    try:
+        removed = unfollow(session, sub.profile, name)
+    except AuthorError as exc:
+        session.rollback()
+        raise HTTPException(400, str(exc)) from exc
+    session.commit()
+    return {"subscription_id": sub.id, "followed": followed_authors(sub.profile), "removed": removed}

@@ -1,0 +1,166 @@
+"""Pool matching: a batch's digests composed together, each pool of papers loaded and indexed once."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, event, select
+from sqlalchemy.orm import Session
+
+from service.channels.base import DeliveryError
+from service.clock import ManualClock
+from service.config import Settings
+from service.delivery import dispatch
+from service.delivery.claims import schedule_new
+from service.delivery.dispatch import run_dispatch
+from service.delivery.pools import PoolMatcher
+from service.digest.compose import compose_digest
+from service.models import Delivery, DeliveryPaper, Feedback, Subscription
+from tests.digest.helpers import NOW, add_paper, add_subscription
+from tests.scheduler.helpers import RecordingTransport, email_channel, subscribe, utc
+
+TOPICS = [
+    ("sparse attention", "Sparse attention for long documents", "We make attention sparse and fast."),
+    ("graph neural networks", "Graph neural networks at scale", "Message passing over large graphs."),
+    ("protein folding", "Protein folding with diffusion", "Diffusion models fold proteins."),
+    ("reinforcement learning", "Offline reinforcement learning", "Policies learned from logged data."),
+]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(var_dir=tmp_path / "var", semantic=False, smtp_rate_per_s=1e6)
+
+
+@contextmanager
+def statements(engine: Engine) -> Iterator[list[str]]:
+    """Every SQL statement the engine runs inside the block."""
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, _params, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def _papers(db: Session) -> list[int]:
+    ids = []
+    for n in range(3):
+        for _topic, title, abstract in TOPICS:
+            paper = add_paper(db, f"arxiv:2611.{n}{len(ids):04d}", f"{title} {n}", f"{abstract} Part {n}.")
+            ids.append(paper.id)
+    return ids
+
+
+def test_pool_matching_gives_the_per_subscription_digests_and_loads_the_papers_once(
+    db: Session, settings: Settings
+) -> None:
+    paper_ids = _papers(db)
+    sids = [add_subscription(db, f"r{n}@example.org", topic) for n, (topic, _, _) in enumerate(TOPICS)]
+    sids.append(add_subscription(db, "all@example.org", "sparse attention", "protein folding", max_papers=3))
+    # One subscriber liked a paper: that profile reads a reference paper and is ranked on its own.
+    liked = db.get_one(Subscription, sids[1])
+    db.add(Feedback(profile_id=liked.profile_id, paper_id=paper_ids[1], relevant=True))
+    # One already got a paper of this window in an earlier digest: never offered again.
+    earlier = Delivery(
+        subscription_id=sids[0], period="2026-11-22", status="sent", created_at=NOW - dt.timedelta(days=1)
+    )
+    db.add(earlier)
+    db.flush()
+    db.add(
+        DeliveryPaper(delivery_id=earlier.id, subscription_id=sids[0], paper_id=paper_ids[0], rank=1, score=1)
+    )
+    db.flush()
+    db.expire_all()
+    subs = list(db.scalars(select(Subscription).where(Subscription.id.in_(sids)).order_by(Subscription.id)))
+
+    expected = {
+        sub.id: [
+            (i.paper_id, i.score, i.why)
+            for i in compose_digest(db, sub, "p", now=NOW, settings=settings).items
+        ]
+        for sub in subs
+    }
+    matcher = PoolMatcher(settings, NOW)
+    with statements(db.get_bind()) as seen:  # type: ignore[arg-type]
+        digests = matcher.compose(db, subs, {sub.id: "p" for sub in subs})
+    got = {sid: [(i.paper_id, i.score, i.why) for i in d.items] for sid, d in digests.items()}
+
+    # The pool's statistics include the paper sids[0] already got, so only its choice is compared there.
+    assert {sid: v for sid, v in got.items() if sid != sids[0]} == {
+        sid: v for sid, v in expected.items() if sid != sids[0]
+    }
+    assert [pid for pid, _, _ in got[sids[0]]] == [pid for pid, _, _ in expected[sids[0]]]
+    assert all(got[sid] for sid in sids)  # every profile matched something: the comparison means something
+    assert paper_ids[0] not in {pid for pid, _, _ in got[sids[0]]}
+    assert len(got[sids[-1]]) == 3
+    paper_loads = [s for s in seen if "FROM papers" in s and "JOIN" not in s and "delivery_papers" not in s]
+    assert len(paper_loads) <= 2  # the pool once (+ the liked profile's reference paper), not once a digest
+    assert len(matcher.pools) == 1
+
+
+def test_schedule_new_writes_one_update_per_distinct_slot(
+    committed_engine: Engine, settings: Settings
+) -> None:
+    for n in range(12):
+        subscribe(committed_engine, f"s{n}@example.org", send_time="08:00" if n % 2 else "09:30")
+    with Session(committed_engine) as s, s.begin():  # make them new again
+        s.execute(Subscription.__table__.update().values(next_digest_at=None))
+    with statements(committed_engine) as seen:
+        assert schedule_new(committed_engine, utc(2026, 11, 23, 7, 0)) == 12
+    assert len([s for s in seen if s.lstrip().upper().startswith("UPDATE")]) == 2
+    with Session(committed_engine) as s:
+        slots = sorted({sub.next_digest_at for sub in s.scalars(select(Subscription))})
+    assert slots == [utc(2026, 11, 23, 8, 0), utc(2026, 11, 23, 9, 30)]
+
+
+def test_every_due_retry_is_delivered_and_a_pass_whose_retries_succeed_succeeds(
+    committed_engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings.model_copy(
+        update={"send_empty_digests": True, "delivery_retry_base_s": 0.0, "delivery_retry_max_s": 0.0}
+    )
+    monkeypatch.setattr(dispatch, "BATCH", 2)  # retries are fetched two at a time: the pass must keep going
+    clock = ManualClock(utc(2026, 11, 23, 7, 0))
+    transport = RecordingTransport()
+    for n in range(5):
+        subscribe(committed_engine, f"t{n}@example.org")
+    run_dispatch(
+        committed_engine, settings, clock, instance="t", channel=email_channel(settings, transport, clock)
+    )
+    clock.advance(hours=1, minutes=1)
+    transport.failures = [DeliveryError("relay down", permanent=False)] * 5
+    report = run_dispatch(
+        committed_engine, settings, clock, instance="t", channel=email_channel(settings, transport, clock)
+    )
+    assert report.count("retry") == 5 and report.count("sent") == 5  # every retry came in the same pass
+    assert len(transport.sent) == 5 and len(set(transport.counts())) == 5
+    assert not report.failed  # all five went out in the end
+
+
+def test_the_cron_pass_screens_out_profiles_that_cannot_match(
+    committed_engine: Engine, settings: Settings
+) -> None:
+    with Session(committed_engine) as s, s.begin():
+        add_paper(s, "arxiv:2611.00001", "Sparse attention for long documents", "Attention, made sparse.")
+        for n in range(24):
+            add_subscription(s, f"u{n}@example.org", "sparse attention" if n == 23 else "protein folding")
+    clock = ManualClock(NOW - dt.timedelta(hours=2))
+    transport = RecordingTransport()
+    run_dispatch(
+        committed_engine, settings, clock, instance="t", channel=email_channel(settings, transport, clock)
+    )
+    clock.set(NOW + dt.timedelta(minutes=1))
+    report = run_dispatch(
+        committed_engine, settings, clock, instance="t", channel=email_channel(settings, transport, clock)
+    )
+    assert report.count("empty") == 23 and report.count("sent") == 1
+    assert report.screened_out >= 23 - 20  # the screen is built after 20 rankings, then rules out the rest

@@ -1,0 +1,89 @@
+"""Issue 12, item 12: a replay is refused across processes (the database remembers signatures), and a
+request from a workspace that has not installed the app is refused."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from slack_sdk.oauth.installation_store.models.installation import Installation
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from service.config import Settings
+from service.models import SlackSeenRequest, Subscription
+from service.slack_app.installs import InstallationStore
+from service.web.app import create_app
+from tests.slack.conftest import make_settings, slack  # noqa: F401  (the loopback Slack fixture)
+from tests.slack.fake_slack import FakeSlack
+from tests.slack.test_web import command_body, signed
+
+
+@pytest.fixture
+def settings(tmp_path: Path, slack: FakeSlack) -> Settings:  # noqa: F811
+    return make_settings(tmp_path, slack.api_url)
+
+
+def subscriptions(engine: Engine) -> list[tuple[str, str]]:
+    with Session(engine) as session:
+        return [
+            (s.address, s.status) for s in session.scalars(select(Subscription).order_by(Subscription.id))
+        ]
+
+
+def test_a_request_replayed_to_another_worker_is_refused(
+    settings: Settings, committed_engine: Engine
+) -> None:
+    body = command_body("subscribe sparse attention")
+    headers = signed(body)
+    # Two apps on one database: two workers (or two instances) behind a load balancer.
+    with TestClient(create_app(settings, committed_engine)) as first:
+        assert first.post("/slack/commands", content=body, headers=headers).status_code == 200
+    with TestClient(create_app(settings, committed_engine)) as second:
+        replay = second.post("/slack/commands", content=body, headers=headers)
+    assert replay.status_code == 401 and "already received" in replay.text
+    assert subscriptions(committed_engine) == [("C0001", "active")]
+
+
+def test_seen_signatures_expire(settings: Settings, committed_engine: Engine) -> None:
+    with TestClient(create_app(settings, committed_engine)) as client:
+        body = command_body("list")
+        assert client.post("/slack/commands", content=body, headers=signed(body)).status_code == 200
+    with Session(committed_engine) as session:
+        (seen,) = session.scalars(select(SlackSeenRequest))
+        left = seen.expires_at - dt.datetime.now(dt.UTC)
+        assert dt.timedelta(seconds=300) < left <= dt.timedelta(seconds=600)  # past the 5-minute window
+        assert session.scalar(select(func.count()).select_from(SlackSeenRequest)) == 1
+
+
+def test_a_request_from_another_workspace_is_refused(settings: Settings, committed_engine: Engine) -> None:
+    # SLACK_BOT_TOKEN belongs to T0001 (auth.test on the loopback Slack says so); T0666 is a stranger.
+    with TestClient(create_app(settings, committed_engine)) as client:
+        body = command_body("subscribe sparse attention").replace("T0001", "T0666")
+        response = client.post("/slack/commands", content=body, headers=signed(body))
+        assert response.status_code == 403 and "not installed" in response.text
+        missing = command_body("list").replace("team_id=T0001&", "")
+        assert client.post("/slack/commands", content=missing, headers=signed(missing)).status_code == 403
+    assert subscriptions(committed_engine) == []
+
+
+def test_an_installed_workspace_is_accepted_and_an_uninstalled_one_is_not(
+    settings: Settings, committed_engine: Engine
+) -> None:
+    app_settings = settings.model_copy(update={"slack_bot_token": None, "slack_client_id": "111.222"})
+    store = InstallationStore(app_settings, committed_engine)
+    store.save(
+        Installation(
+            app_id="A1", team_id="T0002", user_id="U1", bot_token="xoxb-t2", bot_id="B1", bot_user_id="UB1"
+        )
+    )
+    with TestClient(create_app(app_settings, committed_engine)) as client:
+        ok = command_body("list").replace("T0001", "T0002")
+        assert client.post("/slack/commands", content=ok, headers=signed(ok)).status_code == 200
+        legacy = command_body("list")  # T0001: no installation, and no SLACK_BOT_TOKEN any more
+        assert client.post("/slack/commands", content=legacy, headers=signed(legacy)).status_code == 403
+        store.delete_bot(enterprise_id=None, team_id="T0002")
+        again = command_body("list").replace("T0001", "T0002")
+        assert client.post("/slack/commands", content=again, headers=signed(again)).status_code == 403
