@@ -21,6 +21,7 @@ from service.channels import slack_subscriptions as channel_subs
 from service.channels.slack_blocks import (
     ADD_SEED,
     EDIT_DIGEST,
+    FOLLOW_AUTHORS,
     MORE_LIKE_THIS,
     NOT_RELEVANT,
     RELEVANT,
@@ -243,12 +244,12 @@ async def _app_action(
     elif action_id == EDIT_DIGEST:
         args2 = (settings, engine, value, channel_id, team_id, enterprise_id, trigger_id)
         task = BackgroundTask(app_actions.digest_edit, *args2)
-    elif action_id in (MORE_LIKE_THIS, ADD_SEED):
+    elif action_id in (MORE_LIKE_THIS, ADD_SEED, FOLLOW_AUTHORS):
         sessions = request.app.state.sessions
 
         def run() -> str:
             with sessions() as session, session.begin():
-                return app_actions.add_seed(session, settings, value, channel_id)
+                return app_actions.paper_button(session, settings, value, channel_id)
 
         return _then_tell(payload, await run_in_threadpool(run), settings)
     return Response(status_code=200, background=task)
