@@ -153,7 +153,8 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
 
 
-def run(kind: str, commands: int, rounds: int) -> dict[str, Any]:
+def run(kind: str, commands: int, rounds: int, redis_url: str) -> dict[str, Any]:
+    load = [round(x, 1) for x in os.getloadavg()]  # a shared machine: how busy it was
     with tempfile.TemporaryDirectory() as tmp:
         url = database(kind, Path(tmp))
         try:
@@ -172,6 +173,7 @@ def run(kind: str, commands: int, rounds: int) -> dict[str, Any]:
                 "SLACK_API_URL": slack_base + "/api/",
                 "SLACK_CLIENT_ID": CLIENT_ID,
                 "BASE_URL": "http://127.0.0.1",
+                "REDIS_URL": redis_url,
             }
             env.pop("SLACK_BOT_TOKEN", None)
             settings = Settings(_env_file=None, secret_key=SECRET_KEY, slack_client_id=CLIENT_ID)  # type: ignore[call-arg, arg-type]
@@ -181,7 +183,14 @@ def run(kind: str, commands: int, rounds: int) -> dict[str, Any]:
             )
             engine.dispose()
             web = Process(
-                [str(Path(sys.executable).with_name("paperboy")), "web", "--port", "0", "--log-level", "info"],
+                [
+                    str(Path(sys.executable).with_name("paperboy")),
+                    "web",
+                    "--port",
+                    "0",
+                    "--log-level",
+                    "info",
+                ],
                 env,
                 r"Uvicorn running on (http://127\.0\.0\.1:\d+)",
             )
@@ -217,6 +226,8 @@ def run(kind: str, commands: int, rounds: int) -> dict[str, Any]:
             drop(url)
     return {
         "database": kind,
+        "replay_guard": "redis" if redis_url else "database",
+        "load_average_at_start": load,
         "commands_per_round": commands,
         "rounds": rounds,
         "ack_p50_s": round(statistics.median(acks), 4),
@@ -233,12 +244,14 @@ def main() -> None:
     parser.add_argument("--commands", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--redis", default="", help="REDIS_URL for the replay guard (default: the database)")
     args = parser.parse_args()
     kinds = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
-    results = [run(kind, args.commands, args.rounds) for kind in kinds]
+    results = [run(kind, args.commands, args.rounds, args.redis) for kind in kinds]
     for r in results:
         print(
-            f"{r['database']:>10}: {r['commands_per_round']} concurrent /paperboy x {r['rounds']}: "
+            f"{r['database']:>10} ({r['replay_guard']} guard, load {r['load_average_at_start'][0]}): "
+            f"{r['commands_per_round']} concurrent /paperboy x {r['rounds']}: "
             f"ack p50 {r['ack_p50_s'] * 1000:.0f} ms, p99 {r['ack_p99_s'] * 1000:.0f} ms, "
             f"max {r['ack_max_s'] * 1000:.0f} ms, over 3 s: {r['acks_over_3s']}; "
             f"all modals opened after {', '.join(f'{s:.2f}' for s in r['all_modals_opened_s'])} s"

@@ -2,8 +2,9 @@
 
 Every Slack request must carry a valid X-Slack-Signature for its body under SLACK_SIGNING_SECRET, with
 an X-Slack-Request-Timestamp within five minutes (slack_sdk's SignatureVerifier). Its signature is
-then written to `slack_seen_requests` (kept ten minutes): a second request with the same signature is
-refused, whichever process or instance gets it, since they share the database. Last, the team_id
+then written to `slack_seen_requests` (kept ten minutes), or to Redis when REDIS_URL is set: a second
+request with the same signature is refused, whichever process or instance gets it, since they share
+the database (or the cache). Last, the team_id
 (or enterprise id) it claims must belong to an installation of the app, or to SLACK_BOT_TOKEN's
 workspace: a request signed for another workspace of the same app cannot reach this one's data.
 """
@@ -23,6 +24,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request
+from redis import Redis
+from redis.exceptions import RedisError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 from sqlalchemy import Engine, delete
@@ -67,7 +70,8 @@ async def verified_body(request: Request) -> bytes:
     if not valid:
         raise HTTPException(401, "invalid Slack signature or stale timestamp")
     engine = request.app.state.engine
-    if not await run_in_threadpool(first_time, engine, signature[:100], time.time()):
+    redis_url = settings_of(request).redis_url
+    if not await run_in_threadpool(first_time, engine, signature[:100], time.time(), redis_url):
         raise HTTPException(401, "this Slack request was already received")
     return body
 
@@ -79,12 +83,18 @@ def _fresh(timestamp: str | None, now: float) -> bool:
         return False
 
 
-def first_time(engine: Engine, signature: str, now: float) -> bool:
+def first_time(engine: Engine, signature: str, now: float, redis_url: str = "") -> bool:
     """Record the signature; False when some process recorded it already (a replay).
 
-    One INSERT ... ON CONFLICT DO NOTHING RETURNING: a row back means this request is new; no error
-    and no second round trip on the acknowledgement's path.
+    With REDIS_URL (the cache the workers share) it is one SET NX EX there; otherwise, or when Redis
+    cannot be reached, one INSERT ... ON CONFLICT DO NOTHING RETURNING in the database: a row back
+    means this request is new, with no error and no second round trip on the acknowledgement's path.
     """
+    if redis_url:
+        try:
+            return bool(_redis(redis_url).set(f"paperboy:slack-seen:{signature}", 1, nx=True, ex=KEEP_S))
+        except RedisError as exc:
+            log.warning("slack: replay guard falls back to the database: Redis %s", type(exc).__name__)
     at = dt.datetime.fromtimestamp(now, dt.UTC)
     table = SlackSeenRequest.__table__
     values = {"signature": signature, "expires_at": at + dt.timedelta(seconds=KEEP_S)}
@@ -103,6 +113,11 @@ def first_time(engine: Engine, signature: str, now: float) -> bool:
         if int(now) % 16 == 0:  # now and then, forget what has left the window
             conn.execute(delete(table).where(table.c.expires_at < at))
     return True
+
+
+@functools.lru_cache(maxsize=4)
+def _redis(url: str) -> Redis:
+    return Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
 
 
 async def check_workspace(request: Request, team_id: str | None, enterprise_id: str | None = None) -> None:

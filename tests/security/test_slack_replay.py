@@ -16,6 +16,7 @@ from service.config import Settings
 from service.models import SlackSeenRequest, Subscription
 from service.slack_app.installs import InstallationStore
 from service.web.app import create_app
+from tests.conftest import IN_CI
 from tests.slack.conftest import make_settings, slack  # noqa: F401  (the loopback Slack fixture)
 from tests.slack.fake_slack import FakeSlack
 from tests.slack.test_web import command_body, signed
@@ -89,3 +90,27 @@ def test_an_installed_workspace_is_accepted_and_an_uninstalled_one_is_not(
     with TestClient(create_app(app_settings, committed_engine)) as client:
         again = command_body("list").replace("T0001", "T0002")
         assert client.post("/slack/commands", content=again, headers=signed(again)).status_code == 403
+
+
+def test_with_redis_a_replay_to_another_worker_is_refused_too(
+    settings: Settings, committed_engine: Engine
+) -> None:
+    redis = pytest.importorskip("redis")
+    url = "redis://127.0.0.1:6379/0"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        if IN_CI:
+            pytest.fail("Redis at 127.0.0.1:6379 is unreachable (CI=true)")
+        pytest.skip("Redis at 127.0.0.1:6379 is unreachable")
+    shared = settings.model_copy(update={"redis_url": url})
+    body = command_body("subscribe sparse attention")
+    headers = signed(body)
+    with TestClient(create_app(shared, committed_engine)) as first:
+        assert first.post("/slack/commands", content=body, headers=headers).status_code == 200
+    with TestClient(create_app(shared, committed_engine)) as second:
+        assert second.post("/slack/commands", content=body, headers=headers).status_code == 401
+    with Session(committed_engine) as session:  # remembered in Redis, not in the database
+        assert session.scalar(select(func.count()).select_from(SlackSeenRequest)) == 0
+    key = f"paperboy:slack-seen:{headers['X-Slack-Signature']}"
+    assert 300 < redis.Redis.from_url(url).ttl(key) <= 600
