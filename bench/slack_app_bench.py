@@ -126,9 +126,17 @@ def command(n: int, round_: int) -> tuple[str, dict[str, str]]:
     return body, signed_headers(body, SIGNING_SECRET, "application/x-www-form-urlencoded")
 
 
-async def burst(base: str, count: int, round_: int) -> list[float]:
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def burst(base: str, count: int, round_: int, signed: bool = True) -> list[float]:
     """Send `count` commands at once; each one's seconds from sending to the answer."""
     requests = [command(n, round_) for n in range(count)]
+    if not signed:  # the floor: answered 401 before any of paperboy's work
+        requests = [(body, {"Content-Type": "application/x-www-form-urlencoded"}) for body, _ in requests]
     limits = httpx.Limits(max_connections=count, max_keepalive_connections=count)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
 
@@ -136,7 +144,7 @@ async def burst(base: str, count: int, round_: int) -> list[float]:
             start = time.perf_counter()
             response = await client.post("/slack/commands", content=body, headers=headers)
             elapsed = time.perf_counter() - start
-            if response.status_code != 200:
+            if response.status_code != (200 if signed else 401):
                 raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")
             return elapsed
 
@@ -198,7 +206,11 @@ def run(kind: str, commands: int, rounds: int, redis_url: str) -> dict[str, Any]
             base = web.found.group(1)
             try:
                 asyncio.run(burst(base, 5, 99))  # warm up: connections, imports, the first queries
+                floor_cpu = cpu_s(web.proc.pid)
+                floor = asyncio.run(burst(base, commands, 98, signed=False))
+                floor_cpu_ms = (cpu_s(web.proc.pid) - floor_cpu) / commands * 1000
                 opened_before = stats(slack_base)["views_opened"]
+                cpu_before = cpu_s(web.proc.pid)
                 acks: list[float] = []
                 per_round: list[dict[str, float]] = []
                 all_opened_s: list[float] = []
@@ -219,6 +231,7 @@ def run(kind: str, commands: int, rounds: int, redis_url: str) -> dict[str, Any]
                             "max_s": round(max(times), 4),
                         }
                     )
+                cpu_per_command_ms = (cpu_s(web.proc.pid) - cpu_before) / (commands * rounds) * 1000
             finally:
                 web.stop()
                 slack.stop()
@@ -235,6 +248,9 @@ def run(kind: str, commands: int, rounds: int, redis_url: str) -> dict[str, Any]
         "ack_max_s": round(max(acks), 4),
         "acks_over_3s": sum(1 for a in acks if a > ACK_LIMIT_S),
         "all_modals_opened_s": [round(s, 3) for s in all_opened_s],
+        "server_cpu_ms_per_command": round(cpu_per_command_ms, 2),
+        "floor_unsigned_401_p99_s": round(percentile(floor, 99), 4),
+        "floor_server_cpu_ms_per_request": round(floor_cpu_ms, 2),
         "per_round": per_round,
     }
 
@@ -254,7 +270,10 @@ def main() -> None:
             f"{r['commands_per_round']} concurrent /paperboy x {r['rounds']}: "
             f"ack p50 {r['ack_p50_s'] * 1000:.0f} ms, p99 {r['ack_p99_s'] * 1000:.0f} ms, "
             f"max {r['ack_max_s'] * 1000:.0f} ms, over 3 s: {r['acks_over_3s']}; "
-            f"all modals opened after {', '.join(f'{s:.2f}' for s in r['all_modals_opened_s'])} s"
+            f"all modals opened after {', '.join(f'{s:.2f}' for s in r['all_modals_opened_s'])} s; "
+            f"server CPU {r['server_cpu_ms_per_command']} ms a command (ack + views.open); "
+            f"floor (unsigned, 401 at once) p99 {r['floor_unsigned_401_p99_s'] * 1000:.0f} ms, "
+            f"CPU {r['floor_server_cpu_ms_per_request']} ms a request"
         )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
