@@ -70,15 +70,18 @@ class Process:
             text=True,
         )
         self.found: re.Match[str] | None = None
+        self.tail: list[str] = []
         self._event = threading.Event()
         threading.Thread(target=self._drain, args=(re.compile(ready),), daemon=True).start()
-        if not self._event.wait(60) or self.found is None:
+        if not self._event.wait(180) or self.found is None:  # a busy shared machine starts slowly
             self.stop()
-            raise RuntimeError(f"{args[:3]} did not start")
+            raise RuntimeError(f"{args[:3]} did not start:\n" + "".join(self.tail[-20:]))
 
     def _drain(self, ready: re.Pattern[str]) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
+            if self.found is None:
+                self.tail.append(line)
             if self.found is None and (match := ready.search(line)):
                 self.found = match
                 self._event.set()

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from service.config import Settings
 from service.models import SlackSeenRequest, Subscription
-from service.slack_app.installs import InstallationStore
+from service.slack_app.installs import InstallationStore, bot_token
 from service.web.app import create_app
 from tests.conftest import IN_CI
 from tests.slack.conftest import make_settings, slack  # noqa: F401  (the loopback Slack fixture)
@@ -114,3 +114,28 @@ def test_with_redis_a_replay_to_another_worker_is_refused_too(
         assert session.scalar(select(func.count()).select_from(SlackSeenRequest)) == 0
     key = f"paperboy:slack-seen:{headers['X-Slack-Signature']}"
     assert 300 < redis.Redis.from_url(url).ttl(key) <= 600
+
+
+def test_an_org_wide_install_admits_its_workspaces_and_posts_with_the_org_token(
+    settings: Settings, committed_engine: Engine
+) -> None:
+    app_settings = settings.model_copy(update={"slack_bot_token": None, "slack_client_id": "111.222"})
+    InstallationStore(app_settings, committed_engine).save(
+        Installation(
+            app_id="A1",
+            enterprise_id="E0001",
+            team_id=None,
+            user_id="U1",
+            bot_token="xoxb-org",
+            bot_id="B1",
+            is_enterprise_install=True,
+        )
+    )
+    with TestClient(create_app(app_settings, committed_engine)) as client:
+        inside = command_body("list").replace("T0001", "T0100") + "&enterprise_id=E0001"
+        assert client.post("/slack/commands", content=inside, headers=signed(inside)).status_code == 200
+        outside = command_body("list").replace("T0001", "T0100") + "&enterprise_id=E0666"
+        assert client.post("/slack/commands", content=outside, headers=signed(outside)).status_code == 403
+    with Session(committed_engine) as session:
+        assert bot_token(session, app_settings, "T0100", "E0001") == "xoxb-org"
+        assert bot_token(session, app_settings, "T0100", None) is None  # no workspace token of its own
