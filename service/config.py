@@ -8,8 +8,6 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_SECRET = "dev-only-change-me"
-
 
 class SetupError(ValueError):
     """A setting or database paperboy cannot work with; the message names the setting and what to do."""
@@ -73,7 +71,11 @@ class Settings(BaseSettings):
 
     # Web and links
     base_url: str = "http://127.0.0.1:8000"
-    secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
+    # Signs links and CSRF tokens, encrypts stored secrets. Unset: a random key made on first use in
+    # VAR_DIR/secret_key (mode 0600); production must set it. OLD_SECRET_KEYS (a JSON list) are still
+    # accepted for verifying and decrypting while a rotation is under way (`paperboy secrets rotate`).
+    secret_key: SecretStr | None = None
+    old_secret_keys: list[SecretStr] = []
     token_max_age_days: int = 30
     # A digest's web page and the archive are permanent homes: their links outlive TOKEN_MAX_AGE_DAYS.
     archive_link_max_age_days: int = 3650
@@ -109,9 +111,10 @@ class Settings(BaseSettings):
     redis_url: str = ""  # redis://redis:6379/0: relay and Slack rate limits shared by all workers
 
     @model_validator(mode="after")
-    def _refuse_default_secret_in_production(self) -> Settings:
-        if self.environment == "production" and self.secret_key.get_secret_value() == DEFAULT_SECRET:
-            raise ValueError("SECRET_KEY must be set to a real secret when ENVIRONMENT=production")
+    def _refuse_missing_secret_in_production(self) -> Settings:
+        # Several production instances must share one key, so none is generated for them.
+        if self.environment == "production" and not (self.secret_key and self.secret_key.get_secret_value()):
+            raise ValueError("SECRET_KEY must be set when ENVIRONMENT=production")
         return self
 
     @property

@@ -180,6 +180,9 @@ class Subscriber(Timestamped, Base):
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     hard_bounces: Mapped[int] = mapped_column(Integer, default=0)
     flagged: Mapped[bool] = mapped_column(Boolean, default=False)  # too many hard bounces
+    # Imported as already confirmed: where the consent was given (service/bulk.py), and when recorded.
+    consent_source: Mapped[str | None] = mapped_column(String(300))
+    consent_at: Mapped[dt.datetime | None] = mapped_column()
 
     profiles: Mapped[list[Profile]] = relationship(back_populates="subscriber")
     subscriptions: Mapped[list[Subscription]] = relationship(back_populates="subscriber")

@@ -360,7 +360,6 @@ def send_confirmation_email(
                 for s in subscriptions
             ],
             "subject": "Confirm your paperboy subscription",
-            "preheader": "One click to start receiving your research digest.",
         },
     )
     return send_email(subscriber.email, rendered, settings=settings)

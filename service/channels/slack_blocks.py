@@ -158,6 +158,8 @@ def paper_blocks(entry: dict[str, Any], digest: Digest, settings: Settings) -> l
     body = excerpt(entry["snippet"], min(EXCERPT_CHARS, MAX_TEXT - len(heading) - 1))
     section = _section(f"paper-{item.paper_id}", heading + (f"\n{body}" if body else ""))
     meta = " · ".join(escape(m) for m in entry["meta"])
+    if entry["pdf_url"]:
+        meta += (" · " if meta else "") + link(entry["pdf_url"], "PDF")
     if entry["code_url"]:
         meta += (" · " if meta else "") + link(entry["code_url"], "code")
     context: list[str] = []

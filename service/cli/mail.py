@@ -127,3 +127,16 @@ def inbound_command(
     stop.wait()
     server.stop()
     typer.echo("stopped")
+
+
+def doctor_command() -> None:
+    """Check what a real sender needs, one line each; exit 0 only when a production sender would pass."""
+    from service.mail.doctor import run_checks
+
+    checks = run_checks(get_settings())
+    colour = {"ok": "green", "warn": "yellow", "fail": "red"}
+    for check in checks:
+        typer.secho(f"{check.status:<4} {check.name}: {check.message}", fg=colour[check.status])
+    failed = sum(c.status == "fail" for c in checks)
+    typer.echo(f"{len(checks)} checks, {failed} failed")
+    raise typer.Exit(1 if failed else 0)

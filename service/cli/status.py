@@ -15,6 +15,7 @@ from service.db import get_engine
 from service.delivery.lease import SCHEDULER_LEASE, current
 from service.delivery.schedule import Schedule, ScheduleError, latest_slot
 from service.delivery.scheduler import JOBS_TABLE
+from service.mail.events import mail_rates
 from service.models import Delivery, IngestRun, Source, Subscriber, Subscription
 
 STUCK_CLAIM = dt.timedelta(hours=1)  # a delivery claimed this long ago and never marked needs a look
@@ -74,6 +75,7 @@ def collect_status(engine: Engine, now: dt.datetime) -> dict[str, Any]:
                 Source.name
             )
         ).all()
+        mail = mail_rates(conn, now).as_dict()
     return {
         "now": _when(now),
         "scheduler": {
@@ -111,6 +113,7 @@ def collect_status(engine: Engine, now: dt.datetime) -> dict[str, Any]:
             "failed": by_status.get("failed", 0),
             "empty": by_status.get("empty", 0),
         },
+        "mail_7d": mail,
         "needs_attention": [
             {
                 "subscription": r.id,
@@ -166,10 +169,28 @@ def status_command(as_json: bool = typer.Option(False, "--json", help="Machine-r
     typer.echo(
         f"deliveries (24 h): sent={d['sent']} pending={d['pending']} failed={d['failed']} empty={d['empty']}"
     )
+    echo_mail(data["mail_7d"])
     attention = data["needs_attention"]
     typer.echo(f"needs attention: {len(attention) or 'nothing'}")
     for item in attention:
         typer.echo(f"  subscription {item['subscription']} {item['address'] or ''}: {item['why']}")
+
+
+def echo_mail(mail: dict[str, Any]) -> None:
+    """Email sent and what came back over 7 days, with the rates mailbox providers watch."""
+
+    def rate(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2%}"
+
+    events = mail["events"]
+    typer.echo(
+        f"mail ({mail['days']} d): sent={mail['sent']} hard_bounces={events.get('hard_bounce', 0)} "
+        f"soft_bounces={events.get('soft_bounce', 0)} complaints={events.get('complaint', 0)} "
+        f"unsubscribes={events.get('unsubscribe', 0)} bounce_rate={rate(mail['bounce_rate'])} "
+        f"complaint_rate={rate(mail['complaint_rate'])}"
+    )
+    for warning in mail["warnings"]:
+        typer.secho(f"  warning: {warning}", fg="yellow")
 
 
 def show_due(engine: Engine, now: dt.datetime) -> None:

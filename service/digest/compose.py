@@ -198,6 +198,7 @@ def item_record(item: DigestItem) -> dict[str, Any]:
         "snippet": [[seg.text, seg.hit] for seg in item.snippet],
         "matched_terms": list(item.matched_terms),
         "interest": item.interest,
+        "pdf_url": item.pdf_url,
     }
 
 
@@ -244,6 +245,7 @@ def item_from_record(row: DeliveryPaper) -> DigestItem:
         snippet=[Segment(str(text), bool(hit)) for text, hit in reason.get("snippet") or []],
         matched_terms=list(reason.get("matched_terms") or []),
         interest=reason.get("interest"),
+        pdf_url=reason.get("pdf_url"),
     )
 
 

@@ -32,6 +32,7 @@ class DigestItem:
     snippet: list[Segment] = field(default_factory=list)
     matched_terms: list[str] = field(default_factory=list)
     interest: str | None = None  # the interest that matched best
+    pdf_url: str | None = None  # the arXiv PDF, when the arXiv id is known
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,7 @@ def record(
     if not insert_once(session, values):
         return Recorded(kind, address, values["delivery_id"], True, "already recorded")  # type: ignore[arg-type]
     if kind == "hard_bounce":
-        effect_of = _hard_bounce(session, address, settings)
+        effect_of = _hard_bounce(session, address, settings, now)
     elif kind == "soft_bounce":
         effect_of = _soft_bounce(session, address, settings, now)
     elif kind == "complaint":
@@ -165,13 +165,30 @@ def _subscriber(session: Session, address: str) -> Subscriber | None:
     return session.scalar(select(Subscriber).where(Subscriber.email == email))
 
 
-def _hard_bounce(session: Session, address: str, settings: Settings) -> str:
+def _hard_bounce(session: Session, address: str, settings: Settings, now: dt.datetime) -> str:
     subscriber = _subscriber(session, address)
     if subscriber is None:
         return "no subscriber has this address"
     count_hard_bounce(session, subscriber.id, settings.hard_bounce_limit)
+    # A report arrives after the hand-off, and every accepted hand-off resets the subscriber's streak:
+    # so the streak here is the hard bounce events since the address last had mail delivered.
+    last_delivered = session.scalar(
+        select(func.max(MailEvent.occurred_at)).where(
+            MailEvent.address == address, MailEvent.kind == "delivered"
+        )
+    )
+    streak = session.scalar(
+        select(func.count())
+        .select_from(MailEvent)
+        .where(MailEvent.address == address, MailEvent.kind == "hard_bounce")
+        .where(MailEvent.occurred_at > (last_delivered or dt.datetime(1970, 1, 1, tzinfo=dt.UTC)))
+    )
+    if (streak or 0) >= settings.hard_bounce_limit:
+        session.execute(update(Subscriber).where(Subscriber.id == subscriber.id).values(flagged=True))
     session.refresh(subscriber)
-    return "address flagged" if subscriber.flagged else f"hard bounce {subscriber.hard_bounces}"
+    return (
+        "address flagged" if subscriber.flagged else f"hard bounce {streak} of {settings.hard_bounce_limit}"
+    )
 
 
 def _soft_bounce(session: Session, address: str, settings: Settings, now: dt.datetime) -> str:

@@ -222,6 +222,7 @@ class ScreenedRanker:
         self.calls = 0
         self.skipped = 0
         self._screen: BatchScreen | None = None
+        self._wanted: dict[tuple[int, int], set[int]] = {}  # per shared pool: interests it may interest
         self._built_at = 0.0
         # Exactly when rank_papers runs without an embedder (checked without loading the model).
         self._useful = not self.settings.semantic or not semantic_available()
@@ -230,6 +231,7 @@ class ScreenedRanker:
         if self._screen is None or time.monotonic() - self._built_at > self.max_age.total_seconds():
             started = time.monotonic()
             self._screen = BatchScreen(load_interests(session, self.settings))
+            self._wanted.clear()
             self._built_at = time.monotonic()
             log.info(
                 "batch screen built: %d interests indexed, %d always ranked, in %.1f s",
@@ -249,6 +251,36 @@ class ScreenedRanker:
             self.skipped += 1
             return True
         return False
+
+    def rules_out_shared(
+        self,
+        session: Session,
+        profile: Profile,
+        papers: Sequence[Paper],
+        interests: Sequence[str] | None,
+        pool: tuple[int, int],
+    ) -> bool:
+        """rules_out for profiles drawn from one shared pool (`pool` names it, e.g. first id and size).
+
+        The interests any pool paper may interest are found once per pool; each profile is then a set
+        lookup. Papers a subscription already got are still in that set: it only rules out less.
+        """
+        self.calls += 1
+        if not (self._useful and papers and self.calls >= self.build_after):
+            return False
+        screen = self.screen_for(session)
+        wanted = self._wanted.get(pool)
+        if wanted is None:
+            screen.screen(papers)
+            wanted = self._wanted[pool] = screen.wanted_interests(
+                np.array([p.id for p in papers], dtype=np.int64)
+            )
+        if screen.fingerprints.get(profile.id) != fingerprint(profile):
+            return False
+        if any(i.id in wanted for i in profile.interests if interests is None or i.name in interests):
+            return False
+        self.skipped += 1
+        return True
 
     def __call__(
         self, session: Session, profile: Profile, papers: list[Paper], *, interests: list[str] | None

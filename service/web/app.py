@@ -15,7 +15,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from service.config import Settings, get_settings
 from service.db import get_engine, session_factory
 from service.digest.render import TEMPLATES_DIR, environment
-from service.web import admin, admin_archive, admin_mail, archive, following, mail_webhooks, pages, views
+from service.web import (
+    admin,
+    admin_archive,
+    admin_bulk,
+    admin_mail,
+    archive,
+    following,
+    mail_webhooks,
+    pages,
+    views,
+)
 from service.web.admin import admin_refusal
 from service.web.gate import FORM_MAX_BYTES, AdminGate
 from service.web.security import SecurityHeadersMiddleware
@@ -57,6 +67,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(pages.router)
     app.include_router(archive.router)
     app.include_router(following.router)
+    app.include_router(admin_bulk.router)  # before admin's /subscriptions/{id}
     app.include_router(admin.router)
     app.include_router(admin_mail.router)
     app.include_router(mail_webhooks.router)

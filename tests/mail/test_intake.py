@@ -212,3 +212,33 @@ def test_bounces_ingest_reads_files_and_maildirs(
         assert subscriber is not None and subscriber.hard_bounces == 2
         refs = sorted(e.raw_ref for e in session.scalars(select(MailEvent)))
         assert str(single) in refs and any(r.startswith(str(tmp_path / "Maildir") + "#") for r in refs)
+
+
+def test_reported_hard_bounces_flag_even_though_each_hand_off_resets_the_smtp_streak(db: Session) -> None:
+    s = mail_settings()  # HARD_BOUNCE_LIMIT=2
+    sent_delivery(db)
+    subscriber = db.scalar(select(Subscriber).where(Subscriber.email == "ada@example.org"))
+    assert subscriber is not None
+    take(db, samples.rfc3464("ada@example.org", report_id="<a@x>"), s)
+    subscriber.hard_bounces = 0  # the next digest was accepted at the hand-off (mark_sent does this)
+    db.flush()
+    take(db, samples.rfc3464("ada@example.org", report_id="<b@x>"), s)
+    db.refresh(subscriber)
+    assert subscriber.flagged
+
+
+def test_a_delivery_report_between_hard_bounces_ends_the_streak(db: Session) -> None:
+    s = mail_settings()
+    sent_delivery(db)
+    later = NOW + dt.timedelta(hours=1)
+    take_in(db, samples.rfc3464("ada@example.org", report_id="<a@x>"), settings=s, ref="a", now=NOW)
+    delivered = samples.rfc3464("ada@example.org", action="delivered", status="2.0.0", report_id="<d@x>")
+    take_in(db, delivered, settings=s, ref="d", now=later)
+    subscriber = db.scalar(select(Subscriber).where(Subscriber.email == "ada@example.org"))
+    assert subscriber is not None
+    subscriber.hard_bounces = 0
+    db.flush()
+    bounce = samples.rfc3464("ada@example.org", report_id="<b@x>")
+    take_in(db, bounce, settings=s, ref="b", now=later + dt.timedelta(hours=1))
+    db.refresh(subscriber)
+    assert not subscriber.flagged

@@ -310,6 +310,21 @@ def test_mailgun_hmac_signature(
     assert flagged(committed_engine)
 
 
+def test_a_batch_larger_than_the_apps_form_limit_is_accepted_up_to_webhook_max_bytes(
+    site: httpx.Client, keys: Keys
+) -> None:
+    from service.web.gate import FORM_MAX_BYTES
+
+    events = [
+        {"email": f"r{n}@example.org", "event": "open", "sg_event_id": f"o{n}", "pad": "x" * 150}
+        for n in range(4000)
+    ]
+    body = json.dumps(events).encode()
+    assert FORM_MAX_BYTES < len(body) < 1024 * 1024
+    answer = site.post("/webhooks/mail/sendgrid", content=body, headers=keys.sendgrid(body))
+    assert answer.status_code == 200 and answer.json() == {"recorded": 0, "duplicates": 0}
+
+
 def test_bodies_over_the_stated_limit_are_refused_and_unconfigured_providers_are_off(
     keys: Keys, tmp_path: Path, committed_engine: Engine
 ) -> None:
