@@ -29,6 +29,7 @@ EXCERPT_CHARS = 600
 RELEVANT, NOT_RELEVANT = "paperboy_relevant", "paperboy_not_relevant"  # button action ids
 MORE_LIKE_THIS, EDIT_DIGEST = "paperboy_more_like_this", "paperboy_edit_digest"
 ADD_SEED = "paperboy_add_seed"  # an unfurled paper's button
+FOLLOW_AUTHORS = "paperboy_follow_authors"
 ELLIPSIS = "…"
 
 
@@ -137,6 +138,13 @@ def seed_value(subscription_id: int | None, paper_id: int, settings: Settings, c
     )
 
 
+def follow_value(subscription_id: int, paper_id: int, settings: Settings) -> str:
+    """The "follow authors" value: signed, naming the subscription and the paper."""
+    return make_token(
+        "slack-action", subscription_id=subscription_id, settings=settings, paper=paper_id, follow="authors"
+    )
+
+
 def edit_value(subscription_id: int, settings: Settings) -> str:
     """The "edit this digest" value: signed, naming the subscription."""
     return make_token("slack-action", subscription_id=subscription_id, settings=settings, edit=True)
@@ -193,6 +201,15 @@ def paper_blocks(entry: dict[str, Any], digest: Digest, settings: Settings) -> l
             ],
         }
     )
+    if item.authors and item.paper_id in digest.links.follow:  # the reader features offer following
+        follow = follow_value(digest.subscription_id, item.paper_id, settings)
+        button = {
+            "type": "button",
+            "text": _plain("Follow authors"),
+            "action_id": FOLLOW_AUTHORS,
+            "value": follow,
+        }
+        blocks[-1]["elements"].append(button)
     return blocks
 
 
