@@ -85,9 +85,17 @@ class PaperboyCommands(PaperboyGroup):
             "service.cli.worker:worker_command",
             "Run a Celery worker that composes and delivers the digests the clock enqueues.",
         ),
-        LazyCommand("sources", "service.cli.sources:sources_app", "HTTP sources polled for new dumps."),
         LazyCommand(
-            "slack", "service.cli.slack:slack_app", "Slack: digests posted to channels, and the app manifest."
+            "metrics",
+            "service.cli.worker:metrics_command",
+            "Serve Prometheus metrics of the delivery path over HTTP.",
+        ),
+        LazyCommand("sources", "service.cli.sources:sources_app", "HTTP sources polled for new dumps."),
+        LazyCommand("slack", "service.cli.slack:slack_app", "Slack: digests posted to channels."),
+        LazyCommand(
+            "webhook",
+            "service.cli.webhook:webhook_app",
+            "Webhooks: digests posted to Discord, Teams or Mattermost.",
         ),
         LazyCommand("dkim", "service.cli.mail:dkim_app", "DKIM keys for signing outgoing mail."),
         LazyCommand(
@@ -101,6 +109,19 @@ class PaperboyCommands(PaperboyGroup):
             "Receive bounces, complaints and unsubscribe mail by SMTP or LMTP, until SIGTERM or Ctrl-C.",
         ),
         LazyCommand(
+            "secrets", "service.cli.secrets:secrets_app", "The secret key and the secrets stored encrypted."
+        ),
+        LazyCommand(
+            "doctor",
+            "service.cli.mail:doctor_command",
+            "Check what a real sender needs, one line each; exit 0 only when a production sender would pass.",
+        ),
+        LazyCommand(
+            "why",
+            "service.cli.why:why_command",
+            "Why a digest was (or was not) sent on a day, in plain words.",
+        ),
+        LazyCommand(
             "status",
             "service.cli.status:status_command",
             "Next run times, the last ingest, deliveries in the last 24 h, subscriptions needing attention.",
@@ -112,6 +133,8 @@ app = typer.Typer(
     cls=PaperboyCommands,
     help="paperboy: new research papers matched to your interests.",
     no_args_is_help=True,
+    # A crash report must not print local variables: they can hold secrets.
+    pretty_exceptions_show_locals=False,
 )
 
 

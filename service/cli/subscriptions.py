@@ -206,3 +206,9 @@ def register(app: typer.Typer) -> None:
     app.command("subscribe")(subscribe_command)
     app.add_typer(subscriptions_app, name="subscriptions")
     app.command("unsubscribe")(unsubscribe_command)
+
+
+# `subscriptions import` and `subscriptions export` live in their own module.
+from service.cli.bulk import register as _register_bulk  # noqa: E402
+
+_register_bulk(subscriptions_app)

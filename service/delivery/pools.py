@@ -1,7 +1,7 @@
 """Match the pools: compose a batch of due digests, loading and indexing each pool of papers once.
 
 A subscription's candidates are the papers first seen after its window start (its last digest, or the
-lookback) that none of its digests held. Ordered by first_seen_at, the papers new for a subscription
+lookback) that no digest to its inbox held. Ordered by first_seen_at, the papers new for a subscription
 are a suffix of the pass's papers, so subscriptions whose window starts fall between the same two
 papers share one pool: daily subscribers almost all share one. For each pool the papers are loaded
 once and one match context is built; each profile is then ranked against it (the context's
@@ -25,13 +25,14 @@ import datetime as dt
 import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from service.config import Settings
-from service.digest.compose import _WINDOW_STATUSES, MAX_WINDOW, build_digest, choose_items
+from service.delivery.metrics import RANK_SECONDS
+from service.digest.compose import _WINDOW_STATUSES, MAX_WINDOW, Ranker, build_digest, choose_items
 from service.digest.model import Digest, DigestItem
 from service.digest.rank import (
     DatabaseEmbeddingCache,
@@ -57,6 +58,7 @@ class PoolScorer(Protocol):
         candidates: Sequence[Paper],
         interests: Sequence[str] | None,
         pool: Pool,
+        limit: int,
     ) -> list[DigestItem]: ...
 
 
@@ -88,8 +90,9 @@ def context_scorer(
     candidates: Sequence[Paper],
     interests: Sequence[str] | None,
     pool: Pool,
+    limit: int,
 ) -> list[DigestItem]:
-    """The default scorer: rank_papers' ranking, against the pool's shared context."""
+    """The default scorer: rank_papers' ranking against the pool's shared context, `limit` per interest."""
     rows = [i for i in profile.interests if interests is None or i.name in interests]
     if not candidates or not rows:
         return []
@@ -99,7 +102,7 @@ def context_scorer(
         names = list(interests) if interests is not None else None
         return rank_papers(session, profile, list(candidates), interests=names, settings=pool.settings)
     return rank_in_context(
-        pool.context(session), profile.name, rows, candidates, liked, disliked, pool.settings
+        pool.context(session), profile.name, rows, candidates, liked, disliked, pool.settings, limit
     )
 
 
@@ -142,18 +145,31 @@ class PoolMatcher:
             pool = self._pool(at)
             taken = held.get(sub.id, set())
             candidates = [p for p in pool.papers if p.id not in taken]
-
-            def ranker(
-                session: Session, profile: Profile, papers: list[Paper], *, interests: list[str] | None
-            ) -> list[DigestItem]:
-                if self.screen is not None and self.screen.rules_out(session, profile, papers, interests):
-                    return []
-                return self.scorer(session, profile, papers, interests, pool)  # noqa: B023 - called now
-
-            items = choose_items(session, sub, candidates, ranker)
-            digests[sub.id] = build_digest(sub, periods[sub.id], items, now=self.now, settings=self.settings)
-        self.rank_seconds += time.perf_counter() - started
+            stats: dict[str, Any] = {}  # for the "why no email" record
+            items = choose_items(
+                session, sub, candidates, self._ranker(pool, (at, len(pool.papers)), sub.max_papers), stats
+            )
+            digests[sub.id] = build_digest(
+                sub, periods[sub.id], items, now=self.now, settings=self.settings, stats=stats
+            )
+        took = time.perf_counter() - started
+        self.rank_seconds += took
+        RANK_SECONDS.observe(took)
         return digests
+
+    def _ranker(self, pool: Pool, key: tuple[int, int], limit: int) -> Ranker:
+        """A compose Ranker for one subscription of `pool`: the screen sees the whole pool once, the
+        scorer only the subscription's candidates."""
+
+        def ranker(
+            session: Session, profile: Profile, papers: list[Paper], *, interests: list[str] | None
+        ) -> list[DigestItem]:
+            screen = self.screen
+            if screen is not None and screen.rules_out_shared(session, profile, pool.papers, interests, key):
+                return []
+            return self.scorer(session, profile, papers, interests, pool, limit)
+
+        return ranker
 
     def _load_after(self, session: Session, start: dt.datetime) -> None:
         """Make sure every paper first seen in (start, now] is loaded, fetching only what is missing."""
@@ -200,12 +216,16 @@ def window_starts(
 def held_papers(
     session: Session, subscription_ids: Sequence[int], *, after: dt.datetime
 ) -> dict[int, set[int]]:
-    """The papers first seen after `after` that a digest of each subscription already holds."""
+    """The papers first seen after `after` that a digest to each subscription's inbox already holds
+    (compose.candidate_papers: every subscription of the same channel and address counts)."""
+    own, inbox = aliased(Subscription), aliased(Subscription)
     held: dict[int, set[int]] = defaultdict(set)
     rows = session.execute(
-        select(DeliveryPaper.subscription_id, DeliveryPaper.paper_id)
+        select(own.id, DeliveryPaper.paper_id)
+        .join(inbox, (inbox.channel == own.channel) & (inbox.address == own.address))
+        .join(DeliveryPaper, DeliveryPaper.subscription_id == inbox.id)
         .join(Paper, Paper.id == DeliveryPaper.paper_id)
-        .where(DeliveryPaper.subscription_id.in_(subscription_ids), Paper.first_seen_at > after)
+        .where(own.id.in_(subscription_ids), Paper.first_seen_at > after)
     )
     for subscription_id, paper_id in rows:
         held[subscription_id].add(paper_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,7 +21,12 @@ SHINGLE_SIZE = 3
 
 
 def shingles(doc: PaperDoc) -> frozenset[tuple[str, ...]]:
-    words = terms(f"{doc.title} {doc.abstract}")
+    return _text_shingles(doc.title, doc.abstract)
+
+
+@lru_cache(maxsize=4096)  # a pass compares the same pool papers for profile after profile
+def _text_shingles(title: str, abstract: str) -> frozenset[tuple[str, ...]]:
+    words = terms(f"{title} {abstract}")
     if len(words) < SHINGLE_SIZE:
         return frozenset({tuple(words)})
     return frozenset(tuple(words[i : i + SHINGLE_SIZE]) for i in range(len(words) - SHINGLE_SIZE + 1))
