@@ -50,13 +50,15 @@ def _spamassassin() -> str:
 
 def scores(messages: list[bytes], home: Path) -> list[tuple[float, str]]:
     """SpamAssassin's score of each message and the rules that fired: one run over an mbox, since
-    starting spamassassin (loading and compiling its rules) costs seconds."""
+    starting spamassassin (loading and compiling its rules) costs seconds. Each message carries its
+    index in an X-Paperboy-Test header, so a score is matched to its message, not to its position."""
     home.mkdir(exist_ok=True)
     mbox = b"".join(
         b"From paperboy@example.org Mon Nov 23 07:00:00 2026\n"
+        + f"X-Paperboy-Test: {index}\n".encode()
         + re.sub(rb"(?m)^From ", b">From ", message.replace(b"\r\n", b"\n"))
         + b"\n"
-        for message in messages
+        for index, message in enumerate(messages)
     )
     result = subprocess.run(
         [_spamassassin(), "-L", "-t", "--mbox", "--cf=bayes_auto_learn 0", "--cf=use_bayes 0"],
@@ -66,9 +68,13 @@ def scores(messages: list[bytes], home: Path) -> list[tuple[float, str]]:
         env={**os.environ, "HOME": str(home)},  # its user_prefs and state go there, not in ~
         check=True,
     )
-    found = _STATUS.findall(result.stdout.decode("utf-8", "replace"))
-    assert len(found) == len(messages), result.stdout[-2000:]
-    return [(float(points), " ".join(rules.split())) for points, rules in found]
+    found: dict[int, tuple[float, str]] = {}
+    for block in re.split(r"(?m)^From paperboy@example\.org ", result.stdout.decode("utf-8", "replace")):
+        index, status = re.search(r"(?m)^X-Paperboy-Test: (\d+)", block), _STATUS.search(block)
+        if index and status:
+            found[int(index.group(1))] = (float(status.group(1)), " ".join(status.group(2).split()))
+    assert sorted(found) == list(range(len(messages))), result.stdout[-2000:]
+    return [found[index] for index in range(len(messages))]
 
 
 def real_papers() -> list[PaperRecord]:
