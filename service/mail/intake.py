@@ -28,7 +28,7 @@ from service.mail.events import insert_once
 from service.mail.reports import Report, read_mail
 from service.models import Delivery, MailEvent, Subscriber, Subscription
 from service.oplog import log_event
-from service.subscription import normalise_email, unsubscribe_all
+from service.subscription import normalise_email, unsubscribe, unsubscribe_all
 from service.tokens import TokenError, read_token
 
 log = logging.getLogger("paperboy.mail")
@@ -89,8 +89,7 @@ def record(
         ended = unsubscribe_all(session, address) if address else []
         effect_of = f"{len(ended)} subscription(s) ended" if address else "address unknown: nothing ended"
     elif kind == "unsubscribe" and subscription is not None:
-        subscription.status = "unsubscribed"
-        subscription.next_digest_at = None
+        unsubscribe(session, subscription.id)
         effect_of = f"subscription {subscription.id} ended"
     elif kind == "refused":
         log_event(
