@@ -293,4 +293,11 @@ def run_ingest_pass(
     """Everything new from the drop folder and the feeds, once."""
     drops = scan_drop_folder(engine, settings, clock, should_stop)
     polls = [] if should_stop() else poll_all_sources(engine, settings, clock)
+    stored = [
+        r.ingest for r in (*drops, *polls) if r.ingest is not None and (r.ingest.new or r.ingest.updated)
+    ]
+    if stored and not should_stop():
+        from service.ingest.embeddings import embed_new_papers
+
+        embed_new_papers(engine, settings)  # here, not in the first digest of the next dispatch pass
     return IngestPass(drops, polls)
