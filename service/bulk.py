@@ -22,13 +22,22 @@ from sqlalchemy.orm import Session, selectinload
 
 from service.delivery.schedule import Schedule, ScheduleError
 from service.models import Interest, Profile, Subscriber, Subscription, utcnow
-from service.subscription import SubscriptionError, normalise_email, parse_send_time, parse_weekday
+from service.subscription import (
+    SubscriptionError,
+    interest_texts,
+    interests_asked,
+    normalise_email,
+    parse_send_time,
+    parse_weekday,
+)
 
 FIELDS = ("email", "interests", "query", "cadence", "weekday", "time", "timezone", "max_papers")
 FORMATS = ("csv", "jsonl")
 CHUNK = 1_000
 MAX_ERRORS_KEPT = 1_000
-_QUERY_INTEREST = "query"  # the interest name service.subscription gives a query
+# Before a query filtered the interests it came with, it was an interest of its own named "query";
+# such stored subscriptions still export their query in the query column.
+_QUERY_INTEREST = "query"
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -188,21 +197,14 @@ def parse_record(line: int, record: dict[str, Any]) -> SubscriptionRow:
     else:
         raise _RowProblem("interests", "must be text (CSV: separated by ';') or a list")
     interests = [i for i in dict.fromkeys(interests) if i]
-    for interest in interests:
-        if len(interest) > 200:
-            raise _RowProblem("interests", f"{interest[:40]!r}... is longer than 200 characters")
-        if interest == _QUERY_INTEREST:
-            raise _RowProblem("interests", "'query' is reserved: put a query in the query column")
     query = _text(record, "query") or None
-    if query:
-        from service.profile import ProfileError, validate_query
-
-        try:
-            validate_query(query)
-        except ProfileError as exc:
-            raise _RowProblem("query", str(exc)) from exc
     if not interests and not query:
         raise _RowProblem("interests", "give at least one interest or a query")
+    try:  # the same checks as `paperboy subscribe`: the query filters the row's interests
+        interest_texts(interests, query)
+    except SubscriptionError as exc:
+        text = str(exc)
+        raise _RowProblem("query" if text.startswith("query") else "interests", text) from exc
     cadence = _text(record, "cadence").lower() or "daily"
     try:
         weekday = parse_weekday(_text(record, "weekday") or None)
@@ -231,24 +233,22 @@ def parse_record(line: int, record: dict[str, Any]) -> SubscriptionRow:
 
 
 def _names(row: SubscriptionRow) -> list[str]:
-    return [*row.interests, *([_QUERY_INTEREST] if row.query else [])]
+    return [name for name, _, _ in interests_asked(row.interests, row.query)]
 
 
 def _sync_interests(profile: Profile, row: SubscriptionRow) -> bool:
-    """The profile holds an interest for each of the row's (keywords = its words); True if changed."""
+    """The profile holds each of the row's interests (keywords = its words, filtered by the row's
+    query, as `paperboy subscribe` makes them); True if changed."""
     by_name = {i.name: i for i in profile.interests}
     changed = False
-    for name in row.interests:
-        if name not in by_name:
-            profile.interests.append(Interest(name=name, keywords=name))
-            changed = True
-    if row.query:
-        current = by_name.get(_QUERY_INTEREST)
+    for name, keywords, query in interests_asked(row.interests, row.query):
+        current = by_name.get(name)
         if current is None:
-            profile.interests.append(Interest(name=_QUERY_INTEREST, keywords="", query=row.query))
+            profile.interests.append(Interest(name=name, keywords=keywords, query=query))
             changed = True
-        elif current.query != row.query:
-            current.query = row.query
+        elif current.query != query or (keywords and current.keywords != keywords):
+            current.query = query
+            current.keywords = keywords or current.keywords
             changed = True
     return changed
 
@@ -420,11 +420,13 @@ def export_records(session: Session, *, include_unsubscribed: bool = False) -> I
         stmt = stmt.where(Subscription.status != "unsubscribed")
     for sub, email in session.execute(stmt):
         names = [str(n) for n in sub.interests or ()] or [i.name for i in sub.profile.interests]
-        query_row = next((i for i in sub.profile.interests if i.name == _QUERY_INTEREST), None)
-        query = query_row.query if query_row is not None and _QUERY_INTEREST in names else None
+        rows = {i.name: i for i in sub.profile.interests if i.name in names}
+        # The query that filters the interests; an interest that is only its query is that query.
+        query = next((rows[n].query for n in names if n in rows and rows[n].query), None)
+        only_query = {n for n, i in rows.items() if not i.keywords and i.query and (n == i.query[:200])}
         yield {
             "email": email,
-            "interests": [n for n in names if n != _QUERY_INTEREST],
+            "interests": [n for n in names if n != _QUERY_INTEREST and n not in only_query],
             "query": query or "",
             "cadence": sub.cadence,
             "weekday": _DAYS[sub.weekday] if sub.weekday is not None else "",
