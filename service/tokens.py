@@ -9,6 +9,7 @@ from typing import Any
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from service.config import Settings, get_settings
+from service.secrets import secret_keys
 
 PURPOSES = frozenset({"confirm", "manage", "unsubscribe", "feedback", "slack-action"})
 # Reader links (service.links): a digest's web page, a subscription's archive, one-click follow actions.
@@ -30,8 +31,10 @@ class TokenClaims:
 def _serializer(purpose: str, settings: Settings) -> URLSafeTimedSerializer:
     if purpose not in PURPOSES:
         raise ValueError(f"unknown token purpose {purpose!r}")
-    # The purpose is the salt: a token signed for one purpose never verifies for another.
-    return URLSafeTimedSerializer(settings.secret_key.get_secret_value(), salt=f"paperboy:{purpose}")
+    # The purpose is the salt: a token signed for one purpose never verifies for another. itsdangerous
+    # signs with the last key of the list and verifies with any, so old keys still open old links.
+    keys = list(reversed(secret_keys(settings)))
+    return URLSafeTimedSerializer(keys, salt=f"paperboy:{purpose}")
 
 
 def make_token(

@@ -50,9 +50,15 @@ class PaperboyCommands(PaperboyGroup):
             "Deliveries: one digest per subscription and period.",
         ),
         LazyCommand(
-            "archive", "service.cli.archive:archive_command", "Past digests of a subscription, and search."
+            "archive",
+            "service.cli.archive:archive_command",
+            "Past digests of a subscription (newest first), or a search over the papers it was sent.",
         ),
-        LazyCommand("authors", "service.cli.authors:authors_app", "Follow authors: preview matches, follow."),
+        LazyCommand(
+            "authors",
+            "service.cli.authors:authors_app",
+            "Follow authors: everything by a person, whatever its words.",
+        ),
         LazyCommand("eval", "service.cli.eval:eval_app", "Measure matching quality on a labelled set."),
         LazyCommand(
             "match",
@@ -77,7 +83,7 @@ class PaperboyCommands(PaperboyGroup):
         LazyCommand(
             "worker",
             "service.cli.worker:worker_command",
-            "A Celery worker for the delivery queues (needs BROKER_URL).",
+            "Run a Celery worker that composes and delivers the digests the clock enqueues.",
         ),
         LazyCommand(
             "metrics",
@@ -86,14 +92,34 @@ class PaperboyCommands(PaperboyGroup):
         ),
         LazyCommand("sources", "service.cli.sources:sources_app", "HTTP sources polled for new dumps."),
         LazyCommand("slack", "service.cli.slack:slack_app", "Slack: digests posted to channels."),
-        LazyCommand("dkim", "service.cli.mail:dkim_app", "DKIM keys: make a key pair and its DNS record."),
         LazyCommand(
-            "bounces", "service.cli.mail:bounces_app", "Returned mail: bounces, complaints, unsubscribes."
+            "webhook",
+            "service.cli.webhook:webhook_app",
+            "Webhooks: digests posted to Discord, Teams or Mattermost.",
+        ),
+        LazyCommand("dkim", "service.cli.mail:dkim_app", "DKIM keys for signing outgoing mail."),
+        LazyCommand(
+            "bounces",
+            "service.cli.mail:bounces_app",
+            "Bounces, complaints and unsubscribe mail that came back.",
         ),
         LazyCommand(
             "inbound",
             "service.cli.mail:inbound_command",
-            "Listen for returned mail (SMTP/LMTP): bounces, complaints and the unsubscribe mailbox.",
+            "Receive bounces, complaints and unsubscribe mail by SMTP or LMTP, until SIGTERM or Ctrl-C.",
+        ),
+        LazyCommand(
+            "secrets", "service.cli.secrets:secrets_app", "The secret key and the secrets stored encrypted."
+        ),
+        LazyCommand(
+            "doctor",
+            "service.cli.mail:doctor_command",
+            "Check what a real sender needs, one line each; exit 0 only when a production sender would pass.",
+        ),
+        LazyCommand(
+            "why",
+            "service.cli.why:why_command",
+            "Why a digest was (or was not) sent on a day, in plain words.",
         ),
         LazyCommand(
             "status",
@@ -107,6 +133,8 @@ app = typer.Typer(
     cls=PaperboyCommands,
     help="paperboy: new research papers matched to your interests.",
     no_args_is_help=True,
+    # A crash report must not print local variables: they can hold secrets.
+    pretty_exceptions_show_locals=False,
 )
 
 

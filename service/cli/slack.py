@@ -21,7 +21,7 @@ from service.models import Subscription
 from service.slack_app.manifest import ManifestError, manifest
 from service.subscription import SubscriptionError, describe_schedule
 
-slack_app = typer.Typer(help="Slack: digests posted to channels, and the app manifest.", no_args_is_help=True)
+slack_app = typer.Typer(help="Slack: digests posted to channels.", no_args_is_help=True)
 
 
 @slack_app.command("subscribe")

@@ -8,7 +8,9 @@ from typing import Any
 
 import typer
 from sqlalchemy import Engine, func, inspect, or_, select
+from sqlalchemy.orm import Session
 
+from service import why
 from service.clock import SystemClock
 from service.config import get_settings
 from service.db import get_engine
@@ -16,6 +18,7 @@ from service.delivery.lease import SCHEDULER_LEASE, current
 from service.delivery.recovery import owner_dead
 from service.delivery.schedule import Schedule, ScheduleError, latest_slot
 from service.delivery.scheduler import JOBS_TABLE
+from service.mail.events import mail_rates
 from service.models import Delivery, IngestRun, Source, Subscriber, Subscription
 
 STUCK_CLAIM = dt.timedelta(hours=1)  # a delivery claimed this long ago and never marked needs a look
@@ -77,7 +80,13 @@ def collect_status(engine: Engine, now: dt.datetime) -> dict[str, Any]:
                 Source.name
             )
         ).all()
+        mail = mail_rates(conn, now).as_dict()
+    with Session(engine) as session:  # "why no email": the last pass by outcome; a quiet ingest day
+        pass_at, pass_outcomes = why.last_pass_summary(session)
+        quiet_ingest = why.quiet_ingest_warning(session, now)
     return {
+        "last_pass": {"started_at": _when(pass_at), "outcomes": pass_outcomes} if pass_at else None,
+        "ingest_warning": quiet_ingest,
         "now": _when(now),
         "scheduler": {
             "holder": holder.holder if holder and holder.expires_at > now else None,
@@ -114,6 +123,7 @@ def collect_status(engine: Engine, now: dt.datetime) -> dict[str, Any]:
             "failed": by_status.get("failed", 0),
             "empty": by_status.get("empty", 0),
         },
+        "mail_7d": mail,
         "needs_attention": [
             {
                 "subscription": r.id,
@@ -162,6 +172,11 @@ def status_command(as_json: bool = typer.Option(False, "--json", help="Machine-r
         )
     else:
         typer.echo("last ingest: none yet")
+    if data["ingest_warning"]:
+        typer.secho(f"  warning: {data['ingest_warning']}", fg="yellow")
+    if data["last_pass"]:
+        counts = ", ".join(f"{k.replace('_', ' ')}={v}" for k, v in data["last_pass"]["outcomes"].items())
+        typer.echo(f"last dispatch pass: {data['last_pass']['started_at']}: {counts or 'nothing due'}")
     for s in data["sources"]:
         line = f"  source {s['name']}: {s['status'] or 'never polled'} {s['polled_at'] or ''}"
         typer.echo(f"{line} {s['error'] or ''}".rstrip())
@@ -169,10 +184,28 @@ def status_command(as_json: bool = typer.Option(False, "--json", help="Machine-r
     typer.echo(
         f"deliveries (24 h): sent={d['sent']} pending={d['pending']} failed={d['failed']} empty={d['empty']}"
     )
+    echo_mail(data["mail_7d"])
     attention = data["needs_attention"]
     typer.echo(f"needs attention: {len(attention) or 'nothing'}")
     for item in attention:
         typer.echo(f"  subscription {item['subscription']} {item['address'] or ''}: {item['why']}")
+
+
+def echo_mail(mail: dict[str, Any]) -> None:
+    """Email sent and what came back over 7 days, with the rates mailbox providers watch."""
+
+    def rate(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2%}"
+
+    events = mail["events"]
+    typer.echo(
+        f"mail ({mail['days']} d): sent={mail['sent']} hard_bounces={events.get('hard_bounce', 0)} "
+        f"soft_bounces={events.get('soft_bounce', 0)} complaints={events.get('complaint', 0)} "
+        f"unsubscribes={events.get('unsubscribe', 0)} bounce_rate={rate(mail['bounce_rate'])} "
+        f"complaint_rate={rate(mail['complaint_rate'])}"
+    )
+    for warning in mail["warnings"]:
+        typer.secho(f"  warning: {warning}", fg="yellow")
 
 
 def show_due(engine: Engine, now: dt.datetime) -> None:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import selectinload
 
+from service import why
 from service.channels.base import Channel
 from service.clock import Clock
 from service.config import Settings
@@ -95,6 +96,21 @@ class _Pass:
     should_stop: Callable[[], bool]
     report: DispatchReport
     matcher: PoolMatcher | None = None
+    started: dt.datetime | None = None
+    notes: list[tuple[int, why.Note]] = field(default_factory=list)  # "why no email", written per batch
+
+    def write_notes(self) -> None:
+        notes, self.notes = self.notes, []
+        try:
+            why.record(
+                self.engine,
+                notes,
+                pass_at=self.started or self.clock.now(),
+                at=self.clock.now(),
+                instance=self.instance,
+            )
+        except Exception:  # the notes explain; they must never stop deliveries
+            log.exception("could not record %d dispatch notes", len(notes))
 
     def stop_requested(self) -> bool:
         """SIGTERM: no new work; what is in flight has finished."""
@@ -123,6 +139,7 @@ class _Pass:
             self.report.errors.append(f"subscription {subscription_id} {period}: {type(exc).__name__}: {exc}")
             return None
         self.report.outcomes.append(outcome)
+        self.notes.append((subscription_id, why.classify(outcome)))
         log_delivery(outcome, self.instance)
         return outcome
 
@@ -163,7 +180,7 @@ def _run_pass(
     recover(engine, settings, now)
     report.scheduled = schedule_new(engine, now)
     pool = channel if channel is not None else ChannelPool(settings)
-    run = _Pass(engine, settings, clock, instance, pool, ranker, should_stop, report)
+    run = _Pass(engine, settings, clock, instance, pool, ranker, should_stop, report, started=now)
     # Loaded with the first pass, not at import: matching pulls in numpy and scipy.
     from service.delivery.pools import PoolMatcher
     from service.matching.batch import ScreenedRanker
@@ -176,6 +193,7 @@ def _run_pass(
         if not report.stopped:
             _deliver_retries(run)
     finally:
+        run.write_notes()
         if run.matcher is not None and run.matcher.screen is not None:
             report.screened_out = run.matcher.screen.skipped - skipped_before
             report.rank_seconds = run.matcher.rank_seconds
@@ -199,6 +217,7 @@ def _deliver_batch(run: _Pass, due: list[tuple[int, dt.datetime]], now: dt.datet
     """Claim a batch, compose its digests together, deliver them one by one, advance them together."""
     until, won = claim_many(run.engine, [sid for sid, _ in due], now, owner=run.instance)
     run.report.lost_claims += len(due) - len(won)
+    run.notes += [(sid, why.Note("claimed_elsewhere", None)) for sid, _ in due if sid not in won]
     due_at = {sid: at for sid, at in due if sid in won}
     plans: list[tuple[int, str, Schedule]] = []
     broken: dict[int, str] = {}
@@ -241,6 +260,7 @@ def _deliver_batch(run: _Pass, due: list[tuple[int, dt.datetime]], now: dt.datet
         set_claimed(run.engine, until, advanced)
         # Claims this pass will not use go back as they were, for the next pass (or another instance).
         set_claimed(run.engine, until, {sid: at for sid, at in due_at.items() if sid not in handled})
+        run.write_notes()
 
 
 def _flag_broken(engine: Engine, until: dt.datetime, broken: dict[int, str]) -> None:

@@ -31,6 +31,7 @@ from kombu import Queue
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import selectinload
 
+from service import why
 from service.config import Settings, get_settings
 from service.db import get_engine, session_factory
 from service.delivery.attempt import ChannelPool, deliver, not_deliverable, retries_due
@@ -198,6 +199,7 @@ def deliver_entries(
 ) -> int:
     sent = 0
     advanced: dict[int, dt.datetime | None] = {}
+    notes: list[tuple[int, why.Note]] = []  # "why no email today"
     with ChannelPool(settings) as pool:
         for subscription_id, period, items, next_at in entries:
             digest = None
@@ -220,11 +222,13 @@ def deliver_entries(
                 digest=digest,
             )
             log_delivery(outcome, worker_instance())
+            notes.append((subscription_id, why.classify(outcome)))
             sent += outcome.status == "sent"
             if until is not None:
                 advanced[subscription_id] = _at(next_at)
     if until is not None:
         set_claimed(engine, until, advanced)
+    why.record(engine, notes, pass_at=now, at=now, instance=worker_instance())
     return sent
 
 

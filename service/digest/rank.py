@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -17,9 +16,11 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from service.config import Settings, get_settings
+from service.digest.cutoff import cut_off
 from service.digest.followed import by_words_or_seeds, with_followed_authors
+from service.digest.latex import readable, readable_segments
 from service.digest.model import DigestItem, Segment
-from service.ingest.normalize import arxiv_abs_url
+from service.ingest.normalize import arxiv_abs_url, arxiv_pdf_url
 from service.matching import (
     Interest,
     InterestError,
@@ -29,7 +30,7 @@ from service.matching import (
     rank,
     semantic_available,
 )
-from service.matching.analysis import terms
+from service.matching.diversity import allocate
 from service.matching.semantic import vector_from_bytes, vector_to_bytes
 from service.models import Interest as InterestRow
 from service.models import Paper, PaperEmbedding, Profile
@@ -37,9 +38,8 @@ from service.reader_models import model_for
 
 if TYPE_CHECKING:
     from service.matching import Explanation, Match
-    from service.matching.analysis import terms
     from service.matching.reader_model import ReaderModel
-from service.matching.semantic import Embedder
+    from service.matching.semantic import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -137,63 +137,36 @@ def _segments(explanation: Explanation) -> list[Segment]:
     return segments
 
 
-_KEYWORD_DECOR = re.compile(r'\^[\d.]+|["\']')
-
-
-@lru_cache(maxsize=4096)  # a pass describes the same pool papers for profile after profile
-def _paper_terms(title: str, abstract: str) -> frozenset[str]:
-    return frozenset(terms(f"{title} {abstract}"))
-
-
-def matched_keywords(keywords: str, paper: Paper) -> list[str]:
-    """The profile's own keywords (as the subscriber wrote them) whose every word the paper has."""
-    have = _paper_terms(paper.title, paper.abstract)
-    found = []
-    for raw in keywords.split(","):
-        keyword = _KEYWORD_DECOR.sub("", raw).strip()
-        words = terms(keyword)
-        if words and set(words) <= have and keyword not in found:
-            found.append(keyword)
-    return found
-
-
 def paper_url(paper: Paper) -> str:
-    """Where the title links: the paper's own page, else an arXiv title search (never nothing)."""
-    if paper.url:
-        return paper.url
+    """Where the title links: the arXiv abstract page when the id is known, else the paper's own
+    page, else an arXiv title search (never nothing)."""
     if paper.arxiv_id:
         return arxiv_abs_url(paper.arxiv_id)
+    if paper.url:
+        return paper.url
     return "https://arxiv.org/search/?" + urlencode({"query": paper.title, "searchtype": "title"})
 
 
-def _why(explanation: Explanation, keywords: list[str], interest: str) -> str:
-    """One sentence: the keywords (as written) that matched, else the engine's own summary."""
-    if not keywords:
-        return explanation.summary()
-    why = "matches " + ", ".join(f"“{k}”" for k in keywords[:4])
-    if explanation.seeds:
-        why += "; like: " + "; ".join(s.title for s in explanation.seeds[:2])
-    return f"{why} ({interest})" if interest != "default" else why
-
-
 def to_item(paper: Paper, match: Match, interest: str, keywords: str = "") -> DigestItem:
+    """A digest item: LaTeX shown as text (the stored paper keeps it), and a true why-line."""
     explanation = match.explanation
     terms_found = [*explanation.phrases, *(t for t in explanation.terms if t not in explanation.phrases)]
     return DigestItem(
         paper_id=paper.id,
-        title=paper.title,
+        title=readable(paper.title),
         url=paper_url(paper),
-        authors=list(paper.authors or []),
+        authors=[readable(name) for name in paper.authors or []],
         author_count=paper.author_count,
         organization=paper.organization,
         published_on=paper.published_on,
         upvotes=paper.upvotes,
         code_url=paper.code_url,
         score=round(match.score, 4),
-        why=_why(explanation, matched_keywords(keywords, paper), interest),
-        snippet=_segments(explanation),
+        why=readable(explanation.summary(interest)),
+        snippet=readable_segments(_segments(explanation)),
         matched_terms=terms_found,
         interest=interest,
+        pdf_url=arxiv_pdf_url(paper.arxiv_id) if paper.arxiv_id else None,
     )
 
 
@@ -240,7 +213,8 @@ def rank_papers(
 ) -> list[DigestItem]:
     """The papers the profile's interests (all, or those named) want, best first, with reasons.
 
-    A paper matched by several interests appears once, under the interest that scored it highest.
+    A paper matched by several interests appears once, under the interest that scored it highest;
+    places are shared across interests (diversity.allocate), so the first ones show every interest.
     An interest that cannot be matched (nothing to match on) is skipped with a warning.
     """
     settings = settings or get_settings()
@@ -291,9 +265,13 @@ def rank_in_context(
         if not by_words_or_seeds(compiled):
             continue  # followed authors only: followed_author_items below
         top_k = min(compiled.interest.top_k, limit) if limit is not None else None
-        for match in rank(compiled, context, candidates=by_id.keys(), top_k=top_k):
+        matches = rank(compiled, context, candidates=by_id.keys(), top_k=top_k)
+        if settings.digest_cutoff:
+            matches = cut_off(matches, seeded=bool(compiled.positive_seeds))
+        for match in matches:
             if match.paper_id not in best or match.score > best[match.paper_id][0].score:
                 best[match.paper_id] = (match, row)
-    ordered = sorted(best.values(), key=lambda pair: -pair[0].score)
+    # Places shared across interests: a reader of three topics sees each (service/matching/diversity.py).
+    ordered = allocate(list(best.values()), lambda pair: pair[1].name, lambda pair: pair[0].score)
     items = [to_item(by_id[m.paper_id], m, row.name, row.keywords or "") for m, row in ordered]
     return with_followed_authors(items, rows, papers)

@@ -21,6 +21,7 @@ import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from service.digest.model import Digest, DigestItem, Segment
+from service.display import finalize
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 PARTS = ("subject.txt", "body.txt", "body.html")
@@ -86,10 +87,12 @@ def environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         auto_reload=False,
+        finalize=finalize,  # no bidi override or invisible character reaches a page or an email
     )
     env.filters["one_line"] = one_line
     env.filters["squash"] = squash
     env.filters["wrap"] = wrap
+    env.filters["authors_label"] = authors_label
     return env
 
 
@@ -137,14 +140,14 @@ def date_label(day: dt.date) -> str:
 
 
 def authors_label(item: DigestItem) -> str:
-    """ "Ada Lovelace, Alan Turing" / "A, B, C and 4 more" / "12 authors" when names are unknown."""
+    """ "Ada Lovelace, Alan Turing, Grace Hopper" / "A, B et al." / "12 authors" when names are unknown."""
     names = [name for name in map(one_line, item.authors) if name]
     total = max(item.author_count or 0, len(names))
     if not names:
         return f"{total} author{'s' if total != 1 else ''}" if total else ""
-    shown = names[:_MAX_AUTHORS_SHOWN]
-    more = total - len(shown)
-    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+    if total <= _MAX_AUTHORS_SHOWN and len(names) == total:
+        return ", ".join(names)
+    return ", ".join(names[:2]) + " et al."
 
 
 def subject_line(count: int, topic: str, day: dt.date, weekly: bool) -> str:
@@ -212,10 +215,12 @@ def _item_context(rank: int, item: DigestItem, digest: Digest) -> dict[str, Any]
         "title": one_line(item.title),
         "url": safe_url(item.url),
         "code_url": safe_url(item.code_url),
+        "pdf_url": safe_url(item.pdf_url),
         "meta": [m for m in meta if m],
         "snippet": snippet,
         "snippet_text": snippet_text(snippet),
         "why": one_line(item.why),
+        "tldr": one_line(item.tldr or ""),
         "feedback": digest.links.feedback.get(item.paper_id),
         "follow": digest.links.follow.get(item.paper_id),
     }
@@ -233,7 +238,6 @@ def digest_context(digest: Digest, *, recipient: str | None = None) -> dict[str,
         "topic": one_line(digest.topic),
         "subject": subject_line(len(items), digest.topic, day, weekly),
         "date_label": ("week of " if weekly else "") + date_label(day),
-        "preheader": one_line(" · ".join(entry["title"] for entry in items[:3]))[:140],
         "links": digest.links,
         "recipient": one_line(recipient or ""),
     }

@@ -1,4 +1,4 @@
-"""Which format a dump is in, from its first few KiB."""
+"""Which format a dump is in, from its first few KiB; and whether it is text at all."""
 
 from __future__ import annotations
 
@@ -7,6 +7,38 @@ from collections.abc import Iterable, Iterator
 from itertools import chain
 
 SNIFF_CHARS = 16384
+BINARY_SNIFF_BYTES = 1024  # a dump starts with text; junk further in is the parsers' business, line by line
+
+# Formats people hand over by mistake, by their leading bytes.
+_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"%PDF-", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive (or .docx/.xlsx)"),
+    (b"\x1f\x8b", "a gzip file: unpack it first"),
+    (b"\xfd7zXZ\x00", "an xz file: unpack it first"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"\x7fELF", "a program"),
+    (b"SQLite format 3\x00", "an SQLite database"),
+)
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")  # UTF-16 text is full of NULs; reading notes it instead
+# C0 controls other than tab, LF, FF, CR and ESC, and DEL: text has next to none, random bytes ~11%.
+_CONTROL_BYTES = bytes([*range(0, 9), 11, *range(14, 27), *range(28, 32), 127])
+
+
+def binary_reason(head: bytes) -> str | None:
+    """Why a file starting with `head` (its first BINARY_SNIFF_BYTES) is not text, or None if it is."""
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            return f"the file is {what}, not a paper dump"
+    if not head or head.startswith(_UTF16_BOMS):
+        return None
+    controls = len(head) - len(head.translate(None, _CONTROL_BYTES))
+    if b"\x00" in head or controls * 50 > len(head):  # more than 2%
+        return f"the file is binary ({controls} control bytes in its first {len(head)}), not a paper dump"
+    return None
 
 
 def detect_format(head: str) -> str | None:

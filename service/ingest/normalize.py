@@ -131,6 +131,37 @@ def arxiv_abs_url(arxiv_id: str) -> str:
     return f"https://arxiv.org/abs/{arxiv_id}"
 
 
+def arxiv_pdf_url(arxiv_id: str) -> str:
+    return f"https://arxiv.org/pdf/{arxiv_id}"
+
+
+def arxiv_id_among(*values: object) -> str | None:
+    """The first arXiv id found among field values that may hold one (an `id` of "arXiv:0704.0001",
+    an abs/pdf URL, an old-style "hep-th/9901001"); values that are not arXiv ids are passed over."""
+    for value in values:
+        if isinstance(value, str) and value and len(value) < 300:
+            found = normalize_arxiv_id(value)
+            if found:
+                return found
+    return None
+
+
+# Affiliation markers after a name: "(1)", "(1, 2)", "(1 and 2)", "((1) MIT, (2) Caltech)", "(MIT)",
+# "1,2", "*", "†", superscripts.
+_AFFILIATION = re.compile(
+    r"(?:\s*\(\(.*\)|\s*\([^()]*\)|\s*[\d,*\u2020\u2021\u00a7\u00b9\u00b2\u00b3\u2070-\u2079]+)+$"
+)
+_MARKER_HINT = re.compile(r"[(\d*\u2020\u2021\u00a7\u00b9\u00b2\u00b3\u2070-\u2079]")
+
+
+def clean_author_names(names: list[str]) -> list[str]:
+    """Names without the affiliation markers dumps leave on them; names that were only markers go."""
+    if not names or not _MARKER_HINT.search("".join(names)):
+        return names  # the common case: one scan of the joined names
+    cleaned = [_AFFILIATION.sub("", name).strip(" ,;") for name in names]
+    return [name for name in cleaned if name]
+
+
 def _trim_url(url: str) -> str:
     url = url.rstrip(".,;:!?'\"")
     # A closing bracket belongs to the URL only if the URL opened one.
@@ -215,6 +246,10 @@ def finish_record(record: PaperRecord, extra_text: str = "") -> PaperRecord:
     """Fill links, code URL and paper URL from what the record already holds."""
     text = f"{record.abstract} {extra_text}" if extra_text else record.abstract
     links = record.links or extract_links(text)
+    if not record.arxiv_id and record.url and "arxiv.org/" in record.url:
+        record.arxiv_id = normalize_arxiv_id(record.url)
+    if record.authors:
+        record.authors = clean_author_names(record.authors)
     if record.arxiv_id and not record.url:
         record.url = arxiv_abs_url(record.arxiv_id)
     record.links = links

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from service.db import session_factory
-from service.ingest.detect import detect_format, sniff
+from service.ingest.detect import BINARY_SNIFF_BYTES, binary_reason, detect_format, sniff
 from service.ingest.parsers import parse
 from service.ingest.reading import Decoding, decode_pieces, read_pieces
 from service.ingest.records import FORMATS, PaperRecord, ParseError, ParseIssue
@@ -144,6 +144,17 @@ def _ingest_in(
     today: dt.date,
     progress: ProgressCallback | None,
 ) -> None:
+    with report.path.open("rb") as stream:
+        binary = binary_reason(stream.read(BINARY_SNIFF_BYTES))
+    if (
+        binary
+    ):  # rejected as a whole: a PNG or random bytes would otherwise become "papers" or 1,000 line errors
+        report.fail(f"{binary}: nothing was read from it")
+        run = _run_row(report, source, started)
+        session.add(run)
+        session.flush()
+        report.run_id = run.id
+        return
     decoding = Decoding()
     head, pieces = sniff(decode_pieces(_byte_pieces(report.path, progress), decoding))
     if report.format is None:

@@ -6,6 +6,7 @@ renderers (email HTML, Slack mrkdwn, the terminal) escape the text and add their
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -20,7 +21,7 @@ from .query import Phrase, Term
 if TYPE_CHECKING:
     from .ranking import MatchContext, Ranking
 
-__all__ = ["Explanation", "SeedEvidence", "Snippet", "explain", "make_snippet"]
+__all__ = ["Explanation", "KeywordEvidence", "SeedEvidence", "Snippet", "brief", "explain", "make_snippet"]
 
 SNIPPET_CHARS = 280
 SNIPPET_LEAD = 60  # context kept before the first highlighted word of the window
@@ -47,6 +48,28 @@ class SeedEvidence:
     similarity: float
 
 
+@dataclass(frozen=True, slots=True)
+class KeywordEvidence:
+    """One keyword as the subscriber wrote it, and how much of it the paper holds.
+
+    ``words`` are the keyword's own words found in the paper (as written in the keyword);
+    ``whole`` says the keyword occurs as written (its words in order, side by side)."""
+
+    keyword: str
+    words: tuple[str, ...]
+    total: int
+    whole: bool
+
+    @property
+    def share(self) -> float:
+        return len(self.words) / self.total if self.total else 0.0
+
+    def describe(self) -> str:
+        if self.whole or (self.total == 1 and self.words):
+            return f"“{self.keyword}”"
+        return f"{', '.join(self.words)} ({len(self.words)} of {self.total} words of “{self.keyword}”)"
+
+
 @dataclass(slots=True)
 class Explanation:
     terms: list[str] = field(default_factory=list)  # profile words found, as the paper spells them
@@ -56,18 +79,36 @@ class Explanation:
     title_highlights: tuple[Span, ...] = ()
     snippet: Snippet = field(default_factory=lambda: Snippet(""))
     signals: dict[str, float] = field(default_factory=dict)
+    keywords: list[KeywordEvidence] = field(default_factory=list)  # each keyword of the interest
 
-    def summary(self) -> str:
-        """One plain line, e.g. ``matches "kv cache", attention; like: Efficient Transformers``."""
+    def summary(self, interest: str = "") -> str:
+        """One true line: the words that matched, the seed it resembles, or closeness in meaning.
+
+        e.g. ``matches “kv cache”; sparse, attention (2 of 3 words of “sparse attention models”)``,
+        ``resembles “Efficient Transformers”``, ``close in meaning to your interest “RLHF”``."""
         bits = []
-        words = [f'"{p}"' for p in self.phrases] + [t for t in self.terms if t not in self.phrases]
-        if words:
-            bits.append("matches " + ", ".join(words[:6]))
+        found = [k for k in self.keywords if k.words]
+        if found:
+            bits.append("matches " + "; ".join(k.describe() for k in found[:4]))
+        else:
+            words = [f"“{p}”" for p in self.phrases] + [t for t in self.terms if t not in self.phrases]
+            if words:
+                bits.append("matches " + ", ".join(words[:6]))
         if self.seeds:
-            bits.append("like: " + "; ".join(s.title for s in self.seeds[:2]))
-        elif self.shared_terms:
+            bits.append("resembles " + "; ".join(f"“{s.title}”" for s in self.seeds[:1]))
+        elif not bits and self.shared_terms:
             bits.append("shares " + ", ".join(self.shared_terms))
-        return "; ".join(bits) or "close in meaning to your interest"
+        if not bits:
+            about = ", ".join(k.keyword for k in self.keywords) or interest
+            return (
+                f"close in meaning to your interest “{about}”"
+                if about
+                else "close in meaning to your interest"
+            )
+        said = " ".join(bits).casefold()
+        if interest and interest != "default" and f"“{interest.casefold()}”" not in said:
+            bits.append(f"for your interest “{interest}”")
+        return "; ".join(bits)
 
 
 def _matched_terms(compiled: CompiledInterest, context: MatchContext, row: int) -> tuple[set[str], list[str]]:
@@ -88,6 +129,39 @@ def _matched_terms(compiled: CompiledInterest, context: MatchContext, row: int) 
             have = paper.field_terms(f)
             found.update(t for t in have if t == leaf.text or (leaf.prefix and t.startswith(leaf.text)))
     return found, phrases
+
+
+# Commas separate keywords, except inside "quoted phrases"; weights (^2) and quotes are not words.
+_KEYWORD = re.compile(r'(?:"[^"]*"|[^,"])+')
+_DECORATION = re.compile(r'\^\d*\.?\d+|["()*]|\b(?:AND|OR|NOT)\b|\b(?:title|abstract|author):')
+
+
+def keyword_evidence(keywords: str, context: MatchContext, row: int) -> list[KeywordEvidence]:
+    """How much of each keyword (as the subscriber wrote it) the paper's title and abstract hold."""
+    paper = context.index.papers[row]
+    fields = [paper.field_terms("title"), paper.field_terms("abstract")]
+    have = set(fields[0]) | set(fields[1])
+    evidence: list[KeywordEvidence] = []
+    for raw in _KEYWORD.findall(keywords):
+        keyword = " ".join(_DECORATION.sub(" ", raw).split())
+        tokens = analyze(keyword)
+        if not tokens:
+            continue
+        # A compound ("KV-cache") analyses to its joined form and its parts: count the joined one.
+        seen: dict[int, tuple[str, str]] = {}
+        for token in tokens:
+            seen.setdefault(token.position, (token.term, keyword[token.start : token.end]))
+        words = [(term, shown) for _, (term, shown) in sorted(seen.items())]
+        matched = tuple(dict.fromkeys(shown for term, shown in words if term in have))
+        whole = len(words) > 1 and len(matched) == len(words)
+        if whole:
+            base = tokens[0].position
+            phrase = Phrase(
+                tuple(term for term, _ in words), tuple(p - base for p in sorted(seen)), source=keyword
+            )
+            whole = any(phrase_occurs(f, phrase) for f in fields)
+        evidence.append(KeywordEvidence(keyword, matched, len(words), whole))
+    return evidence
 
 
 def _shared_with_seeds(context: MatchContext, row: int, seeds: list[int]) -> set[str]:
@@ -133,6 +207,14 @@ def make_snippet(text: str, spans: list[Span], size: int = SNIPPET_CHARS) -> Sni
     return Snippet(text[lo:hi], kept, clipped_start=lo > 0, clipped_end=hi < len(text))
 
 
+def brief(compiled: CompiledInterest, context: MatchContext, row: int, ranking: Ranking) -> Explanation:
+    """Only the keyword evidence and the signals: what deciding whether to send needs."""
+    return Explanation(
+        signals={name: round(float(values[row]), 4) for name, values in ranking.signals.items()},
+        keywords=keyword_evidence(compiled.interest.keywords, context, row),
+    )
+
+
 def explain(compiled: CompiledInterest, context: MatchContext, row: int, ranking: Ranking) -> Explanation:
     """Build the explanation of pool paper ``row`` for this interest."""
     doc = context.docs[row]
@@ -168,4 +250,5 @@ def explain(compiled: CompiledInterest, context: MatchContext, row: int, ranking
         title_highlights=tuple(title_spans),
         snippet=make_snippet(doc.abstract, abstract_spans),
         signals={name: round(float(values[row]), 4) for name, values in ranking.signals.items()},
+        keywords=keyword_evidence(compiled.interest.keywords, context, row),
     )

@@ -11,11 +11,22 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp
 
 from service.config import Settings, get_settings
 from service.db import get_engine, session_factory
 from service.digest.render import TEMPLATES_DIR, environment
-from service.web import admin, admin_archive, admin_mail, archive, following, mail_webhooks, pages, views
+from service.web import (
+    admin,
+    admin_archive,
+    admin_bulk,
+    admin_mail,
+    archive,
+    following,
+    mail_webhooks,
+    pages,
+    views,
+)
 from service.web.admin import admin_refusal
 from service.web.gate import FORM_MAX_BYTES, AdminGate
 from service.web.security import SecurityHeadersMiddleware
@@ -30,11 +41,21 @@ def make_templates() -> Jinja2Templates:
     return Jinja2Templates(env=env)
 
 
+class PaperboyApp(FastAPI):
+    """FastAPI with the security headers outside everything, even the error middleware that
+    answers an unhandled exception with a 500 (user middleware sits inside it)."""
+
+    https = False
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeadersMiddleware(super().build_middleware_stack(), https=self.https)
+
+
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     """A FastAPI app bound to `settings` and `engine` (the configured ones by default)."""
     settings = settings or get_settings()
     engine = engine or get_engine(settings)
-    app = FastAPI(
+    app = PaperboyApp(
         title="paperboy",
         summary="Subscription pages and the admin API of paperboy.",
         version="1",
@@ -50,13 +71,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.engine = engine
     app.state.templates = make_templates()
 
-    # The last added runs first: security headers wrap everything, even the gate's own answers.
+    app.https = settings.base_url.startswith("https://")
     app.add_middleware(AdminGate, admin_refusal=lambda header: admin_refusal(settings.admin_token, header))
-    app.add_middleware(SecurityHeadersMiddleware, https=settings.base_url.startswith("https://"))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(pages.router)
     app.include_router(archive.router)
     app.include_router(following.router)
+    app.include_router(admin_bulk.router)  # before admin's /subscriptions/{id}
     app.include_router(admin.router)
     app.include_router(admin_mail.router)
     app.include_router(mail_webhooks.router)

@@ -1,9 +1,10 @@
 """Provider event webhooks on the web app: POST /webhooks/mail/{ses,postmark,sendgrid,mailgun}.
 
-Each body is read up to WEBHOOK_MAX_BYTES (1 MiB by default; a provider's batch is far smaller) and
-refused with 413 beyond it, verified (service.mail.providers) before it is parsed, then stored and acted
-on through service.mail.intake like returned mail. Answers: 200 with what was recorded; 400 malformed;
-401/403 not genuine; 413 too large; 503 the provider's key is not configured.
+Each body is read up to WEBHOOK_MAX_BYTES (1 MiB by default, above the app's 512 KiB form limit; a
+provider's batch is smaller) and refused with 413 beyond it, verified (service.mail.providers) before
+it is parsed, then stored and acted on through service.mail.intake like returned mail.
+Answers: 200 with what was recorded; 400 malformed; 401/403 not genuine; 413 too large; 503 the
+provider's key is not configured.
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ from service.mail.reports import Report
 from service.oplog import log_event
 
 log = logging.getLogger("paperboy.mail")
-router = APIRouter(prefix="/webhooks/mail", include_in_schema=False)
+# The app's form limit (512 KiB) is too small for a provider's batch; this router states its own
+# ceiling, and WEBHOOK_MAX_BYTES (default 1 MiB) is enforced below it while the body streams.
+WEBHOOK_BODY_CEILING = 10 * 1024 * 1024
+router = APIRouter(prefix="/webhooks/mail", include_in_schema=False, max_body_size=WEBHOOK_BODY_CEILING)
 
 
 async def _body(request: Request, settings: Settings) -> bytes:
@@ -86,14 +90,21 @@ async def ses(request: Request) -> dict[str, Any]:
     settings: Settings = request.app.state.settings
     body = await _body(request, settings)
     try:
-        message_type, reports = ses_reports(body, settings)
+        message = ses_reports(body, settings)
     except WebhookRejected as exc:
         raise _rejected("ses", exc) from exc
-    if message_type != "Notification":
-        # Confirming the subscription means opening its SubscribeURL: the operator does that (the
-        # message is in the SNS console too); paperboy fetches nothing.
-        log_event(log, "ses_subscription_message", level=logging.WARNING, type=message_type)
-    return {**await run_in_threadpool(_store, request, "ses", reports), "type": message_type}
+    if message.type != "Notification":
+        # Confirming the subscription means opening its SubscribeURL: the operator does that (paperboy
+        # fetches nothing); the URL holds a one-time confirmation token, not a secret of ours.
+        log_event(
+            log,
+            "ses_subscription_message",
+            level=logging.WARNING,
+            type=message.type,
+            topic=message.topic,
+            subscribe_url=message.subscribe_url,
+        )
+    return {**await run_in_threadpool(_store, request, "ses", message.reports), "type": message.type}
 
 
 @router.post("/postmark")

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.config import Settings
 from service.models import RateLimitHit, utcnow
+from service.secrets import secret_keys
 
 # No inline script or style anywhere: the pages load /static/paperboy.js and .css from this origin.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -77,7 +78,7 @@ class SecurityHeadersMiddleware:
 
 
 def _csrf_signature(cookie_value: str, settings: Settings) -> str:
-    key = hashlib.sha256(b"paperboy:csrf:" + settings.secret_key.get_secret_value().encode()).digest()
+    key = hashlib.sha256(b"paperboy:csrf:" + secret_keys(settings)[0].encode()).digest()
     return hmac.new(key, cookie_value.encode(), hashlib.sha256).hexdigest()
 
 

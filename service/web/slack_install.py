@@ -8,9 +8,10 @@ from starlette.concurrency import run_in_threadpool
 
 from service.slack_app import oauth
 from service.web import views
+from service.web.gate import SLACK_MAX_BYTES
 from service.web.slack_requests import settings_of
 
-router = APIRouter(prefix="/slack", include_in_schema=False)
+router = APIRouter(prefix="/slack", include_in_schema=False, max_body_size=SLACK_MAX_BYTES)
 
 
 @router.get("/install")

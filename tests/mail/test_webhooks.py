@@ -115,6 +115,7 @@ def keys(tmp_path: Path) -> Keys:
 def hook_settings(keys: Keys, tmp_path: Path, **kw: object) -> Settings:
     values: dict[str, object] = {
         "var_dir": tmp_path,
+        "secret_key": SecretStr("mail-tests-secret"),
         "ses_sns_cert_file": keys.cert_file,
         "ses_sns_topic_arn": TOPIC,
         "postmark_webhook_credentials": SecretStr(POSTMARK),
@@ -198,7 +199,11 @@ def test_ses_bounce_through_sns_is_verified_matched_and_stored_once(
 
 
 def test_ses_sha1_signatures_complaints_and_subscription_confirmations(
-    site: httpx.Client, keys: Keys, delivery: tuple[int, str], committed_engine: Engine
+    site: httpx.Client,
+    keys: Keys,
+    delivery: tuple[int, str],
+    committed_engine: Engine,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     _, message_id = delivery
     answer = site.post("/webhooks/mail/ses", content=keys.sns(ses_notification("Complaint", message_id), "1"))
@@ -214,8 +219,10 @@ def test_ses_sha1_signatures_complaints_and_subscription_confirmations(
         "SubscribeURL": "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&Token=2336412f37",
         "Timestamp": "2026-11-26T09:00:00.000Z",
     }
+    caplog.set_level("WARNING", logger="paperboy.mail")
     answer = site.post("/webhooks/mail/ses", content=keys.sns(confirm))
     assert answer.status_code == 200 and answer.json()["type"] == "SubscriptionConfirmation"
+    assert confirm["SubscribeURL"] in caplog.text  # the operator opens it; paperboy fetches nothing
 
 
 @pytest.mark.parametrize("tamper", ["message", "topic", "cert url", "unsigned"])
@@ -308,6 +315,21 @@ def test_mailgun_hmac_signature(
     assert answer.status_code == 200 and answer.json()["recorded"] == 1
     assert stored(committed_engine) == [("mailgun", "hard_bounce", "ada@example.org", delivery_id)]
     assert flagged(committed_engine)
+
+
+def test_a_batch_larger_than_the_apps_form_limit_is_accepted_up_to_webhook_max_bytes(
+    site: httpx.Client, keys: Keys
+) -> None:
+    from service.web.gate import FORM_MAX_BYTES
+
+    events = [
+        {"email": f"r{n}@example.org", "event": "open", "sg_event_id": f"o{n}", "pad": "x" * 150}
+        for n in range(4000)
+    ]
+    body = json.dumps(events).encode()
+    assert FORM_MAX_BYTES < len(body) < 1024 * 1024
+    answer = site.post("/webhooks/mail/sendgrid", content=body, headers=keys.sendgrid(body))
+    assert answer.status_code == 200 and answer.json() == {"recorded": 0, "duplicates": 0}
 
 
 def test_bodies_over_the_stated_limit_are_refused_and_unconfigured_providers_are_off(

@@ -6,6 +6,7 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -196,3 +197,50 @@ def test_missing_sklearn_skips_the_svm(tmp_path: Path, monkeypatch: pytest.Monke
     assert report.get("TF-IDF + SVM", "seeds") is None
     assert any("scikit-learn is not installed" in note for note in report.notes)
     assert report.get("paperboy", "seeds") is not None
+
+
+def test_keyword_baselines_bm25_and_zsum(tmp_path: Path) -> None:
+    from service.matching.baselines import OkapiBM25, zsum
+    from service.matching.documents import PaperDoc
+
+    papers = [
+        PaperDoc("a", "Graph coloring bounds", "chromatic number of graphs"),
+        PaperDoc("b", "Laser cavities", "optical pulses in a fiber"),
+        PaperDoc("c", "Coloring sparse graphs", "graph coloring with few colors, coloring again"),
+    ]
+    scores = OkapiBM25(papers).scores("graph coloring")
+    assert scores[1] == 0.0 and scores[0] > 0 and scores[2] > 0
+    fused = zsum(np.array([1.0, 2.0, 3.0]), np.array([30.0, 20.0, 10.0]), np.zeros(3))
+    assert np.allclose(fused, 0.0)  # opposite signals cancel; a flat one adds nothing
+    report = evaluate(load_dataset(write_set(tmp_path / "set", per_topic=10)), methods=("Okapi BM25",))
+    bm25 = report.get("Okapi BM25", "keywords")
+    assert bm25 is not None and bm25.ndcg_at_10 > 0.5
+    assert report.get("Okapi BM25", "seeds") is None  # it reads only the keywords
+
+
+def test_rounds_replay_learns_from_the_simulated_reader(tmp_path: Path) -> None:
+    from service.matching.replay import format_rounds, replay
+
+    dataset = load_dataset(write_set(tmp_path / "set", per_topic=30))
+    report = replay(dataset, 3, kinds=("keywords",))
+    assert report.rounds == 3 and not report.semantic
+    for method in ("paperboy", "TF-IDF + SVM"):
+        first, last = report.get(method, "keywords", 1), report.get(method, "keywords", 3)
+        assert first is not None and last is not None
+        assert last.ndcg_at_10 > first.ndcg_at_10  # clicks on the keywords' hits teach the topic
+    table = format_rounds(report)
+    assert "nDCG r3" in table and "paperboy" in table
+    with pytest.raises(ValueError, match="rounds: must be at least 1"):
+        replay(dataset, 0)
+
+
+def test_cli_rounds_mode(tmp_path: Path) -> None:
+    directory = write_set(tmp_path / "set", per_topic=8)
+    out = tmp_path / "rounds.json"
+    result = CliRunner().invoke(
+        app, ["eval", "relevance", str(directory), "--lexical-only", "--rounds", "2", "--json", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "nDCG r2" in result.output
+    figures = json.loads(out.read_text())
+    assert figures["rounds"] == 2 and {r["round"] for r in figures["results"]} == {1, 2}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -11,6 +12,7 @@ from slack_sdk.models.blocks import ActionsBlock, ButtonElement, ContextBlock, H
 
 from service.channels.slack_blocks import (
     EDIT_DIGEST,
+    FOLLOW_AUTHORS,
     MAX_TEXT,
     MORE_LIKE_THIS,
     NOT_RELEVANT,
@@ -141,7 +143,7 @@ def test_an_overlong_title_and_excerpt_are_shortened_visibly(settings: Settings)
     blocks = parse_message(message)  # every text within 3,000 characters
     section = next(b for b in blocks if isinstance(b, SectionBlock))
     assert section.text.text.count("…") == 2  # title and excerpt, each marked
-    assert "and 297 more" in str(blocks)
+    assert "Author 0, Author 1 et al." in str(blocks)
 
 
 def test_a_long_topic_keeps_a_valid_header_and_shows_the_whole_subject(settings: Settings) -> None:
@@ -197,6 +199,7 @@ def test_the_rendered_digest_matches_the_golden_file(settings: Settings) -> None
     digest = make_digest(
         2,
         code_url="https://github.com/ada/engine",
+        pdf_url="https://arxiv.org/pdf/2611.00001",
         title="Speculative decoding & friends: a <survey>",
         authors=["Zoë Ünïcödé", "Alan Turing", "Grace Hopper", "Edsger Dijkstra"],
         author_count=9,
@@ -214,3 +217,17 @@ def test_the_rendered_digest_matches_the_golden_file(settings: Settings) -> None
         golden.parent.mkdir(exist_ok=True)
         golden.write_text(rendered, encoding="utf-8")
     assert rendered == golden.read_text(encoding="utf-8")
+
+
+def test_follow_authors_is_offered_where_the_digest_offers_following(settings: Settings) -> None:
+    digest = make_digest(2)
+    links = dataclasses.replace(digest.links, follow={1: ("http://testserver/f/a", "http://testserver/f/s")})
+    (message,) = digest_messages(dataclasses.replace(digest, links=links), settings)
+    payload = {"text": message.text, "blocks": message.blocks}
+    actions = {b.block_id: b for b in parse_message(payload) if isinstance(b, ActionsBlock)}
+    first = [e.action_id for e in actions["feedback-1"].elements]
+    assert first == [RELEVANT, NOT_RELEVANT, MORE_LIKE_THIS, FOLLOW_AUTHORS]
+    assert FOLLOW_AUTHORS not in [e.action_id for e in actions["feedback-2"].elements]  # no follow link
+    follow = actions["feedback-1"].elements[3]
+    claims = read_token("slack-action", follow.value, settings=settings)
+    assert (claims.subscription_id, claims.extra) == (1, {"paper": 1, "follow": "authors"})

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from service.ingest.normalize import finish_record
+from service.ingest.normalize import arxiv_id_among, finish_record
 from service.ingest.parsers.fields import (
     FieldProblem,
     arxiv_field,
@@ -68,6 +68,8 @@ _OPTIONAL: tuple[tuple[str, str, str | None, Callable[[str, Any], Any]], ...] = 
     ("code_url", "code_url", None, _url),
     ("links", "links", None, links_field),
 )
+# Where other tools' exports keep a paper's arXiv id (an `id` that is not one is passed over).
+_ID_KEYS = ("id", "arxivId", "arxiv", "paper_id", "entry_id", "abs_url", "pdf_url", "link")
 # int_field quotes the JSON of a value that is not a number; orjson may have changed a number in it.
 _NUMBER_KEYS = frozenset(key for _, key, _, convert in _OPTIONAL if convert is int_field)
 
@@ -97,6 +99,9 @@ def record_from_object(obj: dict[str, Any], line: int) -> tuple[PaperRecord, lis
             continue
         if value is not None:
             setattr(record, attr, value)
+    if record.arxiv_id is None:
+        # Other exports name the id differently: "id": "arXiv:0704.0001", "arxivId", "entry_id" (a URL).
+        record.arxiv_id = arxiv_id_among(*(get(key) for key in _ID_KEYS))
     if record.authors and record.author_count is None:
         record.author_count = len(record.authors)
     return finish_record(record), dropped
