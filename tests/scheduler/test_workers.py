@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from celery import Celery
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from service.config import get_settings
@@ -92,6 +92,7 @@ def _subscribe(engine: Engine, count: int) -> list[int]:
             s, "arxiv:2611.00001", "Sparse attention for long documents", "Attention made sparse.", seen=T0
         )
         ids = [add_subscription(s, f"w{n}@example.org", "sparse attention") for n in range(count)]
+        s.execute(update(Subscription).values(next_digest_at=None))  # scheduled on the test's clock
     schedule_new(engine, T0)
     return ids
 
