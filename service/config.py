@@ -119,6 +119,7 @@ class Settings(BaseSettings):
     # Message-ID) once it has been stuck this long.
     stuck_delivery_policy: Literal["hold", "resend"] = "hold"
     stuck_delivery_delay_s: float = 600.0
+    heartbeat_s: float = 10.0  # passes and workers say they are alive this often; dead after 3 missed
     log_format: Literal["text", "json"] = "text"  # json: one object per record, for a log store
 
     @model_validator(mode="after")
