@@ -86,7 +86,7 @@ def test_every_page_sends_the_security_headers(client: TestClient, pages: dict[s
         assert "frame-ancestors 'none'" in csp and "form-action 'self'" in csp, name
         assert "unsafe-inline" not in csp, name
         assert answer.headers["x-frame-options"] == "DENY", name
-        assert answer.headers["referrer-policy"] == "no-referrer", name  # tokens stay in our URLs
+        assert answer.headers["referrer-policy"] == "same-origin", name  # tokens stay on our site
         assert answer.headers["x-content-type-options"] == "nosniff", name
     assert client.get(pages["manage"]).headers["cache-control"] == "no-store"
 
