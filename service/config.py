@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     subscribe_limit_per_ip: int = 10
     subscribe_limit_per_address: int = 3
     subscribe_limit_window_s: int = 3600
+    # Confirmation emails one address can be sent a day, whoever asks (it is a stranger's lever)
+    confirm_emails_per_address_day: int = 5
 
     # Slack
     slack_bot_token: SecretStr | None = None

@@ -207,4 +207,12 @@ def check_subscribe_rate(
         return "ip"
     if not _count_and_hit(session, _address_bucket(email), settings.subscribe_limit_per_address, since, now):
         return "address"
+    # And a bound per day: the hourly limit alone lets a stranger send one inbox 72 emails a day.
+    day_ago = now - dt.timedelta(days=1)
+    session.execute(
+        delete(RateLimitHit).where(RateLimitHit.bucket.startswith("confirm-day:"), RateLimitHit.at <= day_ago)
+    )
+    day_bucket = "confirm-day:" + _address_bucket(email).removeprefix("subscribe:")
+    if not _count_and_hit(session, day_bucket, settings.confirm_emails_per_address_day, day_ago, now):
+        return "address"
     return "ok"
