@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     http_backoff_s: float = 2.0  # first retry delay of a feed poll; doubles per attempt
     http_sources: dict[str, str] = {}  # name -> feed URL (JSON in HTTP_SOURCES); also `paperboy sources add`
     drop_settle_s: float = 2.0  # a drop-folder file modified more recently may still be being written
+    # Feeds on loopback, private or link-local addresses are refused unless this is set (on-premise feeds)
+    feed_allow_private_addresses: bool = False
 
     # Matching
     semantic: bool = True  # use the embedding model when the [semantic] extra is installed
