@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     old_secret_keys: list[SecretStr] = []
     token_max_age_days: int = 30
+    confirm_link_max_age_hours: int = 72  # and each confirm link works once
     # A digest's web page and the archive are permanent homes: their links outlive TOKEN_MAX_AGE_DAYS.
     archive_link_max_age_days: int = 3650
     admin_token: SecretStr | None = None
