@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as PydanticSettingsError
 
@@ -145,15 +145,9 @@ class SettingsError(SetupError):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings (tests build their own Settings instead)."""
+    """The process-wide settings (tests build their own Settings instead). A ValidationError is
+    explained by the CLI (service/cli/setup_errors.py) without the input, which holds secrets."""
     try:
         return Settings()
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors(include_input=False, include_url=False, include_context=False):
-            where = ".".join(str(part) for part in error["loc"])
-            message = error["msg"].removeprefix("Value error, ")
-            problems.append(f"{where.upper()}: {message}" if where else message)
-        raise SettingsError("invalid settings: " + "; ".join(problems)) from None
     except PydanticSettingsError as exc:  # a value that is not the JSON its setting needs
         raise SettingsError(f"invalid settings: {exc}") from None
