@@ -374,9 +374,10 @@ def send_confirmation_email(
         {
             "email": subscriber.email,
             "confirm_url": confirm_url(subscriber.id, settings),
+            # Counted, never shown: whoever filled in the form chose the interests' text, and it must
+            # not reach a stranger's inbox from our sender. The preferences page shows them.
             "subscriptions": [
-                {"interests": list(s.interests or []), "schedule": describe_schedule(s)}
-                for s in subscriptions
+                {"topics": len(s.interests or []), "schedule": describe_schedule(s)} for s in subscriptions
             ],
             "subject": "Confirm your paperboy subscription",
         },
