@@ -141,3 +141,14 @@ def test_the_cli_makes_feed_only_subscriptions(cli_env: Engine) -> None:
         assert session.scalars(select(Delivery)).all() == []
     code, out = run_cli("feed", "url", str(sub.id), "--rss", "--reset")
     assert code == 0 and out.strip().endswith(".rss")
+
+
+def test_the_admin_api_gives_the_feed_links(client: TestClient, committed_engine: Engine) -> None:
+    from tests.web.helpers import ADMIN_TOKEN
+
+    sub_id, _ = _feed_only(committed_engine)
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    links = client.get(f"/api/admin/subscriptions/{sub_id}/feed", headers=auth).json()
+    assert links["atom"].endswith(".atom") and links["rss"].endswith(".rss") and not links["gone"]
+    parsed = feedparser.parse(client.get(_path(links["rss"])).content)
+    assert not parsed.bozo
