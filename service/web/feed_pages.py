@@ -15,9 +15,9 @@ from fastapi.responses import RedirectResponse, Response
 from service.channels.feed import FORMATS, build_feed, feed_version
 from service.links import MANAGE_PATH, archive_url, feed_url
 from service.models import utcnow
-from service.web.access import LinkRejected, claims_of, own_subscription, rejected
-from service.web.security import CSRF_FIELD, csrf_valid
-from service.web.views import DB, Form, error_page, settings_of
+from service.web.access import LinkRejected, claims_of, own_subscription
+from service.web.following import managed_form
+from service.web.views import DB, Form, settings_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -77,12 +77,9 @@ def _not_modified(request: Request, etag: str, last_modified: object) -> bool:
 @router.post(MANAGE_PATH + "/feed-reset")
 def reset_feed(request: Request, session: DB, form: Form, token: str) -> Response:
     """A new feed link; every older one answers 410 Gone from now on."""
-    try:
-        subscription = own_subscription(request, session, "manage", token)
-    except LinkRejected as exc:
-        return rejected(request, exc, "manage")
-    if not csrf_valid(request, form.get(CSRF_FIELD), settings_of(request)):  # type: ignore[arg-type]
-        return error_page(request, 403, "This form has expired. Reload the page and try again.")
+    subscription = managed_form(request, session, form, token)
+    if isinstance(subscription, Response):
+        return subscription
     subscription.feed_reset_at = utcnow()
     session.commit()
     return RedirectResponse(MANAGE_PATH.format(token=token) + "?saved=1", status_code=303)
