@@ -247,6 +247,8 @@ class Subscription(Timestamped, Base):
     """Where, when and how a profile's digest is delivered."""
 
     __tablename__ = "subscriptions"
+    # The papers an inbox already got are looked up by (channel, address): compose.candidate_papers.
+    __table_args__ = (Index("ix_subscriptions_channel_address", "channel", "address"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     subscriber_id: Mapped[int | None] = mapped_column(
@@ -267,6 +269,9 @@ class Subscription(Timestamped, Base):
     status: Mapped[str] = mapped_column(String(20), default="active")  # pending|active|unsubscribed
     needs_attention: Mapped[str | None] = mapped_column(Text)  # permanent channel error
     next_digest_at: Mapped[dt.datetime | None] = mapped_column(index=True)
+    # The instance whose pass holds the claim (next_digest_at in the future); freed as soon as it is
+    # known dead (service.delivery.recovery).
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
     last_sent_at: Mapped[dt.datetime | None] = mapped_column()
     # How the digest reads (service/digest/tldr.py, popularity.py): a one-sentence TL;DR per paper;
     # a popularity boost in the order; weekly only, the week's most upvoted matching papers first.

@@ -85,6 +85,11 @@ class PaperboyCommands(PaperboyGroup):
             "service.cli.worker:worker_command",
             "Run a Celery worker that composes and delivers the digests the clock enqueues.",
         ),
+        LazyCommand(
+            "metrics",
+            "service.cli.worker:metrics_command",
+            "Serve Prometheus metrics of the delivery path over HTTP.",
+        ),
         LazyCommand("sources", "service.cli.sources:sources_app", "HTTP sources polled for new dumps."),
         LazyCommand("slack", "service.cli.slack:slack_app", "Slack: digests posted to channels."),
         LazyCommand(
@@ -131,6 +136,8 @@ app = typer.Typer(
     cls=PaperboyCommands,
     help="paperboy: new research papers matched to your interests.",
     no_args_is_help=True,
+    # A crash report must not print local variables: they can hold secrets.
+    pretty_exceptions_show_locals=False,
 )
 
 

@@ -15,6 +15,7 @@ from service.clock import SystemClock
 from service.config import get_settings
 from service.db import get_engine
 from service.delivery.lease import SCHEDULER_LEASE, current
+from service.delivery.recovery import owner_dead
 from service.delivery.schedule import Schedule, ScheduleError, latest_slot
 from service.delivery.scheduler import JOBS_TABLE
 from service.mail.events import mail_rates
@@ -69,7 +70,9 @@ def collect_status(engine: Engine, now: dt.datetime) -> dict[str, Any]:
         ).all()
         stuck = conn.execute(
             select(Delivery.id, Delivery.subscription_id, Delivery.period, Delivery.claimed_by).where(
-                Delivery.status == "claimed", Delivery.claimed_at < now - STUCK_CLAIM
+                Delivery.status == "claimed",
+                # Stuck at once when its owner is known dead; else after STUCK_CLAIM.
+                or_(Delivery.claimed_at < now - STUCK_CLAIM, owner_dead(now)),
             )
         ).all()
         sources = conn.execute(

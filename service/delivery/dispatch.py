@@ -41,7 +41,9 @@ from service.delivery.claims import (
     schedule_new,
     set_claimed,
 )
+from service.delivery.metrics import OUTCOMES, PASS_SECONDS
 from service.delivery.pools import PoolMatcher
+from service.delivery.recovery import Heartbeat, recover
 from service.delivery.schedule import Schedule, ScheduleError, latest_slot, next_send_at
 from service.digest.compose import Ranker
 from service.digest.model import Digest
@@ -155,8 +157,25 @@ def run_dispatch(
     With no ranker, or a ScreenedRanker, digests are composed by pool (service.delivery.pools) behind
     the batch screen; any other ranker is called once per subscription, as it always was.
     """
+    with (
+        Heartbeat(engine, instance, now=clock.now),
+        PASS_SECONDS.time(),
+    ):  # our claims stay ours while we live
+        return _run_pass(engine, settings, clock, instance, channel, ranker, should_stop)
+
+
+def _run_pass(
+    engine: Engine,
+    settings: Settings,
+    clock: Clock,
+    instance: str,
+    channel: Channel | ChannelPool | None,
+    ranker: Ranker | None,
+    should_stop: Callable[[], bool],
+) -> DispatchReport:
     report = DispatchReport()
     now = clock.now()
+    recover(engine, settings, now)
     report.scheduled = schedule_new(engine, now)
     pool = channel if channel is not None else ChannelPool(settings)
     run = _Pass(engine, settings, clock, instance, pool, ranker, should_stop, report, started=now)
@@ -190,7 +209,7 @@ def _deliver_due(run: _Pass) -> None:
 
 def _deliver_batch(run: _Pass, due: list[tuple[int, dt.datetime]], now: dt.datetime) -> None:
     """Claim a batch, compose its digests together, deliver them one by one, advance them together."""
-    until, won = claim_many(run.engine, [sid for sid, _ in due], now)
+    until, won = claim_many(run.engine, [sid for sid, _ in due], now, owner=run.instance)
     run.report.lost_claims += len(due) - len(won)
     run.notes += [(sid, why.Note("claimed_elsewhere", None)) for sid, _ in due if sid not in won]
     due_at = {sid: at for sid, at in due if sid in won}
@@ -246,7 +265,7 @@ def _flag_broken(engine: Engine, until: dt.datetime, broken: dict[int, str]) -> 
             conn.execute(
                 update(Subscription)
                 .where(Subscription.id == subscription_id, Subscription.next_digest_at == until)
-                .values(needs_attention=message, next_digest_at=None)
+                .values(needs_attention=message, next_digest_at=None, claimed_by=None)
             )
 
 
@@ -267,7 +286,8 @@ def _deliver_retries(run: _Pass) -> None:
 
 
 def log_delivery(outcome: DeliveryOutcome, instance: str) -> None:
-    """The one structured line per delivery (a skip is logged only at debug level)."""
+    """The one structured line per delivery (a skip is logged only at debug level), and its count."""
+    OUTCOMES.labels(outcome.status).inc()
     level = {"sent": logging.INFO, "empty": logging.INFO, "skipped": logging.DEBUG}.get(
         outcome.status, logging.WARNING
     )

@@ -31,6 +31,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
 from service.config import Settings
+from service.delivery.metrics import RANK_SECONDS
 from service.digest.compose import _WINDOW_STATUSES, MAX_WINDOW, Ranker, build_digest, choose_items
 from service.digest.model import Digest, DigestItem
 from service.digest.rank import (
@@ -151,7 +152,9 @@ class PoolMatcher:
             digests[sub.id] = build_digest(
                 sub, periods[sub.id], items, now=self.now, settings=self.settings, stats=stats
             )
-        self.rank_seconds += time.perf_counter() - started
+        took = time.perf_counter() - started
+        self.rank_seconds += took
+        RANK_SECONDS.observe(took)
         return digests
 
     def _ranker(self, pool: Pool, key: tuple[int, int], limit: int) -> Ranker:

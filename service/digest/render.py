@@ -21,6 +21,7 @@ import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from service.digest.model import Digest, DigestItem, Segment
+from service.display import finalize
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 PARTS = ("subject.txt", "body.txt", "body.html")
@@ -86,6 +87,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         auto_reload=False,
+        finalize=finalize,  # no bidi override or invisible character reaches a page or an email
     )
     env.filters["one_line"] = one_line
     env.filters["squash"] = squash

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from service.channels.email import sender_address
 from service.channels.smtp import SmtpConfigError, parse_smtp_url
-from service.config import DEFAULT_SECRET, Settings
+from service.config import Settings
 from service.mail.dkim import DkimConfigError, DkimKey, signer_for
 
 TxtLookup = Callable[[str], str | None]
@@ -113,7 +113,21 @@ def check_dkim(settings: Settings, lookup: TxtLookup) -> list[Check]:
         )
     for key in signer.keys:
         checks.append(_check_published(key, lookup))
+    checks.append(_check_dmarc(from_domain, lookup))
     return checks
+
+
+def _check_dmarc(from_domain: str, lookup: TxtLookup) -> Check:
+    """Gmail and Yahoo require a DMARC record for bulk senders (p=none is enough to start)."""
+    name = f"_dmarc.{from_domain}"
+    record = lookup(name)
+    if record is None:
+        return Check(
+            "dmarc", "warn", f'no DNS answer for {name} here: publish "v=DMARC1; p=none; ..." at least'
+        )
+    if not record.replace(" ", "").lower().startswith("v=dmarc1"):
+        return Check("dmarc", "fail", f"{name} holds no v=DMARC1 record")
+    return Check("dmarc", "ok", f"{name}: {record[:80]}")
 
 
 def _check_published(key: DkimKey, lookup: TxtLookup) -> Check:
@@ -139,9 +153,10 @@ def check_web(settings: Settings) -> list[Check]:
         checks.append(
             Check("base_url", "fail", f"BASE_URL {settings.base_url} is not https: unsubscribe links must be")
         )
-    if settings.secret_key.get_secret_value() in ("", DEFAULT_SECRET):
+    if settings.secret_key is None or not settings.secret_key.get_secret_value():
+        # The generated VAR_DIR/secret_key would differ per machine: links signed on one fail on another.
         checks.append(
-            Check("secret_key", "fail", "SECRET_KEY is the development default: set a long random secret")
+            Check("secret_key", "fail", "SECRET_KEY is not set: set one long random secret everywhere")
         )
     else:
         checks.append(Check("secret_key", "ok", "SECRET_KEY is set"))

@@ -2,7 +2,8 @@
 `paperboy bounces ingest`, `paperboy inbound`, the provider webhooks).
 
 - hard bounce: counted against the address; it is flagged at HARD_BOUNCE_LIMIT, as an SMTP 5xx is.
-- soft bounce: stored; SOFT_BOUNCE_LIMIT of them within SOFT_BOUNCE_DAYS flag the address.
+- soft bounce: stored; soft bounces on SOFT_BOUNCE_LIMIT different days within SOFT_BOUNCE_DAYS flag
+  the address (a flurry of deferrals of one message is one day).
 - complaint: every subscription of the address ends at once.
 - unsubscribe: the subscription its signed token names ends; an unsigned, tampered or misdirected
   token does nothing but a 'refused' event and a warning in the log.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
@@ -27,11 +29,14 @@ from service.mail.events import insert_once
 from service.mail.reports import Report, read_mail
 from service.models import Delivery, MailEvent, Subscriber, Subscription
 from service.oplog import log_event
-from service.subscription import normalise_email, unsubscribe_all
+from service.subscription import normalise_email, unsubscribe, unsubscribe_all
 from service.tokens import TokenError, read_token
 
 log = logging.getLogger("paperboy.mail")
 
+_DIGEST_MESSAGE_ID = re.compile(
+    r"^<digest\.([0-9]{1,12})\.([A-Za-z0-9._-]{1,40})@[^<>@\s]+>$"
+)  # email.digest_message_id
 KINDS = ("hard_bounce", "soft_bounce", "complaint", "delivered", "unsubscribe", "refused")
 
 
@@ -88,8 +93,7 @@ def record(
         ended = unsubscribe_all(session, address) if address else []
         effect_of = f"{len(ended)} subscription(s) ended" if address else "address unknown: nothing ended"
     elif kind == "unsubscribe" and subscription is not None:
-        subscription.status = "unsubscribed"
-        subscription.next_digest_at = None
+        unsubscribe(session, subscription.id)
         effect_of = f"subscription {subscription.id} ended"
     elif kind == "refused":
         log_event(
@@ -132,11 +136,20 @@ def _delivery_for(session: Session, report: Report, settings: Settings) -> Deliv
         )
         if found is not None:
             return found
-    if report.original_message_id:
-        return session.scalar(
-            select(Delivery).where(Delivery.message_id == report.original_message_id).limit(1)
+    message_id = report.original_message_id
+    if not message_id:
+        return None
+    # A digest's Message-ID names its (subscription, period): that lookup uses the unique index, where
+    # deliveries.message_id has none.
+    query = select(Delivery).where(Delivery.message_id == message_id).limit(1)
+    ours = _DIGEST_MESSAGE_ID.match(message_id)
+    if ours is not None:
+        found = session.scalar(
+            query.where(Delivery.subscription_id == int(ours[1]), Delivery.period == ours[2])
         )
-    return None
+        if found is not None:
+            return found
+    return session.scalar(query)  # a period the Message-ID had to spell differently
 
 
 def _token_subscription(session: Session, token: str, settings: Settings) -> tuple[Subscription | None, str]:
@@ -196,15 +209,18 @@ def _soft_bounce(session: Session, address: str, settings: Settings, now: dt.dat
     if subscriber is None:
         return "no subscriber has this address"
     since = now - dt.timedelta(days=settings.soft_bounce_days)
-    count = session.scalar(
-        select(func.count())
-        .select_from(MailEvent)
-        .where(MailEvent.kind == "soft_bounce", MailEvent.address == address, MailEvent.occurred_at >= since)
+    # Days with a soft bounce, not reports: a provider reports every deferred retry of one message
+    # (SendGrid, a DSN per delay), and one slow day is not a dead mailbox.
+    moments = session.scalars(
+        select(MailEvent.occurred_at).where(
+            MailEvent.kind == "soft_bounce", MailEvent.address == address, MailEvent.occurred_at >= since
+        )
     )
-    if (count or 0) >= settings.soft_bounce_limit:
+    days = len({moment.date() for moment in moments})
+    if days >= settings.soft_bounce_limit:
         session.execute(update(Subscriber).where(Subscriber.id == subscriber.id).values(flagged=True))
-        return f"address flagged after {count} soft bounces in {settings.soft_bounce_days} days"
-    return f"soft bounce {count} of {settings.soft_bounce_limit}"
+        return f"address flagged: soft bounces on {days} days within {settings.soft_bounce_days}"
+    return f"soft bounces on {days} of {settings.soft_bounce_limit} days"
 
 
 @dataclass(frozen=True)

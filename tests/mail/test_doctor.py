@@ -33,6 +33,7 @@ def production(
     write_private_key(generate_key("rsa"), key_file)
     key = DkimKey("pb1", "paperboy.example", read_private_key(key_file, "test"))
     published[key.record_name] = key.txt_value()
+    published["_dmarc.paperboy.example"] = "v=DMARC1; p=quarantine; rua=mailto:dmarc@paperboy.example"
     with (
         SmtpServer(tls=context) as smtp,
         # the doctor only knocks on the listener's door: its database is never reached
@@ -78,24 +79,26 @@ def test_a_production_ready_sender_passes(
     code, lines = doctor(monkeypatch)
     assert code == 0, lines
     assert set(lines) == {
-        "smtp", "alignment", "dkim pb1", "base_url", "secret_key", "unsubscribe mailbox", "bounce path"
+        "smtp", "alignment", "dkim pb1", "dmarc", "base_url", "secret_key", "unsubscribe mailbox",
+        "bounce path",
     }  # fmt: skip
     assert all(v.startswith("ok") for v in lines.values()), lines
     assert "TLS (TLSv1." in lines["smtp"]
 
 
 def test_each_missing_piece_fails_with_its_own_line(
-    production: dict[str, str], monkeypatch: pytest.MonkeyPatch, published: dict[str, str]
+    production: dict[str, str], monkeypatch: pytest.MonkeyPatch, published: dict[str, str], tmp_path: Path
 ) -> None:
     published["pb1._domainkey.paperboy.example"] = (
         "v=DKIM1; k=rsa; p=" + DkimKey("pb1", "paperboy.example", generate_key("rsa")).public_value()
     )
     monkeypatch.delenv("BOUNCE_ADDRESS")
+    monkeypatch.delenv("SECRET_KEY")  # the key generated in VAR_DIR would differ per machine
     code, lines = doctor(
         monkeypatch,
         SMTP_FROM="paperboy <digest@other.example>",
         BASE_URL="http://paperboy.example",
-        SECRET_KEY="dev-only-change-me",
+        VAR_DIR=str(tmp_path),
         INBOUND_PORT=str(free_port()),
     )
     assert code == 1
@@ -123,6 +126,10 @@ def test_no_dns_answer_is_a_warning_not_a_failure(
     published.clear()
     code, lines = doctor(monkeypatch)
     assert code == 0 and lines["dkim pb1"].startswith("warn: key readable; no DNS answer")
+    assert lines["dmarc"].startswith("warn: no DNS answer for _dmarc.paperboy.example")
+    published["_dmarc.paperboy.example"] = "v=spf1 -all"  # a record, but not DMARC
+    code, lines = doctor(monkeypatch)
+    assert code == 1 and lines["dmarc"] == "fail: _dmarc.paperboy.example holds no v=DMARC1 record"
 
 
 def test_a_missing_key_file_fails_without_showing_key_material(
