@@ -20,7 +20,7 @@ from service.config import Settings
 from service.delivery.schedule import Schedule, ScheduleError, next_send_at
 from service.models import Interest, Profile, Subscriber, Subscription
 
-CHANNEL_NAMES = ("email", "slack")
+CHANNEL_NAMES = ("email", "slack", "feed")  # feed: feed-only, no email (service/channels/feed.py)
 WEEKDAYS = {name: i for i, name in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))}
 
 

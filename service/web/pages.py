@@ -20,6 +20,7 @@ from service.links import (
     MANAGE_PATH,
     UNSUBSCRIBE_PATH,
     archive_url,
+    feed_url,
     manage_url,
     unsubscribe_url,
 )
@@ -203,6 +204,10 @@ def _manage_page(
         "preview": preview_digest(session, subscription, utcnow()),
         "archive_url": urlsplit(archive_url(subscription.subscriber_id, subscription.id, settings)).path,
         "why_days": why.recent_lines(session, subscription, utcnow()),
+        "feed": {
+            fmt: feed_url(subscription.subscriber_id, subscription.id, fmt, settings)
+            for fmt in ("atom", "rss")
+        },
         "reading": {
             "tldr": subscription.tldr,
             "trending": subscription.trending,
