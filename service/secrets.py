@@ -18,11 +18,12 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from service.config import Settings
@@ -186,5 +187,28 @@ def reseal_all(session: Session, settings: Settings) -> int:
                 ) from exc
             setattr(row, column.key, fresh.decode("ascii"))
             count += 1
+    for table_column in _sealed_table_columns():
+        table = table_column.table
+        found = session.execute(select(table.c.id, table_column).where(table_column.is_not(None))).all()
+        for row_id, stored in found:
+            try:
+                fresh = fernet.rotate(stored.encode("ascii"))
+            except (InvalidToken, UnicodeEncodeError) as exc:
+                raise SecretError(
+                    f"{table.name} {row_id}: its stored {table_column.name} cannot be decrypted "
+                    "with any accepted key"
+                ) from exc
+            session.execute(
+                update(table).where(table.c.id == row_id).values({table_column.name: fresh.decode("ascii")})
+            )
+            count += 1
     session.flush()
     return count
+
+
+def _sealed_table_columns() -> list[Any]:
+    """Sealed columns of tables without a mapped class: the Slack app's tokens (slack_sdk's stores)."""
+    from service.models import slack_bots, slack_installations
+    from service.slack_app.installs import SEALED_FIELDS
+
+    return [t.c[name] for t in (slack_installations, slack_bots) for name in SEALED_FIELDS if name in t.c]

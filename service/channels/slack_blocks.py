@@ -17,6 +17,7 @@ from typing import Any
 from service.config import Settings
 from service.digest.model import Digest, Segment
 from service.digest.render import digest_context, squash
+from service.display import neutralise
 from service.tokens import make_token
 
 MAX_BLOCKS = 50  # per message
@@ -28,6 +29,7 @@ EXCERPT_CHARS = 600
 RELEVANT, NOT_RELEVANT = "paperboy_relevant", "paperboy_not_relevant"  # button action ids
 MORE_LIKE_THIS, EDIT_DIGEST = "paperboy_more_like_this", "paperboy_edit_digest"
 ADD_SEED = "paperboy_add_seed"  # an unfurled paper's button
+FOLLOW_AUTHORS = "paperboy_follow_authors"
 ELLIPSIS = "…"
 
 
@@ -40,8 +42,9 @@ class SlackMessage:
 
 
 def escape(text: str) -> str:
-    """Slack's three control characters escaped (the only escaping mrkdwn wants)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Slack's three control characters escaped (the only escaping mrkdwn wants), bidi controls and
+    invisible characters removed."""
+    return neutralise(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def escaped_prefix(text: str, limit: int) -> str:
@@ -103,7 +106,7 @@ def _mrkdwn(text: str) -> dict[str, Any]:
 
 
 def _plain(text: str) -> dict[str, Any]:
-    return {"type": "plain_text", "text": text, "emoji": True}
+    return {"type": "plain_text", "text": neutralise(text), "emoji": True}
 
 
 def _context(block_id: str, *texts: str) -> Block:
@@ -132,6 +135,13 @@ def seed_value(subscription_id: int | None, paper_id: int, settings: Settings, c
         settings=settings,
         paper=paper_id,
         seed=channel or True,
+    )
+
+
+def follow_value(subscription_id: int, paper_id: int, settings: Settings) -> str:
+    """The "follow authors" value: signed, naming the subscription and the paper."""
+    return make_token(
+        "slack-action", subscription_id=subscription_id, settings=settings, paper=paper_id, follow="authors"
     )
 
 
@@ -191,6 +201,15 @@ def paper_blocks(entry: dict[str, Any], digest: Digest, settings: Settings) -> l
             ],
         }
     )
+    if item.authors and item.paper_id in digest.links.follow:  # the reader features offer following
+        follow = follow_value(digest.subscription_id, item.paper_id, settings)
+        button = {
+            "type": "button",
+            "text": _plain("Follow authors"),
+            "action_id": FOLLOW_AUTHORS,
+            "value": follow,
+        }
+        blocks[-1]["elements"].append(button)
     return blocks
 
 

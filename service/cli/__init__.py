@@ -85,9 +85,17 @@ class PaperboyCommands(PaperboyGroup):
             "service.cli.worker:worker_command",
             "Run a Celery worker that composes and delivers the digests the clock enqueues.",
         ),
-        LazyCommand("sources", "service.cli.sources:sources_app", "HTTP sources polled for new dumps."),
         LazyCommand(
-            "slack", "service.cli.slack:slack_app", "Slack: digests posted to channels, and the app manifest."
+            "metrics",
+            "service.cli.worker:metrics_command",
+            "Serve Prometheus metrics of the delivery path over HTTP.",
+        ),
+        LazyCommand("sources", "service.cli.sources:sources_app", "HTTP sources polled for new dumps."),
+        LazyCommand("slack", "service.cli.slack:slack_app", "Slack: digests posted to channels."),
+        LazyCommand(
+            "webhook",
+            "service.cli.webhook:webhook_app",
+            "Webhooks: digests posted to Discord, Teams or Mattermost.",
         ),
         LazyCommand("dkim", "service.cli.mail:dkim_app", "DKIM keys for signing outgoing mail."),
         LazyCommand(
@@ -106,7 +114,12 @@ class PaperboyCommands(PaperboyGroup):
         LazyCommand(
             "doctor",
             "service.cli.mail:doctor_command",
-            "Check what a real mail sender needs (SMTP TLS, DKIM, https, bounce path), one line each.",
+            "Check what a real sender needs, one line each; exit 0 only when a production sender would pass.",
+        ),
+        LazyCommand(
+            "why",
+            "service.cli.why:why_command",
+            "Why a digest was (or was not) sent on a day, in plain words.",
         ),
         LazyCommand(
             "status",
@@ -120,6 +133,8 @@ app = typer.Typer(
     cls=PaperboyCommands,
     help="paperboy: new research papers matched to your interests.",
     no_args_is_help=True,
+    # A crash report must not print local variables: they can hold secrets.
+    pretty_exceptions_show_locals=False,
 )
 
 

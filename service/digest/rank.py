@@ -16,6 +16,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from service.config import Settings, get_settings
+from service.digest.cutoff import cut_off
 from service.digest.followed import by_words_or_seeds, with_followed_authors
 from service.digest.latex import readable, readable_segments
 from service.digest.model import DigestItem, Segment
@@ -264,7 +265,10 @@ def rank_in_context(
         if not by_words_or_seeds(compiled):
             continue  # followed authors only: followed_author_items below
         top_k = min(compiled.interest.top_k, limit) if limit is not None else None
-        for match in rank(compiled, context, candidates=by_id.keys(), top_k=top_k):
+        matches = rank(compiled, context, candidates=by_id.keys(), top_k=top_k)
+        if settings.digest_cutoff:
+            matches = cut_off(matches, seeded=bool(compiled.positive_seeds))
+        for match in matches:
             if match.paper_id not in best or match.score > best[match.paper_id][0].score:
                 best[match.paper_id] = (match, row)
     # Places shared across interests: a reader of three topics sees each (service/matching/diversity.py).

@@ -16,6 +16,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from service import authors
 from service.channels import slack_subscriptions as channel_subs
 from service.channels.slack_blocks import digest_messages, escape
 from service.config import Settings
@@ -28,9 +29,6 @@ from service.subscription import SubscriptionError, set_paused
 from service.tokens import TokenError, read_token
 
 log = logging.getLogger("paperboy.slack")
-MAX_SEEDS = 50  # as the web form allows
-
-
 # --- the modal ---------------------------------------------------------------------------------
 
 
@@ -121,15 +119,16 @@ def send_preview(session: Session, client: Any, settings: Settings, sub: Subscri
 # --- digest and unfurl buttons ------------------------------------------------------------------
 
 
-def add_seed(session: Session, settings: Settings, value: str, channel_id: str) -> str:
-    """ "More like this" / "add as a seed": the paper becomes a seed of the channel's interests."""
+def paper_button(session: Session, settings: Settings, value: str, channel_id: str) -> str:
+    """ "More like this", "add as a seed" (service.authors.add_seed) or "follow authors"
+    (service.authors.follow_for), for the digest the button came with; the reply to show the clicker."""
     try:
         claims = read_token("slack-action", value, settings=settings)
     except TokenError as exc:
         return f"Sorry: {escape(str(exc))}."
     paper = session.get(Paper, claims.extra.get("paper") or 0)
-    target = claims.extra.get("seed")
-    if paper is None or target is None:
+    target, follow = claims.extra.get("seed"), claims.extra.get("follow")
+    if paper is None or (target is None and follow is None):
         return "Sorry: this button is not valid."
     if claims.subscription_id is not None:
         sub = session.get(Subscription, claims.subscription_id)
@@ -138,19 +137,29 @@ def add_seed(session: Session, settings: Settings, value: str, channel_id: str) 
         subs = channel_subs.channel_subscriptions(session, str(target))
     if not subs or any(s.address != channel_id for s in subs):
         return "Sorry: this channel has no paperboy digest to add it to."
-    added = 0
-    for sub in subs:
-        for interest in sub.profile.interests:
-            if interest.name in (sub.interests or []) and paper.id not in (interest.seeds or []):
-                if len(interest.seeds or []) >= MAX_SEEDS:
-                    return f"Sorry: *{escape(interest.name)}* already has {MAX_SEEDS} seed papers."
-                interest.seeds = [*(interest.seeds or []), paper.id]
-                added += 1
-    session.flush()
     title = escape(paper.title[:300])
-    if not added:
+    if follow is not None:
+        names = authors.paper_authors_to_follow(paper)
+        if not names:
+            return f"*{title}* names no author to follow."
+        try:
+            added = [name for sub in subs for name in authors.follow_for(session, sub, names)]
+        except authors.AuthorError as exc:
+            return f"Sorry: {escape(str(exc))}."
+        if not added:
+            return f"This channel already follows {escape(', '.join(names))}."
+        return f"This channel now follows {escape(', '.join(dict.fromkeys(added)))}."
+    already = all(paper.id in _seeds(sub) for sub in subs)
+    for sub in subs:
+        authors.add_seed(session, sub, paper.id)
+    if already:
         return f"*{title}* is already a seed of this channel's digest."
     return f"Added *{title}* as a seed: this channel's digest will look for more like it."
+
+
+def _seeds(sub: Subscription) -> set[int]:
+    chosen = set(map(str, sub.interests or ()))
+    return {int(p) for i in sub.profile.interests if not chosen or i.name in chosen for p in i.seeds or ()}
 
 
 def digest_edit(

@@ -13,6 +13,7 @@ import copy
 import hashlib
 import logging
 import threading
+import time
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -129,6 +130,33 @@ def known_workspace(
     if team_id and team_id == legacy_team(settings):
         return True
     return installed(session, settings, team_id, enterprise_id)
+
+
+class WorkspaceMemory:
+    """Workspaces found installed, remembered briefly (one per app), so that a burst of requests
+    does not cost a query each. An uninstall event forgets the workspace at once in the process that
+    handles it; other processes remember it for `ttl_s` at most, and its tokens are gone already."""
+
+    def __init__(self, ttl_s: float = 30.0) -> None:
+        self.ttl_s = ttl_s
+        self._until: dict[tuple[str | None, str | None], float] = {}
+        self._lock = threading.Lock()
+
+    def knows(self, team_id: str | None, enterprise_id: str | None) -> bool:
+        with self._lock:
+            return self._until.get((team_id, enterprise_id), 0.0) > time.monotonic()
+
+    def remember(self, team_id: str | None, enterprise_id: str | None) -> None:
+        with self._lock:
+            if len(self._until) > 10_000:
+                self._until.clear()
+            self._until[(team_id, enterprise_id)] = time.monotonic() + self.ttl_s
+
+    def forget(self, team_id: str | None, enterprise_id: str | None) -> None:
+        with self._lock:
+            for key in list(self._until):
+                if (team_id and key[0] == team_id) or (enterprise_id and key[1] == enterprise_id):
+                    del self._until[key]
 
 
 _legacy: dict[str, str] = {}

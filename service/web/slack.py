@@ -21,6 +21,7 @@ from service.channels import slack_subscriptions as channel_subs
 from service.channels.slack_blocks import (
     ADD_SEED,
     EDIT_DIGEST,
+    FOLLOW_AUTHORS,
     MORE_LIKE_THIS,
     NOT_RELEVANT,
     RELEVANT,
@@ -32,7 +33,13 @@ from service.slack_app import home, modal
 from service.subscription import SubscriptionError, describe_schedule
 from service.tokens import TokenError
 from service.web.gate import SLACK_MAX_BYTES
-from service.web.slack_requests import check_workspace, send_to_response_url, settings_of, verified_body
+from service.web.slack_requests import (
+    after_ack,
+    check_workspace,
+    send_to_response_url,
+    settings_of,
+    verified_body,
+)
 
 router = APIRouter(prefix="/slack", include_in_schema=False, max_body_size=SLACK_MAX_BYTES)
 log = logging.getLogger("paperboy.slack")
@@ -73,7 +80,7 @@ async def slash_command(request: Request) -> Response:
         # Acknowledged at once; views.open follows, within the trigger's 3 seconds.
         where = modal.Where(channel_id, *workspace)
         args = (settings, request.app.state.engine, where, form["trigger_id"])
-        return Response(status_code=200, background=BackgroundTask(app_actions.open_modal, *args))
+        return Response(status_code=200, background=after_ack(app_actions.open_modal, *args))
 
     def run() -> str:
         with sessions() as session, session.begin():
@@ -144,7 +151,7 @@ async def interaction(request: Request) -> Response:
     form = await verified_form(request)
     try:
         payload = json.loads(form.get("payload") or "")
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:  # RecursionError: nested too deeply
         raise HTTPException(400, "payload is not JSON") from exc
     if not isinstance(payload, dict):
         raise HTTPException(400, "payload is not a JSON object")
@@ -177,7 +184,7 @@ def _then_tell(payload: dict[str, Any], text: str, settings: Settings) -> Respon
     """Acknowledge, then tell the clicker privately through the response_url Slack gave with the click."""
     response_url = str(payload.get("response_url") or "")
     message = {"response_type": "ephemeral", "replace_original": False, "text": text}
-    task = BackgroundTask(send_to_response_url, response_url, message, settings) if response_url else None
+    task = after_ack(send_to_response_url, response_url, message, settings) if response_url else None
     return Response(status_code=200, background=task)
 
 
@@ -219,7 +226,7 @@ async def _submission(
     engine = request.app.state.engine
     return Response(
         status_code=200,
-        background=BackgroundTask(home.publish_home, settings, engine, team_id, enterprise_id, user),
+        background=after_ack(home.publish_home, settings, engine, team_id, enterprise_id, user),
     )
 
 
@@ -239,16 +246,16 @@ async def _app_action(
     task: BackgroundTask | None = None
     if action_id in home.HOME_ACTIONS:
         args = (settings, engine, team_id, enterprise_id, user, action_id, value, trigger_id)
-        task = BackgroundTask(app_actions.home_action, *args)
+        task = after_ack(app_actions.home_action, *args)
     elif action_id == EDIT_DIGEST:
         args2 = (settings, engine, value, channel_id, team_id, enterprise_id, trigger_id)
-        task = BackgroundTask(app_actions.digest_edit, *args2)
-    elif action_id in (MORE_LIKE_THIS, ADD_SEED):
+        task = after_ack(app_actions.digest_edit, *args2)
+    elif action_id in (MORE_LIKE_THIS, ADD_SEED, FOLLOW_AUTHORS):
         sessions = request.app.state.sessions
 
         def run() -> str:
             with sessions() as session, session.begin():
-                return app_actions.add_seed(session, settings, value, channel_id)
+                return app_actions.paper_button(session, settings, value, channel_id)
 
         return _then_tell(payload, await run_in_threadpool(run), settings)
     return Response(status_code=200, background=task)

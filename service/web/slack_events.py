@@ -14,12 +14,17 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
-from starlette.background import BackgroundTask
 
 from service.config import Settings
 from service.slack_app.installs import remove_workspace
 from service.web.gate import SLACK_MAX_BYTES
-from service.web.slack_requests import check_workspace, settings_of, verified_body
+from service.web.slack_requests import (
+    after_ack,
+    check_workspace,
+    settings_of,
+    verified_body,
+    workspace_memory,
+)
 
 router = APIRouter(prefix="/slack", include_in_schema=False, max_body_size=SLACK_MAX_BYTES)
 log = logging.getLogger("paperboy.slack")
@@ -53,9 +58,11 @@ async def events(request: Request) -> Response:
         return Response(status_code=200)
     team_id, enterprise_id, org_wide = event_workspace(body)
     await check_workspace(request, team_id, enterprise_id)
+    if body["event"].get("type") in ("app_uninstalled", "tokens_revoked"):
+        workspace_memory(request).forget(team_id, enterprise_id)
     settings, engine = settings_of(request), request.app.state.engine
     work = handle_event(body["event"], settings, engine, None if org_wide else team_id, enterprise_id)
-    return Response(status_code=200, background=BackgroundTask(work) if work else None)
+    return Response(status_code=200, background=after_ack(work) if work else None)
 
 
 def handle_event(

@@ -2,34 +2,42 @@
 
 Every Slack request must carry a valid X-Slack-Signature for its body under SLACK_SIGNING_SECRET, with
 an X-Slack-Request-Timestamp within five minutes (slack_sdk's SignatureVerifier). Its signature is
-then written to `slack_seen_requests` (kept ten minutes): a second request with the same signature is
-refused, whichever process or instance gets it, since they share the database. Last, the team_id
+then written to `slack_seen_requests` (kept ten minutes), or to Redis when REDIS_URL is set: a second
+request with the same signature is refused, whichever process or instance gets it, since they share
+the database (or the cache). Last, the team_id
 (or enterprise id) it claims must belong to an installation of the app, or to SLACK_BOT_TOKEN's
 workspace: a request signed for another workspace of the same app cannot reach this one's data.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import functools
 import http.client
 import logging
 import time
 import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request
+from redis import Redis
+from redis.exceptions import RedisError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
-from sqlalchemy import delete
+from sqlalchemy import Engine, delete
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from service.channels.slack import QUIET_SDK_LOG
 from service.config import Settings
 from service.models import SlackSeenRequest
-from service.slack_app.installs import known_workspace
+from service.slack_app.installs import WorkspaceMemory, known_workspace
 
 WINDOW_S = 300  # SignatureVerifier's timestamp window
 log = logging.getLogger("paperboy.slack")
@@ -61,8 +69,9 @@ async def verified_body(request: Request) -> bytes:
         valid = False
     if not valid:
         raise HTTPException(401, "invalid Slack signature or stale timestamp")
-    sessions = request.app.state.sessions
-    if not await run_in_threadpool(first_time, sessions, signature[:100], time.time()):
+    engine = request.app.state.engine
+    redis_url = settings_of(request).redis_url
+    if not await run_in_threadpool(first_time, engine, signature[:100], time.time(), redis_url):
         raise HTTPException(401, "this Slack request was already received")
     return body
 
@@ -74,31 +83,81 @@ def _fresh(timestamp: str | None, now: float) -> bool:
         return False
 
 
-def first_time(sessions: sessionmaker[Session], signature: str, now: float) -> bool:
-    """Record the signature; False when some process recorded it already (a replay)."""
+def first_time(engine: Engine, signature: str, now: float, redis_url: str = "") -> bool:
+    """Record the signature; False when some process recorded it already (a replay).
+
+    With REDIS_URL (the cache the workers share) it is one SET NX EX there; otherwise, or when Redis
+    cannot be reached, one INSERT ... ON CONFLICT DO NOTHING RETURNING in the database: a row back
+    means this request is new, with no error and no second round trip on the acknowledgement's path.
+    """
+    if redis_url:
+        try:
+            return bool(_redis(redis_url).set(f"paperboy:slack-seen:{signature}", 1, nx=True, ex=KEEP_S))
+        except RedisError as exc:
+            log.warning("slack: replay guard falls back to the database: Redis %s", type(exc).__name__)
     at = dt.datetime.fromtimestamp(now, dt.UTC)
-    try:
-        with sessions() as session, session.begin():
-            session.add(SlackSeenRequest(signature=signature, expires_at=at + dt.timedelta(seconds=KEEP_S)))
-    except IntegrityError:
-        return False
-    if int(now) % 16 == 0:  # now and then, forget what has left the window
-        with sessions() as session, session.begin():
-            session.execute(delete(SlackSeenRequest).where(SlackSeenRequest.expires_at < at))
+    table = SlackSeenRequest.__table__
+    values = {"signature": signature, "expires_at": at + dt.timedelta(seconds=KEEP_S)}
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(engine.dialect.name)
+    with engine.begin() as conn:
+        if insert is None:  # another backend: the primary key refuses the second one
+            try:
+                with conn.begin_nested():
+                    conn.execute(table.insert().values(**values))
+            except IntegrityError:
+                return False
+        else:
+            statement = insert(table).values(**values).on_conflict_do_nothing().returning(table.c.signature)
+            if conn.execute(statement).first() is None:  # (psycopg reports no row count here)
+                return False
+        if int(now) % 16 == 0:  # now and then, forget what has left the window
+            conn.execute(delete(table).where(table.c.expires_at < at))
     return True
+
+
+@functools.lru_cache(maxsize=4)
+def _redis(url: str) -> Redis:
+    return Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
 
 
 async def check_workspace(request: Request, team_id: str | None, enterprise_id: str | None = None) -> None:
     """403 unless the request's workspace has installed the app (or is SLACK_BOT_TOKEN's)."""
     settings = settings_of(request)
+    team_id, enterprise_id = team_id or None, enterprise_id or None
+    memory = workspace_memory(request)
+    if memory.knows(team_id, enterprise_id):  # no database round trip on the ack's path
+        return
     sessions = request.app.state.sessions
 
     def known() -> bool:
         with sessions() as session:
-            return known_workspace(session, settings, team_id or None, enterprise_id or None)
+            return known_workspace(session, settings, team_id, enterprise_id)
 
     if not await run_in_threadpool(known):
         raise HTTPException(403, "this Slack workspace has not installed paperboy")
+    memory.remember(team_id, enterprise_id)
+
+
+def workspace_memory(request: Request) -> WorkspaceMemory:
+    state = request.app.state
+    if not hasattr(state, "slack_workspaces"):
+        state.slack_workspaces = WorkspaceMemory()
+    return state.slack_workspaces  # type: ignore[no-any-return]
+
+
+# Calls to Slack made after an acknowledgement (views.open, views.publish, chat.unfurl...) run on
+# threads of their own, so that a burst of them never holds up the acknowledgements of the requests
+# still arriving (which use Starlette's thread pool for their database work).
+SLACK_CALLS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="paperboy-slack")
+
+
+def after_ack(work: Callable[..., object], *args: object) -> BackgroundTask:
+    """Run `work(*args)` once the answer is sent, on the Slack-call threads."""
+
+    async def run() -> None:
+        await asyncio.get_running_loop().run_in_executor(SLACK_CALLS, functools.partial(work, *args))
+
+    return BackgroundTask(run)
 
 
 def send_to_response_url(response_url: str, message: dict[str, Any], settings: Settings) -> None:

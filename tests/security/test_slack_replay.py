@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session
 
 from service.config import Settings
 from service.models import SlackSeenRequest, Subscription
-from service.slack_app.installs import InstallationStore
+from service.slack_app.installs import InstallationStore, bot_token
 from service.web.app import create_app
+from tests.conftest import IN_CI
 from tests.slack.conftest import make_settings, slack  # noqa: F401  (the loopback Slack fixture)
 from tests.slack.fake_slack import FakeSlack
 from tests.slack.test_web import command_body, signed
@@ -84,6 +85,57 @@ def test_an_installed_workspace_is_accepted_and_an_uninstalled_one_is_not(
         assert client.post("/slack/commands", content=ok, headers=signed(ok)).status_code == 200
         legacy = command_body("list")  # T0001: no installation, and no SLACK_BOT_TOKEN any more
         assert client.post("/slack/commands", content=legacy, headers=signed(legacy)).status_code == 403
-        store.delete_bot(enterprise_id=None, team_id="T0002")
+    store.delete_bot(enterprise_id=None, team_id="T0002")
+    # A worker that has not seen T0002 lately asks the database, which no longer knows it.
+    with TestClient(create_app(app_settings, committed_engine)) as client:
         again = command_body("list").replace("T0001", "T0002")
         assert client.post("/slack/commands", content=again, headers=signed(again)).status_code == 403
+
+
+def test_with_redis_a_replay_to_another_worker_is_refused_too(
+    settings: Settings, committed_engine: Engine
+) -> None:
+    redis = pytest.importorskip("redis")
+    url = "redis://127.0.0.1:6379/0"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        if IN_CI:
+            pytest.fail("Redis at 127.0.0.1:6379 is unreachable (CI=true)")
+        pytest.skip("Redis at 127.0.0.1:6379 is unreachable")
+    shared = settings.model_copy(update={"redis_url": url})
+    body = command_body("subscribe sparse attention")
+    headers = signed(body)
+    with TestClient(create_app(shared, committed_engine)) as first:
+        assert first.post("/slack/commands", content=body, headers=headers).status_code == 200
+    with TestClient(create_app(shared, committed_engine)) as second:
+        assert second.post("/slack/commands", content=body, headers=headers).status_code == 401
+    with Session(committed_engine) as session:  # remembered in Redis, not in the database
+        assert session.scalar(select(func.count()).select_from(SlackSeenRequest)) == 0
+    key = f"paperboy:slack-seen:{headers['X-Slack-Signature']}"
+    assert 300 < redis.Redis.from_url(url).ttl(key) <= 600
+
+
+def test_an_org_wide_install_admits_its_workspaces_and_posts_with_the_org_token(
+    settings: Settings, committed_engine: Engine
+) -> None:
+    app_settings = settings.model_copy(update={"slack_bot_token": None, "slack_client_id": "111.222"})
+    InstallationStore(app_settings, committed_engine).save(
+        Installation(
+            app_id="A1",
+            enterprise_id="E0001",
+            team_id=None,
+            user_id="U1",
+            bot_token="xoxb-org",
+            bot_id="B1",
+            is_enterprise_install=True,
+        )
+    )
+    with TestClient(create_app(app_settings, committed_engine)) as client:
+        inside = command_body("list").replace("T0001", "T0100") + "&enterprise_id=E0001"
+        assert client.post("/slack/commands", content=inside, headers=signed(inside)).status_code == 200
+        outside = command_body("list").replace("T0001", "T0100") + "&enterprise_id=E0666"
+        assert client.post("/slack/commands", content=outside, headers=signed(outside)).status_code == 403
+    with Session(committed_engine) as session:
+        assert bot_token(session, app_settings, "T0100", "E0001") == "xoxb-org"
+        assert bot_token(session, app_settings, "T0100", None) is None  # no workspace token of its own

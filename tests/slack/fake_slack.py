@@ -232,6 +232,7 @@ def _handler(state: FakeSlack) -> type[BaseHTTPRequestHandler]:
                         "threads": sum(1 for p in state.posted if p.thread_ts),
                         "rate_violations": state.rate_violations,
                         "channels": len({p.channel for p in state.posted}),
+                        "views_opened": sum(1 for method, _ in state.views if method == "views.open"),
                     }
                 self._json(200, stats)
             else:

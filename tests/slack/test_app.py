@@ -19,8 +19,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from service.authors import AUTHORS_INTEREST, followed_authors
 from service.channels import slack_subscriptions as channel_subs
-from service.channels.slack_blocks import EDIT_DIGEST, MORE_LIKE_THIS, edit_value, seed_value
+from service.channels.slack_blocks import (
+    EDIT_DIGEST,
+    FOLLOW_AUTHORS,
+    MORE_LIKE_THIS,
+    edit_value,
+    follow_value,
+    seed_value,
+)
 from service.config import Settings
 from service.models import Interest, Paper, Subscription, utcnow
 from service.slack_app import home
@@ -285,3 +293,29 @@ def test_edit_this_digest_opens_the_modal_for_that_subscription(
     assert method == "views.open" and json.loads(view.private_metadata)["s"] == sub_id
     assert click(client, action, channel={"id": "C0002"}).status_code == 200  # not that channel's
     assert len(slack.views) == 1
+
+
+def test_follow_authors_follows_the_papers_authors_for_the_channel(
+    client: TestClient, slack: FakeSlack, settings: Settings, committed_engine: Engine
+) -> None:
+    sub_id = make_subscription(committed_engine, settings)
+    with Session(committed_engine) as session, session.begin():
+        paper = Paper(
+            key="arxiv:2611.00043",
+            title="Sparse attention",
+            authors=["Ada Lovelace", "Alan Turing"],
+            first_seen_at=utcnow(),
+        )
+        session.add(paper)
+        session.flush()
+        paper_id = paper.id
+    action = {"action_id": FOLLOW_AUTHORS, "value": follow_value(sub_id, paper_id, settings)}
+    extra = {"channel": {"id": "C0001"}, "response_url": slack.response_url}
+    assert click(client, action, **extra).status_code == 200
+    click(client, action, **extra)
+    with Session(committed_engine) as session:
+        sub = session.get_one(Subscription, sub_id)
+        assert followed_authors(sub.profile) == ["Ada Lovelace", "Alan Turing"]
+        assert AUTHORS_INTEREST in sub.interests  # the channel's digest reads the followed names
+    assert slack.responses[0]["text"] == "This channel now follows Ada Lovelace, Alan Turing."
+    assert slack.responses[1]["text"].startswith("This channel already follows")

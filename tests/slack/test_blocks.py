@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -11,6 +12,7 @@ from slack_sdk.models.blocks import ActionsBlock, ButtonElement, ContextBlock, H
 
 from service.channels.slack_blocks import (
     EDIT_DIGEST,
+    FOLLOW_AUTHORS,
     MAX_TEXT,
     MORE_LIKE_THIS,
     NOT_RELEVANT,
@@ -215,3 +217,17 @@ def test_the_rendered_digest_matches_the_golden_file(settings: Settings) -> None
         golden.parent.mkdir(exist_ok=True)
         golden.write_text(rendered, encoding="utf-8")
     assert rendered == golden.read_text(encoding="utf-8")
+
+
+def test_follow_authors_is_offered_where_the_digest_offers_following(settings: Settings) -> None:
+    digest = make_digest(2)
+    links = dataclasses.replace(digest.links, follow={1: ("http://testserver/f/a", "http://testserver/f/s")})
+    (message,) = digest_messages(dataclasses.replace(digest, links=links), settings)
+    payload = {"text": message.text, "blocks": message.blocks}
+    actions = {b.block_id: b for b in parse_message(payload) if isinstance(b, ActionsBlock)}
+    first = [e.action_id for e in actions["feedback-1"].elements]
+    assert first == [RELEVANT, NOT_RELEVANT, MORE_LIKE_THIS, FOLLOW_AUTHORS]
+    assert FOLLOW_AUTHORS not in [e.action_id for e in actions["feedback-2"].elements]  # no follow link
+    follow = actions["feedback-1"].elements[3]
+    claims = read_token("slack-action", follow.value, settings=settings)
+    assert (claims.subscription_id, claims.extra) == (1, {"paper": 1, "follow": "authors"})

@@ -9,6 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from slack_sdk.oauth.installation_store.models.installation import Installation
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -184,3 +186,22 @@ def test_a_user_token_revocation_leaves_the_bot_alone(
     assert post_event(client, event_callback(event, team_id="T0002")).status_code == 200
     with Session(committed_engine) as session:
         assert len(session.execute(select(slack_bots)).all()) == 1
+
+
+def test_secrets_rotate_reencrypts_the_installations_tokens(
+    settings: Settings, committed_engine: Engine, tmp_path: Path
+) -> None:
+    from service.secrets import reseal_all
+
+    InstallationStore(settings, committed_engine).save(
+        Installation(app_id="A1", team_id="T0002", user_id="U1", bot_token="xoxb-rotate", bot_id="B1")
+    )
+    rotated = settings.model_copy(
+        update={"secret_key": SecretStr("the-new-key"), "old_secret_keys": [settings.secret_key]}
+    )
+    with Session(committed_engine) as session, session.begin():
+        assert reseal_all(session, rotated) == 2  # the installation's and the bot's bot_token
+    new_only = settings.model_copy(update={"secret_key": SecretStr("the-new-key"), "old_secret_keys": []})
+    with Session(committed_engine) as session:
+        assert bot_token(session, new_only, "T0002", None) == "xoxb-rotate"
+        assert bot_token(session, settings, "T0002", None) is None  # the old key alone no longer opens it
