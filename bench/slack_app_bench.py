@@ -83,7 +83,7 @@ class Process:
         for line in self.proc.stdout:
             if self.found is None:
                 self.tail.append(line)
-            elif "slack:" in line and "WARNING" in line.upper():
+            elif "slack:" in line:
                 self.warnings.append(line.strip())
             if self.found is None and (match := ready.search(line)):
                 self.found = match
