@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as PydanticSettingsError
 
 
 class SetupError(ValueError):
@@ -16,7 +18,10 @@ class SetupError(ValueError):
 class Settings(BaseSettings):
     """paperboy's configuration. Every field can be set as an upper-case environment variable."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # hide_input_in_errors: a validation error must never print the input, which holds the secrets.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True
+    )
 
     environment: str = Field("development", description="'production' refuses default secrets")
     var_dir: Path = Path("var")
@@ -35,6 +40,7 @@ class Settings(BaseSettings):
     semantic: bool = True  # use the embedding model when the [semantic] extra is installed
     default_threshold: float = 0.0
     default_top_k: int = 20
+    digest_cutoff: bool = True  # leave out weak matches instead of filling max_papers (digest/cutoff.py)
 
     # Email
     smtp_url: SecretStr | None = None  # smtp://user:pass@host:587 (STARTTLS) or smtps://...
@@ -57,7 +63,7 @@ class Settings(BaseSettings):
     dkim_ed25519_selector: str | None = None  # a second, Ed25519 signature (RFC 8463) when set
     dkim_ed25519_key_file: Path | None = None
     bounce_address: str | None = None  # bounces@mail.example.org: each digest returns to bounces+<tag>@
-    soft_bounce_limit: int = 5  # transient bounces within soft_bounce_days that flag an address
+    soft_bounce_limit: int = 5  # days with a transient bounce, within soft_bounce_days, that flag an address
     soft_bounce_days: int = 14
     inbound_host: str = "127.0.0.1"  # `paperboy inbound` (SMTP or LMTP) listens here
     inbound_port: int = 2525
@@ -109,6 +115,11 @@ class Settings(BaseSettings):
     broker_url: str = ""  # amqp://user:pass@rabbitmq:5672//; empty: every pass runs in one process
     queue_prefix: str = ""  # prepended to the queue names match / email / slack
     redis_url: str = ""  # redis://redis:6379/0: relay and Slack rate limits shared by all workers
+    # A delivery its dead owner left between send and mark: `hold` for an operator, or `resend` (same
+    # Message-ID) once it has been stuck this long.
+    stuck_delivery_policy: Literal["hold", "resend"] = "hold"
+    stuck_delivery_delay_s: float = 600.0
+    log_format: Literal["text", "json"] = "text"  # json: one object per record, for a log store
 
     @model_validator(mode="after")
     def _refuse_missing_secret_in_production(self) -> Settings:
@@ -130,7 +141,21 @@ class Settings(BaseSettings):
         return self.drop_dir or self.var_dir / "drop"
 
 
+class SettingsError(SetupError):
+    """Settings that cannot be used; the message names each setting at fault, never a value."""
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings (tests build their own Settings instead)."""
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_input=False, include_url=False, include_context=False):
+            where = ".".join(str(part) for part in error["loc"])
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{where.upper()}: {message}" if where else message)
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+    except PydanticSettingsError as exc:  # a value that is not the JSON its setting needs
+        raise SettingsError(f"invalid settings: {exc}") from None

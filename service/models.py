@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     Time,
     UniqueConstraint,
+    false,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -246,6 +247,8 @@ class Subscription(Timestamped, Base):
     """Where, when and how a profile's digest is delivered."""
 
     __tablename__ = "subscriptions"
+    # The papers an inbox already got are looked up by (channel, address): compose.candidate_papers.
+    __table_args__ = (Index("ix_subscriptions_channel_address", "channel", "address"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     subscriber_id: Mapped[int | None] = mapped_column(
@@ -266,7 +269,15 @@ class Subscription(Timestamped, Base):
     status: Mapped[str] = mapped_column(String(20), default="active")  # pending|active|unsubscribed
     needs_attention: Mapped[str | None] = mapped_column(Text)  # permanent channel error
     next_digest_at: Mapped[dt.datetime | None] = mapped_column(index=True)
+    # The instance whose pass holds the claim (next_digest_at in the future); freed as soon as it is
+    # known dead (service.delivery.recovery).
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
     last_sent_at: Mapped[dt.datetime | None] = mapped_column()
+    # How the digest reads (service/digest/tldr.py, popularity.py): a one-sentence TL;DR per paper;
+    # a popularity boost in the order; weekly only, the week's most upvoted matching papers first.
+    tldr: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    trending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    best_of_week: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The workspace (and enterprise grid org) of a channel subscribed through the installed Slack app:
     # its bot token comes from that installation, and uninstalling pauses it.
     slack_team_id: Mapped[str | None] = mapped_column(String(32), index=True)
@@ -342,6 +353,26 @@ class MailEvent(Base):
     event_key: Mapped[str] = mapped_column(String(200), unique=True)
     occurred_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+class DispatchNote(Base):
+    """What one dispatch pass did with one due subscription, and why ("why no email today");
+    `outcome` is one of service.why.OUTCOMES."""
+
+    __tablename__ = "dispatch_notes"
+    __table_args__ = (Index("ix_dispatch_notes_subscription_id_at", "subscription_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"))
+    pass_at: Mapped[dt.datetime] = mapped_column(index=True)  # when the pass started
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    period: Mapped[str | None] = mapped_column(String(40))
+    outcome: Mapped[str] = mapped_column(String(20))
+    papers: Mapped[int] = mapped_column(Integer, default=0)
+    best_score: Mapped[float | None] = mapped_column(Float)
+    cutoff: Mapped[float | None] = mapped_column(Float)
+    detail: Mapped[str | None] = mapped_column(Text)
+    instance: Mapped[str | None] = mapped_column(String(200))
 
 
 class Lease(Base):

@@ -7,6 +7,7 @@ how much (max papers, min score) of that profile is delivered.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from service.config import Settings
-from service.delivery.schedule import Schedule, ScheduleError
+from service.delivery.schedule import Schedule, ScheduleError, next_send_at
 from service.models import Interest, Profile, Subscriber, Subscription
 
 CHANNEL_NAMES = ("email", "slack")
@@ -250,8 +251,18 @@ def subscribe(session: Session, request: SubscriptionRequest) -> SubscribeResult
     subscription.cadence, subscription.weekday, subscription.send_time, subscription.timezone = timing
     subscription.max_papers = request.max_papers
     subscription.min_score = request.min_score
+    schedule_next_digest(subscription)
     session.flush()
     return SubscribeResult(subscription, created)
+
+
+def schedule_next_digest(subscription: Subscription, now: dt.datetime | None = None) -> None:
+    """Give an active subscription without a slot its next one now, so `paperboy status` shows it at
+    once; the dispatcher's pass does the same for any it finds without one (and flags a bad schedule)."""
+    if subscription.status != "active" or subscription.paused or subscription.next_digest_at is not None:
+        return
+    with contextlib.suppress(ScheduleError):  # left to the dispatcher, which notes the reason on it
+        subscription.next_digest_at = next_send_at(Schedule.of(subscription), now or dt.datetime.now(dt.UTC))
 
 
 def create_subscription(session: Session, request: SubscriptionRequest) -> Subscription:
@@ -303,6 +314,7 @@ def set_paused(subscription: Subscription, paused: bool) -> None:
     subscription.next_digest_at = None
     if not paused:
         subscription.needs_attention = None
+        schedule_next_digest(subscription)
 
 
 def pause(session: Session, subscription_id: int, paused: bool) -> Subscription:
@@ -334,6 +346,7 @@ def confirm_subscriber(session: Session, subscriber_id: int) -> list[Subscriptio
     activated = [s for s in subscriber.subscriptions if s.status == "pending"]
     for subscription in activated:
         subscription.status = "active"
+        schedule_next_digest(subscription)
     session.flush()
     return activated
 

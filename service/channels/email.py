@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote, urlsplit
 
 from service.channels.base import DeliveryError
+from service.channels.shared_limits import SharedRelayLimit
 from service.channels.smtp import OutboxTransport, SmtpTransport, Transport, parse_smtp_url
 from service.config import Settings, SetupError
 from service.digest.render import RenderedEmail, one_line, render_digest_email
@@ -218,7 +219,11 @@ class EmailChannel:
         self.settings = settings
         self.transport = transport or transport_for(settings)
         self._now = now or (lambda: dt.datetime.now(dt.UTC))
-        self._limiter = RateLimiter(settings.smtp_rate_per_s, sleep=sleep)
+        self._limiter: RateLimiter | SharedRelayLimit = (
+            SharedRelayLimit(settings, sleep=sleep)  # the relay's rate, across every worker
+            if settings.redis_url and settings.smtp_rate_per_s > 0
+            else RateLimiter(settings.smtp_rate_per_s, sleep=sleep)
+        )
         self._lock = threading.Lock()  # one SMTP conversation at a time on the shared connection
         self._signer: DkimSigner | Literal[False] | None = None  # None: not loaded yet; False: no DKIM
 

@@ -34,6 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
 from service.channels.base import DeliveryError
+from service.channels.shared_limits import SharedChannelPacer
 from service.channels.slack_blocks import SlackMessage, digest_messages
 from service.channels.slack_errors import Failure, classify, error_code
 from service.channels.slack_pacing import ChannelPacer, shared_pacer
@@ -117,7 +118,11 @@ class SlackChannel:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
-        self.pacer = pacer or shared_pacer(settings.slack_rate_per_channel_s)
+        self.pacer = pacer or (
+            SharedChannelPacer(settings)  # a channel's limit, across every worker
+            if settings.redis_url
+            else shared_pacer(settings.slack_rate_per_channel_s)
+        )
         self._sleep = sleep
         self._clients: dict[str, WebClient] = {}
         self._lock = threading.Lock()

@@ -17,6 +17,7 @@ from typing import Any
 from service.config import Settings
 from service.digest.model import Digest, Segment
 from service.digest.render import digest_context, squash
+from service.display import neutralise
 from service.tokens import make_token
 
 MAX_BLOCKS = 50  # per message
@@ -41,8 +42,9 @@ class SlackMessage:
 
 
 def escape(text: str) -> str:
-    """Slack's three control characters escaped (the only escaping mrkdwn wants)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Slack's three control characters escaped (the only escaping mrkdwn wants), bidi controls and
+    invisible characters removed."""
+    return neutralise(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def escaped_prefix(text: str, limit: int) -> str:
@@ -104,7 +106,7 @@ def _mrkdwn(text: str) -> dict[str, Any]:
 
 
 def _plain(text: str) -> dict[str, Any]:
-    return {"type": "plain_text", "text": text, "emoji": True}
+    return {"type": "plain_text", "text": neutralise(text), "emoji": True}
 
 
 def _context(block_id: str, *texts: str) -> Block:

@@ -85,8 +85,18 @@ class PaperboyCommands(PaperboyGroup):
             "service.cli.worker:worker_command",
             "Run a Celery worker that composes and delivers the digests the clock enqueues.",
         ),
+        LazyCommand(
+            "metrics",
+            "service.cli.worker:metrics_command",
+            "Serve Prometheus metrics of the delivery path over HTTP.",
+        ),
         LazyCommand("sources", "service.cli.sources:sources_app", "HTTP sources polled for new dumps."),
         LazyCommand("slack", "service.cli.slack:slack_app", "Slack: digests posted to channels."),
+        LazyCommand(
+            "webhook",
+            "service.cli.webhook:webhook_app",
+            "Webhooks: digests posted to Discord, Teams or Mattermost.",
+        ),
         LazyCommand("dkim", "service.cli.mail:dkim_app", "DKIM keys for signing outgoing mail."),
         LazyCommand(
             "bounces",
@@ -107,6 +117,11 @@ class PaperboyCommands(PaperboyGroup):
             "Check what a real sender needs, one line each; exit 0 only when a production sender would pass.",
         ),
         LazyCommand(
+            "why",
+            "service.cli.why:why_command",
+            "Why a digest was (or was not) sent on a day, in plain words.",
+        ),
+        LazyCommand(
             "status",
             "service.cli.status:status_command",
             "Next run times, the last ingest, deliveries in the last 24 h, subscriptions needing attention.",
@@ -118,6 +133,8 @@ app = typer.Typer(
     cls=PaperboyCommands,
     help="paperboy: new research papers matched to your interests.",
     no_args_is_help=True,
+    # A crash report must not print local variables: they can hold secrets.
+    pretty_exceptions_show_locals=False,
 )
 
 

@@ -1,4 +1,4 @@
-"""`paperboy subscriptions import FILE` and `paperboy subscriptions export`: many subscriptions at once."""
+"""`paperboy subscriptions import FILE`, `export` (many at once) and `subscriptions reading`."""
 
 from __future__ import annotations
 
@@ -109,6 +109,36 @@ def export_command(
     typer.echo(f"{count} subscriptions exported", err=True)
 
 
+def reading_command(
+    subscription: int = typer.Argument(..., help="Subscription id."),
+    tldr: bool | None = typer.Option(None, "--tldr/--no-tldr", help="A one-sentence TL;DR under each title."),
+    trending: bool | None = typer.Option(
+        None, "--trending/--no-trending", help="Popular matching papers first."
+    ),
+    best_of_week: bool | None = typer.Option(
+        None, "--best-of-week/--no-best-of-week", help="Weekly only: the week's most upvoted matching papers."
+    ),
+) -> None:
+    """Show or change how a subscription's digest reads."""
+    from service.models import Subscription
+    from service.reading import ReadingError, set_reading_options
+
+    with session_scope(get_engine()) as session:
+        sub = session.get(Subscription, subscription)
+        if sub is None:
+            typer.secho(f"error: subscription {subscription} does not exist", fg="red", err=True)
+            raise typer.Exit(2)
+        try:
+            now = set_reading_options(session, sub, tldr=tldr, trending=trending, best_of_week=best_of_week)
+        except ReadingError as exc:
+            typer.secho(f"error: {exc}", fg="red", err=True)
+            raise typer.Exit(2) from exc
+    typer.echo(
+        f"subscription {subscription}: " + ", ".join(f"{k}={'on' if v else 'off'}" for k, v in now.items())
+    )
+
+
 def register(subscriptions_app: typer.Typer) -> None:
     subscriptions_app.command("import")(import_command)
     subscriptions_app.command("export")(export_command)
+    subscriptions_app.command("reading")(reading_command)

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
+from service.cli.tables import fold_long_cells
 from service.db import get_engine, session_scope
 from service.delivery.records import describe, resolve_stuck
 from service.models import Delivery
@@ -42,7 +43,7 @@ def list_deliveries(
                 str(d.id), str(d.subscription_id), d.period, d.status, str(d.attempts),
                 str(len(d.papers)), describe(d),
             )  # fmt: skip
-    console.print(table)
+    console.print(fold_long_cells(table))
 
 
 @deliveries_app.command("resolve")

@@ -69,3 +69,54 @@ def relevance_command(
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+
+@eval_app.command("digests")
+def digests_command(
+    directory: Path = typer.Argument(..., help="A set: papers.jsonl and profiles.jsonl (see README)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
+    lexical_only: bool = typer.Option(
+        False, "--lexical-only", help="Lexical path only, even when the semantic extra is installed."
+    ),
+    day_size: int | None = typer.Option(
+        None, min=10, help="Papers a day (one digest a day); default: one digest of the whole set."
+    ),
+    profiles: str = typer.Option("all", help="all, even or odd: the profiles (by line) to measure."),
+    cache: Path | None = typer.Option(
+        None, help="Embedding cache file (default VAR_DIR/cache/eval-embeddings.npz)."
+    ),
+) -> None:
+    """What digests send, without and with the cut-off: precision, empty digests, papers a digest."""
+    from service.digest.quality import format_digest_table, measure_digests
+    from service.matching.evaluation import DatasetError, load_dataset
+    from service.matching.semantic import MiniLMEmbedder, NpzEmbeddingCache, semantic_available
+
+    settings = get_settings()
+    if profiles not in ("all", "even", "odd"):
+        typer.echo(f"error: --profiles {profiles!r}: use all, even or odd", err=True)
+        raise typer.Exit(2)
+    try:
+        dataset = load_dataset(directory)
+    except DatasetError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    chosen = dataset.profiles if profiles == "all" else dataset.profiles[profiles == "odd" :: 2]
+    embedder = MiniLMEmbedder() if not lexical_only and settings.semantic and semantic_available() else None
+    store = NpzEmbeddingCache(cache or settings.var_dir / "cache" / "eval-embeddings.npz")
+    report = measure_digests(
+        dataset,
+        embedder=embedder,
+        cache=store,
+        profiles=chosen,
+        day_size=day_size,
+        progress=lambda m: typer.echo(m, err=True),
+    )
+    typer.echo(
+        f"{dataset.path}: {report.profiles} profiles ({profiles}), {report.days} digest(s) each of "
+        f"{report.day_size} papers, {'semantic' if report.semantic else 'lexical only'}"
+    )
+    typer.echo(format_digest_table(report))
+    typer.echo(f"({report.seconds:.1f} s)")
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")

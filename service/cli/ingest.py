@@ -7,10 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
+from service.cli.tables import fold_long_cells
 from service.db import get_engine
 from service.ingest.records import FORMATS
 from service.ingest.runs import IngestReport, ingest_file
@@ -63,33 +65,31 @@ def _ingest_one(
         )
 
 
+def _counts(report: IngestReport) -> str:
+    """The non-zero counts in words ("89 new, 30 duplicate"): one short cell instead of four columns."""
+    counts = (("new", report.new), ("updated", report.updated), ("duplicate", report.duplicate))
+    said = [f"{n} {what}" for what, n in (*counts, ("rejected", report.rejected)) if n]
+    return ", ".join(said) or "no papers"
+
+
 def _table(reports: list[IngestReport], dry_run: bool) -> Table:
     title = "ingest (dry run: nothing stored)" if dry_run else "ingest"
-    table = Table(title=title)
-    for column in ("file", "format", "encoding", "status", "new", "updated", "duplicate", "rejected"):
-        table.add_column(
-            column, justify="right" if column in {"new", "updated", "duplicate", "rejected"} else "left"
-        )
+    # No vertical rules, the counts in one cell and the encoding under the table (it is utf-8 for
+    # nearly every file): the whole table, file names included, fits an 80-column terminal.
+    table = Table(title=title, box=box.SIMPLE_HEAD)
+    # Capped widths leave the file name 23 columns at 80: "listing (detected)", "done (run 12)".
+    for column, cap in (("file", None), ("format", 18), ("status", 13), ("papers", 13)):
+        table.add_column(column, max_width=cap)
     for r in reports:
         fmt = (r.format or "?") + (" (detected)" if r.detected and r.format else "")
-        status = r.status
+        status, papers = r.status, _counts(r)
         if r.status == "skipped":
-            status = f"skipped: same as run {r.previous_run_id}"
+            papers = f"same as run {r.previous_run_id}"
         elif r.run_id is not None:
             status = f"{r.status} (run {r.run_id})"
         style = "red" if r.status == "failed" else ("yellow" if r.rejected else None)
-        table.add_row(
-            r.path.name,
-            fmt,
-            r.encoding,
-            status,
-            str(r.new),
-            str(r.updated),
-            str(r.duplicate),
-            str(r.rejected),
-            style=style,
-        )
-    return table
+        table.add_row(r.path.name, fmt, status, papers, style=style)
+    return fold_long_cells(table)
 
 
 def ingest_command(
@@ -120,6 +120,8 @@ def ingest_command(
     reports = [_ingest_one(path, fmt, source, day, force, dry_run) for path in files]
     console.print(_table(reports, dry_run))
     for report in reports:
+        if report.encoding and report.encoding not in ("utf-8", "utf-8-sig"):
+            console.print(f"{report.path.name}: read as {report.encoding}", markup=False, highlight=False)
         issues = report.issues
         if not issues:
             continue

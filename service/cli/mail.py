@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from service.config import get_settings
-from service.db import get_engine, session_scope
+from service.db import get_engine, session_factory
 from service.mail.dkim import DkimKey, generate_key, write_private_key
 from service.mail.inbound import InboundServer, own_domains
 from service.mail.intake import Taken, take_in
@@ -66,6 +66,9 @@ def print_taken(taken: Taken) -> None:
 @bounces_app.command("ingest")
 def ingest(
     paths: list[Path] = typer.Argument(..., help="Message files, Maildir folders or folders of .eml files."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Say what would be recorded; store and change nothing."
+    ),
 ) -> None:
     """Record the delivery status notifications, complaints and unsubscribe requests in PATHs.
 
@@ -83,10 +86,13 @@ def ingest(
         try:
             for ref, data in messages_in(path):
                 try:
-                    with session_scope(engine) as session:
+                    # --dry-run does all the work, effects included, then rolls it back
+                    with session_factory(engine)() as session, session.begin() as transaction:
                         taken = take_in(
                             session, data, settings=settings, ref=ref, now=dt.datetime.now(dt.UTC)
                         )
+                        if dry_run:
+                            transaction.rollback()
                 except Exception as exc:  # one bad message must not stop the rest
                     failed += 1
                     typer.secho(f"{ref}: error: {type(exc).__name__}: {exc}", err=True)
@@ -99,7 +105,8 @@ def ingest(
         except (MailboxError, OSError) as exc:
             failed += 1
             typer.secho(f"error: {exc}", err=True)
-    typer.echo(" ".join(f"{k}={v}" for k, v in counts.items()) + f" failed={failed}")
+    note = " (dry run: nothing stored)" if dry_run else ""
+    typer.echo(" ".join(f"{k}={v}" for k, v in counts.items()) + f" failed={failed}{note}")
     raise typer.Exit(1 if failed else 0)
 
 

@@ -13,6 +13,7 @@ from rich.table import Table
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from service.cli.tables import fold_long_cells
 from service.db import get_engine, session_scope
 from service.ingest.export import export_papers
 from service.ingest.normalize import normalize_arxiv_id
@@ -36,7 +37,7 @@ def _listing(session: Session, query: Select[tuple[Paper]], title: str) -> None:
             paper.arxiv_id or "",
             paper.title,
         )
-    console.print(table if count else f"{title}: no papers")
+    console.print(fold_long_cells(table) if count else f"{title}: no papers")
 
 
 @papers_app.command("list")

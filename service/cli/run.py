@@ -28,13 +28,19 @@ log = logging.getLogger("paperboy.run")
 
 
 def configure_logging(verbose: bool = False) -> None:
-    """One line per record on stderr; paperboy's own lines carry key=value fields."""
+    """One line per record on stderr; paperboy's own lines carry key=value fields (LOG_FORMAT=text),
+    or one JSON object per record (LOG_FORMAT=json)."""
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
         force=True,
     )
+    if get_settings().log_format == "json":
+        from service.oplog import json_formatter
+
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(json_formatter())
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # its per-run lines repeat ours
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
@@ -83,6 +89,9 @@ def run_command(
     ),
     samples: Path | None = typer.Option(None, "--samples", help="Dumps for --demo (default: samples/dumps)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    metrics_port: int | None = typer.Option(
+        None, "--metrics-port", min=0, max=65535, help="Serve Prometheus metrics on this port (loopback)."
+    ),
 ) -> None:
     """The main job: ingest new dumps and send every due digest, until SIGTERM or Ctrl-C."""
     from service.channels.email import check_email_settings
@@ -101,6 +110,12 @@ def run_command(
     else:
         engine = get_engine(settings)
         require_schema(engine)
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        from service.delivery.metrics import registry_for
+
+        start_http_server(metrics_port, addr="127.0.0.1", registry=registry_for(engine))
     stop = threading.Event()
     install_stop_handlers(stop, settings)
     if once:

@@ -8,11 +8,14 @@ from typing import Any
 
 import typer
 from sqlalchemy import Engine, func, inspect, or_, select
+from sqlalchemy.orm import Session
 
+from service import why
 from service.clock import SystemClock
 from service.config import get_settings
 from service.db import get_engine
 from service.delivery.lease import SCHEDULER_LEASE, current
+from service.delivery.recovery import owner_dead
 from service.delivery.schedule import Schedule, ScheduleError, latest_slot
 from service.delivery.scheduler import JOBS_TABLE
 from service.mail.events import mail_rates
@@ -67,7 +70,9 @@ def collect_status(engine: Engine, now: dt.datetime) -> dict[str, Any]:
         ).all()
         stuck = conn.execute(
             select(Delivery.id, Delivery.subscription_id, Delivery.period, Delivery.claimed_by).where(
-                Delivery.status == "claimed", Delivery.claimed_at < now - STUCK_CLAIM
+                Delivery.status == "claimed",
+                # Stuck at once when its owner is known dead; else after STUCK_CLAIM.
+                or_(Delivery.claimed_at < now - STUCK_CLAIM, owner_dead(now)),
             )
         ).all()
         sources = conn.execute(
@@ -76,7 +81,12 @@ def collect_status(engine: Engine, now: dt.datetime) -> dict[str, Any]:
             )
         ).all()
         mail = mail_rates(conn, now).as_dict()
+    with Session(engine) as session:  # "why no email": the last pass by outcome; a quiet ingest day
+        pass_at, pass_outcomes = why.last_pass_summary(session)
+        quiet_ingest = why.quiet_ingest_warning(session, now)
     return {
+        "last_pass": {"started_at": _when(pass_at), "outcomes": pass_outcomes} if pass_at else None,
+        "ingest_warning": quiet_ingest,
         "now": _when(now),
         "scheduler": {
             "holder": holder.holder if holder and holder.expires_at > now else None,
@@ -162,6 +172,11 @@ def status_command(as_json: bool = typer.Option(False, "--json", help="Machine-r
         )
     else:
         typer.echo("last ingest: none yet")
+    if data["ingest_warning"]:
+        typer.secho(f"  warning: {data['ingest_warning']}", fg="yellow")
+    if data["last_pass"]:
+        counts = ", ".join(f"{k.replace('_', ' ')}={v}" for k, v in data["last_pass"]["outcomes"].items())
+        typer.echo(f"last dispatch pass: {data['last_pass']['started_at']}: {counts or 'nothing due'}")
     for s in data["sources"]:
         line = f"  source {s['name']}: {s['status'] or 'never polled'} {s['polled_at'] or ''}"
         typer.echo(f"{line} {s['error'] or ''}".rstrip())

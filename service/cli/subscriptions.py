@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from service.cli.tables import fold_long_cells
 from service.config import get_settings
 from service.db import get_engine, session_scope
 from service.models import Subscription
@@ -135,9 +137,11 @@ def list_command(
         for row in rows:
             typer.echo(json.dumps(row))
         return
-    table = Table(title="subscriptions")
+    # No vertical rules and a narrow "last sent" (its date and time on two lines): at 80 columns the
+    # interests keep whole words.
+    table = Table(title="subscriptions", box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
     for column in ("id", "channel", "address", "interests", "schedule", "status", "last sent"):
-        table.add_column(column)
+        table.add_column(column, max_width=10 if column == "last sent" else None)
     for row in rows:
         status = str(row["status"]) + (" (needs attention)" if row["needs_attention"] else "")
         last = str(row["last_sent_at"] or "never")[:16]
@@ -151,7 +155,7 @@ def list_command(
             status,
             last,
         )
-    console.print(table)
+    console.print(fold_long_cells(table))
 
 
 def unsubscribe_command(

@@ -19,6 +19,7 @@ def web_command(
 
     from service.config import get_settings
     from service.web.app import create_app
+    from service.web.log_redaction import uvicorn_log_config
 
     settings = get_settings()
     app = create_app(settings)
@@ -30,5 +31,6 @@ def web_command(
         proxy_headers=proxy_headers,
         forwarded_allow_ips=forwarded_allow_ips,
         log_level=log_level,
+        log_config=uvicorn_log_config(),  # link tokens redacted in every line
         server_header=False,
     )

@@ -52,6 +52,7 @@ __all__ = ["CHANNELS", "ChannelPool", "DeliveryOutcome", "channel_for", "deliver
 CHANNELS: dict[str, str] = {
     "email": "service.channels.email:EmailChannel",
     "slack": "service.channels.slack:SlackChannel",
+    "webhook": "service.channels.webhook:WebhookChannel",
 }
 
 
@@ -102,6 +103,8 @@ class DeliveryOutcome:
     attempts: int = 0
     error: str | None = None  # the send error, or why nothing was done (skipped)
     next_attempt_at: dt.datetime | None = None
+    candidates: int | None = None  # empty: how many new papers there were (service/why.py)
+    best_score: float | None = None  # empty: the best of their scores
 
 
 def deliver(
@@ -165,7 +168,14 @@ def deliver(
     if claimed is None:
         return skipped("claimed by another instance, or its retry is not due")
     if claimed.status == "empty":
-        return DeliveryOutcome("empty", sub.id, period, delivery_id=claimed.delivery_id)
+        return DeliveryOutcome(
+            "empty",
+            sub.id,
+            period,
+            delivery_id=claimed.delivery_id,
+            candidates=fresh.candidates if fresh is not None else None,
+            best_score=fresh.best_score if fresh is not None else None,
+        )
 
     own = channel is None
     if channel is None:

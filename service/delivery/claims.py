@@ -97,9 +97,18 @@ def claim(engine: Engine, subscription_id: int, now: dt.datetime) -> dt.datetime
 
 
 def claim_many(
-    engine: Engine, subscription_ids: Sequence[int], now: dt.datetime, *, hold: dt.timedelta = CLAIM
+    engine: Engine,
+    subscription_ids: Sequence[int],
+    now: dt.datetime,
+    *,
+    hold: dt.timedelta = CLAIM,
+    owner: str | None = None,
 ) -> tuple[dt.datetime, set[int]]:
-    """Claim the due subscriptions among `subscription_ids` for `hold`: (the claims' expiry, the ids won)."""
+    """Claim the due subscriptions among `subscription_ids` for `hold`: (the claims' expiry, the ids won).
+
+    `owner` (the claiming instance) lets service.delivery.recovery free the claims as soon as that
+    instance is known dead; a claim without one lasts until it expires.
+    """
     until = now + hold
     if not subscription_ids:
         return until, set()
@@ -107,7 +116,7 @@ def claim_many(
         won = conn.execute(
             _active(update(Subscription))
             .where(Subscription.id.in_(subscription_ids), Subscription.next_digest_at <= now)
-            .values(next_digest_at=until)
+            .values(next_digest_at=until, claimed_by=owner)
             .returning(Subscription.id)
         ).scalars()
         return until, set(won)
@@ -129,7 +138,7 @@ def set_claimed(engine: Engine, claimed_until: dt.datetime, values: Mapping[int,
             conn.execute(
                 update(Subscription)
                 .where(Subscription.id.in_(ids), Subscription.next_digest_at == claimed_until)
-                .values(next_digest_at=value)
+                .values(next_digest_at=value, claimed_by=None)
             )
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import selectinload
 
+from service import why
 from service.channels.base import Channel
 from service.clock import Clock
 from service.config import Settings
@@ -40,7 +41,9 @@ from service.delivery.claims import (
     schedule_new,
     set_claimed,
 )
+from service.delivery.metrics import OUTCOMES, PASS_SECONDS
 from service.delivery.pools import PoolMatcher
+from service.delivery.recovery import Heartbeat, recover
 from service.delivery.schedule import Schedule, ScheduleError, latest_slot, next_send_at
 from service.digest.compose import Ranker
 from service.digest.model import Digest
@@ -91,6 +94,21 @@ class _Pass:
     should_stop: Callable[[], bool]
     report: DispatchReport
     matcher: PoolMatcher | None = None
+    started: dt.datetime | None = None
+    notes: list[tuple[int, why.Note]] = field(default_factory=list)  # "why no email", written per batch
+
+    def write_notes(self) -> None:
+        notes, self.notes = self.notes, []
+        try:
+            why.record(
+                self.engine,
+                notes,
+                pass_at=self.started or self.clock.now(),
+                at=self.clock.now(),
+                instance=self.instance,
+            )
+        except Exception:  # the notes explain; they must never stop deliveries
+            log.exception("could not record %d dispatch notes", len(notes))
 
     def stop_requested(self) -> bool:
         """SIGTERM: no new work; what is in flight has finished."""
@@ -119,6 +137,7 @@ class _Pass:
             self.report.errors.append(f"subscription {subscription_id} {period}: {type(exc).__name__}: {exc}")
             return None
         self.report.outcomes.append(outcome)
+        self.notes.append((subscription_id, why.classify(outcome)))
         log_delivery(outcome, self.instance)
         return outcome
 
@@ -138,11 +157,28 @@ def run_dispatch(
     With no ranker, or a ScreenedRanker, digests are composed by pool (service.delivery.pools) behind
     the batch screen; any other ranker is called once per subscription, as it always was.
     """
+    with (
+        Heartbeat(engine, instance, now=clock.now),
+        PASS_SECONDS.time(),
+    ):  # our claims stay ours while we live
+        return _run_pass(engine, settings, clock, instance, channel, ranker, should_stop)
+
+
+def _run_pass(
+    engine: Engine,
+    settings: Settings,
+    clock: Clock,
+    instance: str,
+    channel: Channel | ChannelPool | None,
+    ranker: Ranker | None,
+    should_stop: Callable[[], bool],
+) -> DispatchReport:
     report = DispatchReport()
     now = clock.now()
+    recover(engine, settings, now)
     report.scheduled = schedule_new(engine, now)
     pool = channel if channel is not None else ChannelPool(settings)
-    run = _Pass(engine, settings, clock, instance, pool, ranker, should_stop, report)
+    run = _Pass(engine, settings, clock, instance, pool, ranker, should_stop, report, started=now)
     if ranker is None or isinstance(ranker, ScreenedRanker):
         run.matcher = PoolMatcher(settings, now, screen=ranker or ScreenedRanker(settings))
     skipped_before = run.matcher.screen.skipped if run.matcher and run.matcher.screen else 0
@@ -151,6 +187,7 @@ def run_dispatch(
         if not report.stopped:
             _deliver_retries(run)
     finally:
+        run.write_notes()
         if run.matcher is not None and run.matcher.screen is not None:
             report.screened_out = run.matcher.screen.skipped - skipped_before
             report.rank_seconds = run.matcher.rank_seconds
@@ -172,8 +209,9 @@ def _deliver_due(run: _Pass) -> None:
 
 def _deliver_batch(run: _Pass, due: list[tuple[int, dt.datetime]], now: dt.datetime) -> None:
     """Claim a batch, compose its digests together, deliver them one by one, advance them together."""
-    until, won = claim_many(run.engine, [sid for sid, _ in due], now)
+    until, won = claim_many(run.engine, [sid for sid, _ in due], now, owner=run.instance)
     run.report.lost_claims += len(due) - len(won)
+    run.notes += [(sid, why.Note("claimed_elsewhere", None)) for sid, _ in due if sid not in won]
     due_at = {sid: at for sid, at in due if sid in won}
     plans: list[tuple[int, str, Schedule]] = []
     broken: dict[int, str] = {}
@@ -216,6 +254,7 @@ def _deliver_batch(run: _Pass, due: list[tuple[int, dt.datetime]], now: dt.datet
         set_claimed(run.engine, until, advanced)
         # Claims this pass will not use go back as they were, for the next pass (or another instance).
         set_claimed(run.engine, until, {sid: at for sid, at in due_at.items() if sid not in handled})
+        run.write_notes()
 
 
 def _flag_broken(engine: Engine, until: dt.datetime, broken: dict[int, str]) -> None:
@@ -226,7 +265,7 @@ def _flag_broken(engine: Engine, until: dt.datetime, broken: dict[int, str]) -> 
             conn.execute(
                 update(Subscription)
                 .where(Subscription.id == subscription_id, Subscription.next_digest_at == until)
-                .values(needs_attention=message, next_digest_at=None)
+                .values(needs_attention=message, next_digest_at=None, claimed_by=None)
             )
 
 
@@ -247,7 +286,8 @@ def _deliver_retries(run: _Pass) -> None:
 
 
 def log_delivery(outcome: DeliveryOutcome, instance: str) -> None:
-    """The one structured line per delivery (a skip is logged only at debug level)."""
+    """The one structured line per delivery (a skip is logged only at debug level), and its count."""
+    OUTCOMES.labels(outcome.status).inc()
     level = {"sent": logging.INFO, "empty": logging.INFO, "skipped": logging.DEBUG}.get(
         outcome.status, logging.WARNING
     )

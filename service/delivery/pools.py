@@ -25,12 +25,13 @@ import datetime as dt
 import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
 from service.config import Settings
+from service.delivery.metrics import RANK_SECONDS
 from service.digest.compose import _WINDOW_STATUSES, MAX_WINDOW, Ranker, build_digest, choose_items
 from service.digest.model import Digest, DigestItem
 from service.digest.rank import (
@@ -144,11 +145,16 @@ class PoolMatcher:
             pool = self._pool(at)
             taken = held.get(sub.id, set())
             candidates = [p for p in pool.papers if p.id not in taken]
+            stats: dict[str, Any] = {}  # for the "why no email" record
             items = choose_items(
-                session, sub, candidates, self._ranker(pool, (at, len(pool.papers)), sub.max_papers)
+                session, sub, candidates, self._ranker(pool, (at, len(pool.papers)), sub.max_papers), stats
             )
-            digests[sub.id] = build_digest(sub, periods[sub.id], items, now=self.now, settings=self.settings)
-        self.rank_seconds += time.perf_counter() - started
+            digests[sub.id] = build_digest(
+                sub, periods[sub.id], items, now=self.now, settings=self.settings, stats=stats
+            )
+        took = time.perf_counter() - started
+        self.rank_seconds += took
+        RANK_SECONDS.observe(took)
         return digests
 
     def _ranker(self, pool: Pool, key: tuple[int, int], limit: int) -> Ranker:

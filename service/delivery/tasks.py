@@ -26,17 +26,21 @@ from collections.abc import Sequence
 from typing import Any
 
 from celery import Celery
+from celery.signals import worker_init, worker_process_init
 from kombu import Queue
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import selectinload
 
+from service import why
 from service.config import Settings, get_settings
 from service.db import get_engine, session_factory
 from service.delivery.attempt import ChannelPool, deliver, not_deliverable, retries_due
 from service.delivery.claims import claim_many, due_subscriptions, schedule_new, set_claimed
 from service.delivery.dispatch import DispatchReport, log_delivery
 from service.delivery.lease import instance_name
+from service.delivery.metrics import PASS_SECONDS
 from service.delivery.pools import PoolMatcher
+from service.delivery.recovery import Heartbeat, recover
 from service.delivery.schedule import Schedule, ScheduleError, latest_slot, next_send_at
 from service.digest.compose import build_digest, item_from_json, item_json
 from service.matching.batch import ScreenedRanker
@@ -84,6 +88,12 @@ def _at(value: str | None) -> dt.datetime | None:
 
 def enqueue_pass(engine: Engine, settings: Settings, now: dt.datetime) -> DispatchReport:
     """The clock's pass with a broker: claim every due subscription and enqueue the work."""
+    with PASS_SECONDS.time():
+        return _enqueue_pass(engine, settings, now)
+
+
+def _enqueue_pass(engine: Engine, settings: Settings, now: dt.datetime) -> DispatchReport:
+    recover(engine, settings, now)
     report = DispatchReport(scheduled=schedule_new(engine, now))
     seen: set[int] = set()
     while True:
@@ -137,6 +147,7 @@ def match_shard(
                 schedule = Schedule.of(sub)
             except ScheduleError as exc:
                 sub.needs_attention, sub.next_digest_at = f"schedule: {exc}", None
+                sub.claimed_by = None
                 broken.append(sub.id)
                 continue
             plans.append((sub, latest_slot(schedule, now).period, next_send_at(schedule, now)))
@@ -188,6 +199,7 @@ def deliver_entries(
 ) -> int:
     sent = 0
     advanced: dict[int, dt.datetime | None] = {}
+    notes: list[tuple[int, why.Note]] = []  # "why no email today"
     with ChannelPool(settings) as pool:
         for subscription_id, period, items, next_at in entries:
             digest = None
@@ -210,15 +222,33 @@ def deliver_entries(
                 digest=digest,
             )
             log_delivery(outcome, worker_instance())
+            notes.append((subscription_id, why.classify(outcome)))
             sent += outcome.status == "sent"
             if until is not None:
                 advanced[subscription_id] = _at(next_at)
     if until is not None:
         set_claimed(engine, until, advanced)
+    why.record(engine, notes, pass_at=now, at=now, instance=worker_instance())
     return sent
 
 
 _INSTANCE: dict[int, str] = {}
+_HEARTBEATS: dict[int, Heartbeat] = {}
+
+
+@worker_process_init.connect
+def _child_started(**_: Any) -> None:
+    """A forked pool process: never share the parent's database connections; beat on our own."""
+    get_engine().dispose(close=False)
+    _start_heartbeat()
+
+
+@worker_init.connect
+def _start_heartbeat(**_: Any) -> None:
+    """Each worker process says it is alive, so the deliveries it claims are known to be in flight."""
+    if os.getpid() in _HEARTBEATS or not get_settings().broker_url:
+        return
+    _HEARTBEATS[os.getpid()] = Heartbeat(get_engine(), worker_instance()).start(beat_now=True)
 
 
 def worker_instance() -> str:

@@ -8,6 +8,7 @@ what a delivery holds, and `digest_from_record` rebuilds exactly that digest for
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 from collections.abc import Sequence
@@ -18,6 +19,8 @@ from sqlalchemy.orm import Session
 
 from service.config import Settings
 from service.digest.model import Digest, DigestItem, DigestLinks, Segment
+from service.digest.popularity import best_of_week_order, trending_order
+from service.digest.tldr import tldr
 from service.links import archive_url, digest_url, feedback_url, follow_url, manage_url, unsubscribe_url
 from service.models import Delivery, DeliveryPaper, Paper, Profile, Subscription
 
@@ -81,14 +84,25 @@ def candidate_papers(
 
 
 def choose_items(
-    session: Session, subscription: Subscription, papers: list[Paper], ranker: Ranker | None = None
+    session: Session,
+    subscription: Subscription,
+    papers: list[Paper],
+    ranker: Ranker | None = None,
+    stats: dict[str, Any] | None = None,
 ) -> list[DigestItem]:
-    """The ranked papers that pass min_score, at most max_papers of them, best first."""
+    """The ranked papers that pass min_score, at most max_papers of them, best first (with TL;DR
+    lines when the subscription asks). `stats`, when given, gets the number of candidates and the
+    best score among them, for the "why no email" record."""
+    if stats is not None:
+        stats.update(candidates=len(papers), best_score=None)
     if not papers:
         return []
     rank = ranker or default_ranker()
     interests = list(subscription.interests or []) or None
     ranked = rank(session, subscription.profile, papers, interests=interests)
+    ranked = reading_order(subscription, ranked)
+    if stats is not None and ranked:
+        stats["best_score"] = max(item.score for item in ranked)
     offered = {paper.id for paper in papers}
     chosen: list[DigestItem] = []
     for item in ranked:
@@ -98,7 +112,29 @@ def choose_items(
             offered.discard(item.paper_id)
         if len(chosen) >= subscription.max_papers:
             break
+    if subscription.tldr:
+        chosen = with_tldr(chosen, papers)
     return chosen
+
+
+def reading_order(subscription: Subscription, ranked: list[DigestItem]) -> list[DigestItem]:
+    """The ranked papers in the order the subscription reads them: best of the week (weekly only),
+    trending, or by score. Only matched papers are reordered: nothing off-topic gets in."""
+    if subscription.best_of_week and subscription.cadence == "weekly":
+        return best_of_week_order(ranked)
+    if subscription.trending:
+        return trending_order(ranked)
+    return ranked
+
+
+def with_tldr(items: list[DigestItem], papers: Sequence[Paper]) -> list[DigestItem]:
+    abstracts = {paper.id: paper for paper in papers}
+    result = []
+    for item in items:
+        paper = abstracts.get(item.paper_id)
+        summary = tldr(paper.title, paper.abstract) if paper is not None else None
+        result.append(dataclasses.replace(item, tldr=summary))
+    return result
 
 
 def digest_topic(subscription: Subscription, items: Sequence[DigestItem]) -> str:
@@ -151,7 +187,13 @@ def digest_links(
 
 
 def build_digest(
-    subscription: Subscription, period: str, items: list[DigestItem], *, now: dt.datetime, settings: Settings
+    subscription: Subscription,
+    period: str,
+    items: list[DigestItem],
+    *,
+    now: dt.datetime,
+    settings: Settings,
+    stats: dict[str, Any] | None = None,
 ) -> Digest:
     return Digest(
         subscription_id=subscription.id,
@@ -160,6 +202,8 @@ def build_digest(
         items=items,
         links=digest_links(subscription, items, settings, period),
         generated_at=now,
+        candidates=(stats or {}).get("candidates"),
+        best_score=(stats or {}).get("best_score"),
     )
 
 
@@ -174,10 +218,11 @@ def compose_digest(
 ) -> Digest:
     """The digest `subscription` would get for `period` at `now` (reads only)."""
     papers = candidate_papers(session, subscription, now=now, settings=settings)
+    stats: dict[str, Any] = {}
     items = choose_items(
-        session, subscription, papers, ranker or (default_ranker(settings) if papers else None)
+        session, subscription, papers, ranker or (default_ranker(settings) if papers else None), stats
     )
-    return build_digest(subscription, period, items, now=now, settings=settings)
+    return build_digest(subscription, period, items, now=now, settings=settings, stats=stats)
 
 
 # --- what a delivery recorded --------------------------------------------------------------------
@@ -198,6 +243,7 @@ def item_record(item: DigestItem) -> dict[str, Any]:
         "snippet": [[seg.text, seg.hit] for seg in item.snippet],
         "matched_terms": list(item.matched_terms),
         "interest": item.interest,
+        "tldr": item.tldr,
         "pdf_url": item.pdf_url,
     }
 
@@ -245,6 +291,7 @@ def item_from_record(row: DeliveryPaper) -> DigestItem:
         snippet=[Segment(str(text), bool(hit)) for text, hit in reason.get("snippet") or []],
         matched_terms=list(reason.get("matched_terms") or []),
         interest=reason.get("interest"),
+        tldr=reason.get("tldr"),
         pdf_url=reason.get("pdf_url"),
     )
 

@@ -32,6 +32,7 @@ class DigestItem:
     snippet: list[Segment] = field(default_factory=list)
     matched_terms: list[str] = field(default_factory=list)
     interest: str | None = None  # the interest that matched best
+    tldr: str | None = None  # one extractive sentence (service/digest/tldr.py), when the subscription asks
     pdf_url: str | None = None  # the arXiv PDF, when the arXiv id is known
 
 
@@ -58,3 +59,7 @@ class Digest:
     items: list[DigestItem]
     links: DigestLinks
     generated_at: dt.datetime
+    # What the selection saw, for "why no email today" (service/why.py): papers new for the
+    # subscription, and the best matching score among them (before min_score and max_papers).
+    candidates: int | None = None
+    best_score: float | None = None

@@ -16,6 +16,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from service.config import Settings, get_settings
+from service.digest.cutoff import cut_off
 from service.digest.followed import by_words_or_seeds, with_followed_authors
 from service.digest.latex import readable, readable_segments
 from service.digest.model import DigestItem, Segment
@@ -29,6 +30,7 @@ from service.matching import (
     rank,
     semantic_available,
 )
+from service.matching.diversity import allocate
 from service.matching.semantic import vector_from_bytes, vector_to_bytes
 from service.models import Interest as InterestRow
 from service.models import Paper, PaperEmbedding, Profile
@@ -211,7 +213,8 @@ def rank_papers(
 ) -> list[DigestItem]:
     """The papers the profile's interests (all, or those named) want, best first, with reasons.
 
-    A paper matched by several interests appears once, under the interest that scored it highest.
+    A paper matched by several interests appears once, under the interest that scored it highest;
+    places are shared across interests (diversity.allocate), so the first ones show every interest.
     An interest that cannot be matched (nothing to match on) is skipped with a warning.
     """
     settings = settings or get_settings()
@@ -262,9 +265,13 @@ def rank_in_context(
         if not by_words_or_seeds(compiled):
             continue  # followed authors only: followed_author_items below
         top_k = min(compiled.interest.top_k, limit) if limit is not None else None
-        for match in rank(compiled, context, candidates=by_id.keys(), top_k=top_k):
+        matches = rank(compiled, context, candidates=by_id.keys(), top_k=top_k)
+        if settings.digest_cutoff:
+            matches = cut_off(matches, seeded=bool(compiled.positive_seeds))
+        for match in matches:
             if match.paper_id not in best or match.score > best[match.paper_id][0].score:
                 best[match.paper_id] = (match, row)
-    ordered = sorted(best.values(), key=lambda pair: -pair[0].score)
+    # Places shared across interests: a reader of three topics sees each (service/matching/diversity.py).
+    ordered = allocate(list(best.values()), lambda pair: pair[1].name, lambda pair: pair[0].score)
     items = [to_item(by_id[m.paper_id], m, row.name, row.keywords or "") for m, row in ordered]
     return with_followed_authors(items, rows, papers)

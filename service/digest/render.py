@@ -21,6 +21,7 @@ import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from service.digest.model import Digest, DigestItem, Segment
+from service.display import finalize
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 PARTS = ("subject.txt", "body.txt", "body.html")
@@ -86,6 +87,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         auto_reload=False,
+        finalize=finalize,  # no bidi override or invisible character reaches a page or an email
     )
     env.filters["one_line"] = one_line
     env.filters["squash"] = squash
@@ -218,6 +220,7 @@ def _item_context(rank: int, item: DigestItem, digest: Digest) -> dict[str, Any]
         "snippet": snippet,
         "snippet_text": snippet_text(snippet),
         "why": one_line(item.why),
+        "tldr": one_line(item.tldr or ""),
         "feedback": digest.links.feedback.get(item.paper_id),
         "follow": digest.links.follow.get(item.paper_id),
     }

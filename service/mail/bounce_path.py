@@ -2,7 +2,7 @@
 
 BOUNCE_ADDRESS `bounces@mail.example.org` gives `bounces+<subscription>.<period>.<mac>@mail.example.org`
 for a digest. A bounce comes back to that exact address, so it names the delivery even when the
-report quotes nothing of the original message. The mac (HMAC-SHA256 under SECRET_KEY, 60 bits, lower
+report quotes nothing of the original message. The mac (HMAC-SHA256 under the secret key, 60 bits, lower
 case because some MTAs fold the local part) keeps a forged report from naming someone else's delivery.
 """
 
@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from service.config import Settings
+from service.secrets import secret_keys
 
 _PERIOD = re.compile(r"^[A-Za-z0-9-]{1,20}$")
 _TAG = re.compile(r"^(?P<sub>[0-9]{1,12})\.(?P<period>[a-z0-9-]{1,20})\.(?P<mac>[0-9a-f]{15})$")
@@ -27,10 +28,9 @@ class DeliveryRef:
     period: str
 
 
-def _mac(settings: Settings, subscription_id: int, period: str) -> str:
-    key = settings.secret_key.get_secret_value().encode("utf-8")
+def _mac(key: str, subscription_id: int, period: str) -> str:
     message = f"verp:{subscription_id}.{period.lower()}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()[:15]
+    return hmac.new(key.encode("utf-8"), message, hashlib.sha256).hexdigest()[:15]
 
 
 def _split(address: str) -> tuple[str, str]:
@@ -43,7 +43,7 @@ def return_path(settings: Settings, subscription_id: int, period: str) -> str | 
     if not settings.bounce_address or not _PERIOD.match(period):
         return None
     local, domain = _split(settings.bounce_address)
-    tag = f"{subscription_id}.{period.lower()}.{_mac(settings, subscription_id, period)}"
+    tag = f"{subscription_id}.{period.lower()}.{_mac(secret_keys(settings)[0], subscription_id, period)}"
     return f"{local}+{tag}@{domain}"
 
 
@@ -60,7 +60,9 @@ def read_return_path(address: str, settings: Settings) -> DeliveryRef | None:
     if match is None:
         return None
     sub, period = int(match["sub"]), match["period"]
-    if not hmac.compare_digest(match["mac"], _mac(settings, sub, period)):
+    # Every accepted key (SECRET_KEY, then OLD_SECRET_KEYS): a bounce of mail sent before a key
+    # rotation still names its delivery.
+    if not any(hmac.compare_digest(match["mac"], _mac(key, sub, period)) for key in secret_keys(settings)):
         return None
     return DeliveryRef(sub, period)
 

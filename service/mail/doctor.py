@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from service.channels.email import sender_address
 from service.channels.smtp import SmtpConfigError, parse_smtp_url
-from service.config import DEFAULT_SECRET, Settings
+from service.config import Settings
 from service.mail.dkim import DkimConfigError, DkimKey, signer_for
 
 TxtLookup = Callable[[str], str | None]
@@ -139,9 +139,10 @@ def check_web(settings: Settings) -> list[Check]:
         checks.append(
             Check("base_url", "fail", f"BASE_URL {settings.base_url} is not https: unsubscribe links must be")
         )
-    if settings.secret_key.get_secret_value() in ("", DEFAULT_SECRET):
+    if settings.secret_key is None or not settings.secret_key.get_secret_value():
+        # The generated VAR_DIR/secret_key would differ per machine: links signed on one fail on another.
         checks.append(
-            Check("secret_key", "fail", "SECRET_KEY is the development default: set a long random secret")
+            Check("secret_key", "fail", "SECRET_KEY is not set: set one long random secret everywhere")
         )
     else:
         checks.append(Check("secret_key", "ok", "SECRET_KEY is set"))

@@ -2,7 +2,8 @@
 `paperboy bounces ingest`, `paperboy inbound`, the provider webhooks).
 
 - hard bounce: counted against the address; it is flagged at HARD_BOUNCE_LIMIT, as an SMTP 5xx is.
-- soft bounce: stored; SOFT_BOUNCE_LIMIT of them within SOFT_BOUNCE_DAYS flag the address.
+- soft bounce: stored; soft bounces on SOFT_BOUNCE_LIMIT different days within SOFT_BOUNCE_DAYS flag
+  the address (a flurry of deferrals of one message is one day).
 - complaint: every subscription of the address ends at once.
 - unsubscribe: the subscription its signed token names ends; an unsigned, tampered or misdirected
   token does nothing but a 'refused' event and a warning in the log.
@@ -196,15 +197,18 @@ def _soft_bounce(session: Session, address: str, settings: Settings, now: dt.dat
     if subscriber is None:
         return "no subscriber has this address"
     since = now - dt.timedelta(days=settings.soft_bounce_days)
-    count = session.scalar(
-        select(func.count())
-        .select_from(MailEvent)
-        .where(MailEvent.kind == "soft_bounce", MailEvent.address == address, MailEvent.occurred_at >= since)
+    # Days with a soft bounce, not reports: a provider reports every deferred retry of one message
+    # (SendGrid, a DSN per delay), and one slow day is not a dead mailbox.
+    moments = session.scalars(
+        select(MailEvent.occurred_at).where(
+            MailEvent.kind == "soft_bounce", MailEvent.address == address, MailEvent.occurred_at >= since
+        )
     )
-    if (count or 0) >= settings.soft_bounce_limit:
+    days = len({moment.date() for moment in moments})
+    if days >= settings.soft_bounce_limit:
         session.execute(update(Subscriber).where(Subscriber.id == subscriber.id).values(flagged=True))
-        return f"address flagged after {count} soft bounces in {settings.soft_bounce_days} days"
-    return f"soft bounce {count} of {settings.soft_bounce_limit}"
+        return f"address flagged: soft bounces on {days} days within {settings.soft_bounce_days}"
+    return f"soft bounces on {days} of {settings.soft_bounce_limit} days"
 
 
 @dataclass(frozen=True)

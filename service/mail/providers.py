@@ -18,7 +18,9 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 import time
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -65,9 +67,13 @@ def _bracketed(message_id: object) -> str | None:
     return text if text.startswith("<") else f"<{text}>"
 
 
-def _status(value: object, default: str) -> str:
+def _status(value: object, kind: str) -> str | None:
+    """A bounce's enhanced status code as given, else its class alone (5.0.0 / 4.0.0); None otherwise."""
+    default = {"hard_bounce": "5.0.0", "soft_bounce": "4.0.0"}.get(kind)
     text = str(value or "").strip()
-    return text if text[:1] in ("2", "4", "5") and text.count(".") == 2 else default
+    if default is None:
+        return None
+    return text if text[:1] == default[0] and text.count(".") == 2 else default
 
 
 # --- Amazon SES through SNS --------------------------------------------------------------------
@@ -135,15 +141,26 @@ def verify_sns(message: dict[str, Any], settings: Settings, *, now: float | None
         raise WebhookRejected(403, "notification from another SNS topic")
 
 
-def ses_reports(body: bytes, settings: Settings) -> tuple[str, list[Report]]:
-    """(SNS message type, reports). A subscription confirmation has no reports; its SubscribeURL is
-    for the operator to open (nothing is fetched here)."""
+@dataclass(frozen=True)
+class SnsMessage:
+    """A verified SNS message: its type, the reports of a notification, and for a subscription
+    confirmation the SubscribeURL that the operator opens (nothing is fetched here)."""
+
+    type: str
+    topic: str
+    reports: list[Report]
+    subscribe_url: str | None = None
+
+
+def ses_reports(body: bytes, settings: Settings) -> SnsMessage:
+    """The SES events of one SNS message, once its signature is verified."""
     envelope = _json(body)
     if not isinstance(envelope, dict):
         raise WebhookRejected(400, "an SNS message is a JSON object")
     verify_sns(envelope, settings)
+    topic = str(envelope.get("TopicArn", ""))
     if envelope["Type"] != "Notification":
-        return str(envelope["Type"]), []
+        return SnsMessage(str(envelope["Type"]), topic, [], str(envelope.get("SubscribeURL") or "") or None)
     notification = _json(str(envelope.get("Message", "")).encode("utf-8"))
     if not isinstance(notification, dict):
         raise WebhookRejected(400, "the SES notification is not a JSON object")
@@ -163,7 +180,7 @@ def ses_reports(body: bytes, settings: Settings) -> tuple[str, list[Report]]:
                     "hard_bounce" if hard else "soft_bounce",
                     address=str(r.get("emailAddress", "")).lower(),
                     report_id=f"{ref}:{r.get('emailAddress')}",
-                    status=_status(r.get("status"), "5.0.0" if hard else "4.0.0"),
+                    status=_status(r.get("status"), "hard_bounce" if hard else "soft_bounce"),
                     detail=" ".join(f"{kind_of}: {r.get('diagnosticCode', '')}".split())[:500],
                     **base,  # type: ignore[arg-type]
                 )
@@ -185,11 +202,12 @@ def ses_reports(body: bytes, settings: Settings) -> tuple[str, list[Report]]:
             reports.append(
                 Report("delivered", address=str(address).lower(), report_id=f"{ref}:{address}", **base)  # type: ignore[arg-type]
             )
-    return "Notification", reports
+    return SnsMessage("Notification", topic, reports)
 
 
 # --- Postmark ----------------------------------------------------------------------------------
 
+_ENHANCED = re.compile(r"\b[245]\.\d{1,3}\.\d{1,3}\b")
 _POSTMARK_HARD = {"HardBounce", "BadEmailAddress", "ManuallyDeactivated", "Blocked", "SMTPApiError"}
 _POSTMARK_SOFT = {"SoftBounce", "Transient", "DnsError", "MailFrontier", "ChallengeVerification"}
 
@@ -218,7 +236,8 @@ def postmark_reports(body: bytes, authorization: str | None, settings: Settings)
             hard = e.get("Type") in _POSTMARK_HARD
             kind, address = ("hard_bounce" if hard else "soft_bounce"), e.get("Email")
             detail = f"{e.get('Type')}: {e.get('Description') or ''} {e.get('Details') or ''}"
-            status = _status(None, "5.0.0" if hard else "4.0.0")
+            found = _ENHANCED.search(str(e.get("Details") or ""))
+            status = _status(found.group(0) if found else None, kind)
         elif record == "SpamComplaint":
             kind, address, detail, status = "complaint", e.get("Email"), "spam complaint", None
         elif record == "Delivery":
@@ -247,6 +266,9 @@ def _header(headers: object, name: str) -> str | None:
 
 
 # --- SendGrid ----------------------------------------------------------------------------------
+
+
+_SENDGRID_KINDS = {"deferred": "soft_bounce", "spamreport": "complaint", "delivered": "delivered"}
 
 
 def verify_sendgrid(
@@ -286,15 +308,10 @@ def sendgrid_reports(
         if name == "bounce":
             # type "blocked" is a refusal of this message (reputation, content), not of the address
             kind = "soft_bounce" if e.get("type") == "blocked" else "hard_bounce"
-        elif name == "deferred":
-            kind = "soft_bounce"
-        elif name == "spamreport":
-            kind = "complaint"
-        elif name == "delivered":
-            kind = "delivered"
+        elif name in _SENDGRID_KINDS:
+            kind = _SENDGRID_KINDS[name]
         else:
-            continue
-        default = "5.0.0" if kind == "hard_bounce" else "4.0.0" if kind == "soft_bounce" else ""
+            continue  # opens, clicks, processed, dropped, unsubscribes of SendGrid's own lists
         reports.append(
             Report(
                 kind,
@@ -303,7 +320,7 @@ def sendgrid_reports(
                 report_id=str(
                     e.get("sg_event_id") or f"{e.get('sg_message_id')}:{name}:{e.get('timestamp')}"
                 ),
-                status=_status(e.get("status"), default) if default else None,
+                status=_status(e.get("status"), kind),
                 detail=" ".join(str(e.get("reason") or e.get("response") or name).split())[:500],
                 original_message_id=_bracketed(e.get("smtp-id")),
             )
@@ -338,16 +355,13 @@ def mailgun_reports(body: bytes, settings: Settings) -> list[Report]:
     name = e.get("event")
     if name == "failed":
         kind = "hard_bounce" if e.get("severity") == "permanent" else "soft_bounce"
-    elif name == "complained":
-        kind = "complaint"
-    elif name == "delivered":
-        kind = "delivered"
+    elif name in ("complained", "delivered"):
+        kind = {"complained": "complaint", "delivered": "delivered"}[name]
     else:
         return []
     status_info = e.get("delivery-status") or {}
     code = str(status_info.get("code") or "")
-    default = "5.0.0" if kind == "hard_bounce" else "4.0.0"
-    status = _status(status_info.get("enhanced-code"), default) if kind.endswith("bounce") else None
+    status = _status(status_info.get("enhanced-code"), kind)
     headers = (e.get("message") or {}).get("headers") or {}
     detail = " ".join(
         f"{code} {status_info.get('message') or status_info.get('description') or name}".split()

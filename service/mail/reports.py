@@ -18,16 +18,19 @@ from __future__ import annotations
 import email
 import email.message
 import hashlib
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from email.utils import getaddresses
 from urllib.parse import unquote
 
 from flufl.bounce import all_failures
 
 from service.config import Settings
 from service.mail.bounce_path import is_bounce_address
+
+# flufl.bounce logs every detector it tries at INFO: 17 lines per bounce in an INFO-level service log.
+logging.getLogger("flufl.bounce").setLevel(logging.WARNING)
 
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _MESSAGE_ID = re.compile(r"^\s*Message-ID:\s*(<[^>\s]+>)", re.IGNORECASE | re.MULTILINE)
@@ -319,16 +322,34 @@ def _text_of(msg: email.message.Message) -> str:
     return "\n".join(chunks)
 
 
+# email.utils.getaddresses took a quarter of the time of reading a report; the headers that name
+# addresses here hold plain ones, so two regular expressions do: <angled> ones, then bare ones outside
+# quoted display names.
+_ANGLED = re.compile(r"<([^<>\s@]+@[^<>\s@]+)>")
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BARE = re.compile(r"[^\s<>\"',;:()\[\]@]+@[^\s<>\"',;:()\[\]@]+")
+
+
+def _addresses_in(value: str) -> list[str]:
+    angled = _ANGLED.findall(value)
+    rest = _ANGLED.sub(" ", _QUOTED.sub(" ", value)) if angled or '"' in value else value
+    return [a.strip(".") for a in angled + _BARE.findall(rest)]
+
+
 def _addresses(msg: email.message.Message, headers: Iterable[str]) -> list[str]:
-    values: list[str] = []
+    found: list[str] = []
     for name in headers:
-        values.extend(str(v) for v in msg.get_all(name, []))
-    return [addr for _, addr in getaddresses(values) if "@" in addr]
+        for value in msg.get_all(name, []):
+            found.extend(_addresses_in(str(value)))
+    return found
 
 
 def _first_address(values: Sequence[object]) -> str:
-    pairs = getaddresses([str(v) for v in values])
-    return next((addr.strip().lower() for _, addr in pairs if "@" in addr), "")
+    for value in values:
+        found = _addresses_in(str(value))
+        if found:
+            return found[0].lower()
+    return ""
 
 
 def _clean(value: object) -> str:

@@ -14,8 +14,12 @@ The screen never rules out a profile the ranker would give papers:
   phrase"), and the query's and exclusions' filters when they hold no wildcard (the ranker expands
   a wildcard to the pool's 64 commonest words, the percolator to all of them: broader is safe where
   the wildcard asks for a word, not where it excludes one);
-* interests with seed or liked papers, and every interest when the embedding is on, are never
-  ruled out (closeness in meaning or to the seeds needs no shared word);
+* with the sentence embedding on, a keywords interest also has evidence when its keyword vector is
+  close enough to the paper's: the screen then also compares the stored interest vectors with the
+  batch's paper vectors (service.matching.vector_screen, service.interest_vectors) and keeps every
+  interest some paper reaches, whatever its filters say (broader is safe);
+* interests with seed or liked papers are never ruled out (closeness to the seeds needs no shared
+  word);
 * a profile created or edited after the screen was built, or that got a liked paper since, is
   never ruled out.
 """
@@ -35,17 +39,26 @@ from sqlalchemy.orm import Session
 
 from service.config import Settings, get_settings
 from service.digest.model import DigestItem
-from service.digest.rank import paper_doc, rank_papers, to_interest
-from service.matching import semantic_available
+from service.digest.rank import DatabaseEmbeddingCache, embedder_for, paper_doc, rank_papers, to_interest
+from service.interest_vectors import load_vector_screen
 from service.matching.documents import analyze_paper
 from service.matching.interests import CompiledInterest, Interest, InterestError, compile_interest
 from service.matching.normal_form import TooComplex, to_dnf
 from service.matching.percolator import ProfileIndex, percolate
 from service.matching.query import And, Node, Not, Or, Query, Term
+from service.matching.semantic import Embedder, embed_papers
+from service.matching.vector_screen import VectorScreen
 from service.models import Feedback, Paper, Profile
 from service.models import Interest as InterestRow
 
-__all__ = ["BatchScreen", "ScreenedRanker", "StoredInterest", "evidence_form", "load_interests"]
+__all__ = [
+    "BatchScreen",
+    "ScreenedRanker",
+    "SemanticScreen",
+    "StoredInterest",
+    "evidence_form",
+    "load_interests",
+]
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +139,21 @@ def fingerprint(profile: Profile) -> Fingerprint:
     )
 
 
+class SemanticScreen:
+    """The screen's half by meaning: interest vectors from the database, paper vectors from the cache."""
+
+    def __init__(self, session: Session, embedder: Embedder) -> None:
+        self.session = session
+        self.embedder = embedder
+
+    def load(self, interests: Sequence[tuple[int, CompiledInterest]]) -> VectorScreen:
+        return load_vector_screen(self.session, interests, self.embedder)
+
+    def paper_vectors(self, papers: Sequence[Paper]) -> np.ndarray:
+        docs = [paper_doc(p) for p in papers]
+        return embed_papers(docs, self.embedder, DatabaseEmbeddingCache(self.session))
+
+
 class BatchScreen:
     """Which stored interests have at least one candidate among the papers screened so far.
 
@@ -133,9 +161,10 @@ class BatchScreen:
     screened are not percolated again, so overlapping batches cost only their new papers.
     """
 
-    def __init__(self, interests: Sequence[StoredInterest]) -> None:
+    def __init__(self, interests: Sequence[StoredInterest], semantic: SemanticScreen | None = None) -> None:
         self.always: set[int] = set()  # interest ids the words cannot rule out
         indexed: list[tuple[str, CompiledInterest]] = []
+        by_meaning: list[tuple[int, CompiledInterest]] = []
         versions: dict[int, set[tuple[int, dt.datetime]]] = defaultdict(set)
         liked: set[int] = set()
         for stored in interests:
@@ -150,10 +179,14 @@ class BatchScreen:
                 self.always.add(stored.interest_id)
             else:
                 indexed.append((str(stored.interest_id), form))
+                if semantic is not None:
+                    by_meaning.append((stored.interest_id, form))
         self.fingerprints: dict[int, Fingerprint] = {
             pid: (frozenset(v), pid in liked) for pid, v in versions.items()
         }
         self.index = ProfileIndex(indexed)
+        self.semantic = semantic
+        self.vectors = semantic.load(by_meaning) if semantic is not None else None
         self.screened: set[int] = set()
         # One (interest ids, paper ids) pair of arrays per screened batch, sorted by interest id.
         self._hits: list[tuple[np.ndarray, np.ndarray]] = []
@@ -164,9 +197,14 @@ class BatchScreen:
         if not fresh or not len(self.index):
             self.screened.update(p.id for p in fresh)
             return
+        fresh_ids = np.array([p.id for p in fresh], dtype=np.int64)
         result = percolate(self.index, [analyze_paper(paper_doc(p)) for p in fresh])
         interest_ids = np.array(self.index.profile_ids, dtype=np.int64)[result.profile_rows]
-        paper_ids = np.array([p.id for p in fresh], dtype=np.int64)[result.paper_rows]
+        paper_ids = fresh_ids[result.paper_rows]
+        if self.vectors is not None and self.semantic is not None and len(self.vectors):
+            owners, rows = self.vectors.hits(self.semantic.paper_vectors(fresh))
+            interest_ids = np.concatenate([interest_ids, owners])
+            paper_ids = np.concatenate([paper_ids, fresh_ids[rows]])
         order = np.argsort(interest_ids, kind="stable")
         self._hits.append((interest_ids[order], paper_ids[order]))
         self.screened.update(p.id for p in fresh)
@@ -205,8 +243,8 @@ class ScreenedRanker:
     screen of all stored interests is built on the `build_after`-th call, so a few digests sent by hand
     never pay for it, then serves pass after pass, percolating only papers it has not seen, and is
     rebuilt once older than `max_age` (a stale screen is still safe: profiles edited since it was
-    built are always ranked; rebuilding keeps it useful and its memory bounded). It does nothing
-    when the sentence embedding is on: closeness in meaning rules nothing out. One thread at a time.
+    built are always ranked; rebuilding keeps it useful and its memory bounded). With the sentence
+    embedding on, it screens by the stored interest vectors too (SemanticScreen). One thread at a time.
     """
 
     def __init__(
@@ -224,13 +262,14 @@ class ScreenedRanker:
         self._screen: BatchScreen | None = None
         self._wanted: dict[tuple[int, int], set[int]] = {}  # per shared pool: interests it may interest
         self._built_at = 0.0
-        # Exactly when rank_papers runs without an embedder (checked without loading the model).
-        self._useful = not self.settings.semantic or not semantic_available()
+        self._useful = True  # the word screen, plus the vector screen when the embedding is on
 
     def screen_for(self, session: Session) -> BatchScreen:
         if self._screen is None or time.monotonic() - self._built_at > self.max_age.total_seconds():
             started = time.monotonic()
-            self._screen = BatchScreen(load_interests(session, self.settings))
+            embedder = embedder_for(self.settings)
+            semantic = SemanticScreen(session, embedder) if embedder is not None else None
+            self._screen = BatchScreen(load_interests(session, self.settings), semantic)
             self._wanted.clear()
             self._built_at = time.monotonic()
             log.info(
@@ -239,6 +278,8 @@ class ScreenedRanker:
                 len(self._screen.always),
                 self._built_at - started,
             )
+        if self._screen.semantic is not None:
+            self._screen.semantic.session = session  # paper vectors are read in the caller's session
         return self._screen
 
     def rules_out(

@@ -21,6 +21,7 @@ import numpy as np
 from .baselines import EmbeddingCosine, KeywordAlert, OkapiBM25, SemanticSearch, TfidfSvm, zsum
 from .documents import PaperDoc
 from .interests import Interest, compile_interest
+from .mixed_readers import MixedResult, score_mixed_readers
 from .ranking import MatchContext, score_pool
 from .reader_model import Background, train_reader_model
 from .semantic import Embedder, EmbeddingCache, embed_papers
@@ -170,6 +171,7 @@ class EvalReport:
     results: list[MethodResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    mixed: list[MixedResult] = field(default_factory=list)  # three-topic readers (mixed_readers.py)
 
     def get(self, method: str, kind: str) -> MethodResult | None:
         return next((r for r in self.results if r.method == method and r.kind == kind), None)
@@ -303,6 +305,9 @@ def evaluate(
             if usable:
                 mean = totals / len(usable)
                 report.results.append(MethodResult(method, kind, len(usable), *map(float, mean)))
+    if "paperboy" in methods:
+        say("ranking for three-topic readers")
+        report.mixed = score_mixed_readers(dataset.profiles, context)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -323,4 +328,9 @@ def format_table(report: EvalReport) -> str:
             )
         if any("n/a" not in c for c in cells):
             lines.append(f"{method:<18}" + "".join(cells))
+    for mixed in report.mixed:
+        lines.append(
+            f"{mixed.readers} three-topic readers, paperboy, {mixed.order}: "
+            f"nDCG@10 {mixed.ndcg_at_10:.3f}, interest coverage@10 {mixed.coverage_at_10:.3f}"
+        )
     return "\n".join(lines)

@@ -21,7 +21,7 @@ from .query import Phrase, Term
 if TYPE_CHECKING:
     from .ranking import MatchContext, Ranking
 
-__all__ = ["Explanation", "KeywordEvidence", "SeedEvidence", "Snippet", "explain", "make_snippet"]
+__all__ = ["Explanation", "KeywordEvidence", "SeedEvidence", "Snippet", "brief", "explain", "make_snippet"]
 
 SNIPPET_CHARS = 280
 SNIPPET_LEAD = 60  # context kept before the first highlighted word of the window
@@ -205,6 +205,14 @@ def make_snippet(text: str, spans: list[Span], size: int = SNIPPET_CHARS) -> Sni
         hi = space if space > lo + size // 2 else hi
     kept = tuple((s - lo, e - lo) for s, e in spans if s >= lo and e <= hi)
     return Snippet(text[lo:hi], kept, clipped_start=lo > 0, clipped_end=hi < len(text))
+
+
+def brief(compiled: CompiledInterest, context: MatchContext, row: int, ranking: Ranking) -> Explanation:
+    """Only the keyword evidence and the signals: what deciding whether to send needs."""
+    return Explanation(
+        signals={name: round(float(values[row]), 4) for name, values in ranking.signals.items()},
+        keywords=keyword_evidence(compiled.interest.keywords, context, row),
+    )
 
 
 def explain(compiled: CompiledInterest, context: MatchContext, row: int, ranking: Ranking) -> Explanation:

@@ -4,7 +4,7 @@ the papers it was sent (the reader's archive page), and followed authors with a 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
@@ -149,3 +149,95 @@ def unfollow_author(session: DB, subscription_id: Id, name: AuthorName) -> dict[
         raise HTTPException(400, str(exc)) from exc
     session.commit()
     return {"subscription_id": sub.id, "followed": followed_authors(sub.profile), "removed": removed}
+
+
+# --- webhook subscriptions -----------------------------------------------------------------------
+
+
+class WebhookIn(BaseModel):
+    platform: Literal["discord", "teams", "mattermost"]
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[^:\x00-\x1f\x7f]+$")
+    url: str = Field(min_length=8, max_length=2000, description="the incoming-webhook URL (stored encrypted)")
+    interests: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=20
+    )
+    query: str | None = Field(None, max_length=2000)
+    cadence: Literal["daily", "weekdays", "weekly"] = "daily"
+    weekday: int | None = Field(None, ge=0, le=6)
+    send_time: str = Field("08:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    timezone: str = Field("UTC", max_length=64)
+    max_papers: int = Field(10, ge=1, le=100)
+
+
+class WebhookOut(BaseModel):
+    subscription_id: int
+    address: str  # "<platform>:<name>"; the URL is never shown again
+
+
+@router.post("/webhooks", response_model=WebhookOut, status_code=201)
+def create_webhook(request: Request, session: DB, body: WebhookIn) -> dict[str, Any]:
+    """A digest posted to a Discord, Teams or Mattermost incoming webhook."""
+    from service.channels.webhook import subscribe_webhook
+    from service.subscription import SubscriptionError
+
+    try:
+        sub = subscribe_webhook(
+            session,
+            body.platform,
+            body.name,
+            body.url,
+            body.interests,
+            request.app.state.settings,
+            query=body.query,
+            cadence=body.cadence,
+            weekday=body.weekday,
+            send_time=body.send_time,
+            timezone=body.timezone,
+            max_papers=body.max_papers,
+        )
+    except SubscriptionError as exc:
+        session.rollback()
+        raise HTTPException(400, str(exc)) from exc
+    session.commit()
+    return {"subscription_id": sub.id, "address": sub.address}
+
+
+# --- why no email --------------------------------------------------------------------------------
+
+
+class NoteOut(BaseModel):
+    at: dt.datetime
+    pass_at: dt.datetime
+    period: str | None
+    outcome: str
+    papers: int
+    best_score: float | None
+    cutoff: float | None
+    detail: str | None
+    text: str  # the note in plain words
+
+
+@router.get("/subscriptions/{subscription_id}/why", response_model=list[NoteOut], responses=NOT_FOUND)
+def why_notes(
+    session: DB, subscription_id: Id, days: Annotated[int, Query(ge=1, le=30)] = 7
+) -> list[dict[str, Any]]:
+    """What each dispatch pass of the last `days` days did with the subscription, and why."""
+    from service.models import utcnow
+    from service.why import in_words, notes_for
+
+    sub = _get(session, Subscription, subscription_id, "subscription")
+    notes = notes_for(session, sub.id, since=utcnow() - dt.timedelta(days=days))
+    return [
+        {
+            "at": n.at,
+            "pass_at": n.pass_at,
+            "period": n.period,
+            "outcome": n.outcome,
+            "papers": n.papers,
+            "best_score": n.best_score,
+            "cutoff": n.cutoff,
+            "detail": n.detail,
+            "text": in_words(n),
+        }
+        for n in notes
+    ]

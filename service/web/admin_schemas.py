@@ -105,6 +105,9 @@ class SubscriptionOut(_Out):
     last_sent_at: dt.datetime | None
     created_at: dt.datetime
     updated_at: dt.datetime
+    tldr: bool = False
+    trending: bool = False
+    best_of_week: bool = False
 
 
 def _checked_query(value: str) -> str:
@@ -140,6 +143,9 @@ class SubscriptionPatch(BaseModel):
     max_papers: int | None = Field(None, ge=1, le=100)
     min_score: float | None = Field(None, ge=-1000, le=1000)
     clear_needs_attention: bool = Field(False, description="forget a permanent channel error")
+    tldr: bool | None = Field(None, description="a one-sentence TL;DR under each title")
+    trending: bool | None = Field(None, description="popular matching papers first")
+    best_of_week: bool | None = Field(None, description="weekly cadence: the week's most upvoted papers")
     query: QueryText | None = None
 
 

@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp
 
 from service.config import Settings, get_settings
 from service.db import get_engine, session_factory
@@ -40,11 +41,21 @@ def make_templates() -> Jinja2Templates:
     return Jinja2Templates(env=env)
 
 
+class PaperboyApp(FastAPI):
+    """FastAPI with the security headers outside everything, even the error middleware that
+    answers an unhandled exception with a 500 (user middleware sits inside it)."""
+
+    https = False
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeadersMiddleware(super().build_middleware_stack(), https=self.https)
+
+
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     """A FastAPI app bound to `settings` and `engine` (the configured ones by default)."""
     settings = settings or get_settings()
     engine = engine or get_engine(settings)
-    app = FastAPI(
+    app = PaperboyApp(
         title="paperboy",
         summary="Subscription pages and the admin API of paperboy.",
         version="1",
@@ -60,9 +71,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.engine = engine
     app.state.templates = make_templates()
 
-    # The last added runs first: security headers wrap everything, even the gate's own answers.
+    app.https = settings.base_url.startswith("https://")
     app.add_middleware(AdminGate, admin_refusal=lambda header: admin_refusal(settings.admin_token, header))
-    app.add_middleware(SecurityHeadersMiddleware, https=settings.base_url.startswith("https://"))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(pages.router)
     app.include_router(archive.router)

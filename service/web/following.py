@@ -1,5 +1,6 @@
 """Follow people: the one-click "follow these authors" / "more like this" links of digests and the
-archive, and the authors page of a subscription (followed names, a preview of what a name matches)."""
+archive, the authors page of a subscription (followed names, a preview of what a name matches), and
+the manage page's reading options (TL;DR, trending, best of the week)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from service.authors import (
 )
 from service.links import FOLLOW_PATH, MANAGE_PATH, archive_url, manage_url
 from service.models import Paper, Subscription
+from service.reading import OPTIONS, ReadingError, set_reading_options
 from service.web.access import LinkRejected, claims_of, own_subscription, rejected
 from service.web.security import CSRF_FIELD, csrf_valid
 from service.web.views import DB, Form, error_page, render, settings_of
@@ -127,3 +129,27 @@ def change_authors(request: Request, session: DB, form: Form, token: str) -> Res
         )
     session.commit()
     return RedirectResponse(AUTHORS_PATH.format(token=token) + "?saved=1", status_code=303)
+
+
+# --- how the digest reads (TL;DR, trending, best of the week) ---------------------------------------
+
+READING_PATH = MANAGE_PATH + "/reading"
+
+
+@router.post(READING_PATH, response_class=HTMLResponse)
+def change_reading(request: Request, session: DB, form: Form, token: str) -> Response:
+    """The manage page's "How your digest reads" form: unchecked boxes turn an option off."""
+    try:
+        subscription = own_subscription(request, session, "manage", token)
+    except LinkRejected as exc:
+        return rejected(request, exc, "manage")
+    if not csrf_valid(request, form.get(CSRF_FIELD), settings_of(request)):  # type: ignore[arg-type]
+        return error_page(request, 403, "This form has expired. Reload the page and save again.")
+    options = {key: bool(form.get(key)) for key in OPTIONS}
+    try:
+        set_reading_options(session, subscription, **options)
+    except ReadingError as exc:
+        session.rollback()
+        return error_page(request, 400, str(exc))
+    session.commit()
+    return RedirectResponse(MANAGE_PATH.format(token=token) + "?saved=1", status_code=303)

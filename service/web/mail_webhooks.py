@@ -90,14 +90,21 @@ async def ses(request: Request) -> dict[str, Any]:
     settings: Settings = request.app.state.settings
     body = await _body(request, settings)
     try:
-        message_type, reports = ses_reports(body, settings)
+        message = ses_reports(body, settings)
     except WebhookRejected as exc:
         raise _rejected("ses", exc) from exc
-    if message_type != "Notification":
-        # Confirming the subscription means opening its SubscribeURL: the operator does that (the
-        # message is in the SNS console too); paperboy fetches nothing.
-        log_event(log, "ses_subscription_message", level=logging.WARNING, type=message_type)
-    return {**await run_in_threadpool(_store, request, "ses", reports), "type": message_type}
+    if message.type != "Notification":
+        # Confirming the subscription means opening its SubscribeURL: the operator does that (paperboy
+        # fetches nothing); the URL holds a one-time confirmation token, not a secret of ours.
+        log_event(
+            log,
+            "ses_subscription_message",
+            level=logging.WARNING,
+            type=message.type,
+            topic=message.topic,
+            subscribe_url=message.subscribe_url,
+        )
+    return {**await run_in_threadpool(_store, request, "ses", message.reports), "type": message.type}
 
 
 @router.post("/postmark")

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 from starlette.datastructures import FormData
 
+from service import why
 from service.delivery.schedule import Schedule
 from service.links import (
     CONFIRM_PATH,
@@ -175,6 +176,13 @@ def _manage_page(
         ).path,
         "preview": preview_digest(session, subscription, utcnow()),
         "archive_url": urlsplit(archive_url(subscription.subscriber_id, subscription.id, settings)).path,
+        "why_days": why.recent_lines(session, subscription, utcnow()),
+        "reading": {
+            "tldr": subscription.tldr,
+            "trending": subscription.trending,
+            "best_of_week": subscription.best_of_week,
+            "weekly": subscription.cadence == "weekly",
+        },
     }
     return render(request, "manage.html.j2", context, status_code)
 

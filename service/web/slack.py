@@ -151,7 +151,7 @@ async def interaction(request: Request) -> Response:
     form = await verified_form(request)
     try:
         payload = json.loads(form.get("payload") or "")
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:  # RecursionError: nested too deeply
         raise HTTPException(400, "payload is not JSON") from exc
     if not isinstance(payload, dict):
         raise HTTPException(400, "payload is not a JSON object")

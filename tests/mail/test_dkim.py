@@ -39,6 +39,7 @@ def settings(url: str, tmp_path: Path, **kw: object) -> Settings:
         "dkim_ed25519_selector": "pb2026e",
         "dkim_ed25519_key_file": ed_path,
         "bounce_address": "bounces@mail.paperboy.example",
+        "secret_key": SecretStr("mail-tests-secret"),
     }
     values.update(kw)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
@@ -162,6 +163,8 @@ def test_the_envelope_sender_is_a_signed_verp_address_naming_the_delivery(
     assert read_return_path(tampered, s) is None
     other_key = s.model_copy(update={"secret_key": SecretStr("another-secret")})
     assert read_return_path(sender, other_key) is None
+    rotated = s.model_copy(update={"secret_key": SecretStr("the-new-key"), "old_secret_keys": [s.secret_key]})
+    assert read_return_path(sender, rotated) == ref  # mail sent before a key rotation still bounces home
 
 
 def test_keygen_writes_a_private_key_and_prints_the_record_that_verifies_its_signatures(
@@ -190,3 +193,19 @@ def test_keygen_writes_a_private_key_and_prints_the_record_that_verifies_its_sig
     s = s.model_copy(update={"dkim_ed25519_key_file": None})
     send_digest(s)
     assert verify_all(smtp.messages[0].data, {"s2026._domainkey.paperboy.example.": txt.encode()}) == [True]
+
+
+def test_the_confirmation_email_is_signed_too_and_returns_to_the_plain_bounce_address(
+    smtp: SmtpServer, tmp_path: Path
+) -> None:
+    from service.channels.email import send_email
+    from service.digest.render import render_email
+
+    s = settings(smtp.url, tmp_path)
+    rendered = render_email(
+        "confirm", {"email": "new@example.org", "confirm_url": "https://p.example/confirm/T"}
+    )
+    send_email("new@example.org", rendered, settings=s)
+    [received] = smtp.messages
+    assert received.mail_from == "bounces@mail.paperboy.example"
+    assert verify_all(received.data, dns_for(s)) == [True, True]

@@ -85,17 +85,18 @@ def test_a_production_ready_sender_passes(
 
 
 def test_each_missing_piece_fails_with_its_own_line(
-    production: dict[str, str], monkeypatch: pytest.MonkeyPatch, published: dict[str, str]
+    production: dict[str, str], monkeypatch: pytest.MonkeyPatch, published: dict[str, str], tmp_path: Path
 ) -> None:
     published["pb1._domainkey.paperboy.example"] = (
         "v=DKIM1; k=rsa; p=" + DkimKey("pb1", "paperboy.example", generate_key("rsa")).public_value()
     )
     monkeypatch.delenv("BOUNCE_ADDRESS")
+    monkeypatch.delenv("SECRET_KEY")  # the key generated in VAR_DIR would differ per machine
     code, lines = doctor(
         monkeypatch,
         SMTP_FROM="paperboy <digest@other.example>",
         BASE_URL="http://paperboy.example",
-        SECRET_KEY="dev-only-change-me",
+        VAR_DIR=str(tmp_path),
         INBOUND_PORT=str(free_port()),
     )
     assert code == 1

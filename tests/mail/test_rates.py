@@ -87,7 +87,7 @@ def test_paperboy_status_shows_the_mail_rates(cli_env: Engine) -> None:
 
 @pytest.fixture
 def api(committed_engine: Engine) -> Iterator[TestClient]:
-    settings = Settings(_env_file=None, admin_token=SecretStr(TOKEN))  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, admin_token=SecretStr(TOKEN), secret_key=SecretStr("mail-tests"))  # type: ignore[call-arg]
     with TestClient(create_app(settings, committed_engine)) as client:
         client.headers["Authorization"] = f"Bearer {TOKEN}"
         yield client
@@ -115,6 +115,7 @@ def test_a_recipient_refused_at_the_smtp_hand_off_is_a_hard_bounce_event(committ
         settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
             smtp_url=SecretStr(smtp.url),
+            secret_key=SecretStr("mail-tests"),
             smtp_rate_per_s=0,
             base_url="https://paperboy.example",
         )

@@ -9,6 +9,7 @@ from tests.mail import samples
 
 SETTINGS = Settings(
     _env_file=None,  # type: ignore[call-arg]
+    secret_key="mail-tests-secret",  # type: ignore[arg-type]
     bounce_address="bounces@mail.paperboy.example",
     unsubscribe_mailto="unsubscribe@paperboy.example",
 )

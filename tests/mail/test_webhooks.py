@@ -115,6 +115,7 @@ def keys(tmp_path: Path) -> Keys:
 def hook_settings(keys: Keys, tmp_path: Path, **kw: object) -> Settings:
     values: dict[str, object] = {
         "var_dir": tmp_path,
+        "secret_key": SecretStr("mail-tests-secret"),
         "ses_sns_cert_file": keys.cert_file,
         "ses_sns_topic_arn": TOPIC,
         "postmark_webhook_credentials": SecretStr(POSTMARK),
@@ -198,7 +199,11 @@ def test_ses_bounce_through_sns_is_verified_matched_and_stored_once(
 
 
 def test_ses_sha1_signatures_complaints_and_subscription_confirmations(
-    site: httpx.Client, keys: Keys, delivery: tuple[int, str], committed_engine: Engine
+    site: httpx.Client,
+    keys: Keys,
+    delivery: tuple[int, str],
+    committed_engine: Engine,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     _, message_id = delivery
     answer = site.post("/webhooks/mail/ses", content=keys.sns(ses_notification("Complaint", message_id), "1"))
@@ -214,8 +219,10 @@ def test_ses_sha1_signatures_complaints_and_subscription_confirmations(
         "SubscribeURL": "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&Token=2336412f37",
         "Timestamp": "2026-11-26T09:00:00.000Z",
     }
+    caplog.set_level("WARNING", logger="paperboy.mail")
     answer = site.post("/webhooks/mail/ses", content=keys.sns(confirm))
     assert answer.status_code == 200 and answer.json()["type"] == "SubscriptionConfirmation"
+    assert confirm["SubscribeURL"] in caplog.text  # the operator opens it; paperboy fetches nothing
 
 
 @pytest.mark.parametrize("tamper", ["message", "topic", "cert url", "unsigned"])

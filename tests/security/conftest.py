@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from tests.web.conftest import app, client, web_settings  # noqa: F401  (the web tests' app and client)
+
 SECRET = "security-tests-secret-key"
 ADMIN_TOKEN = "security-tests-admin-token"
 SIGNING_SECRET = "security-tests-signing-secret"
@@ -95,3 +97,35 @@ def start_server(committed_engine: Engine, tmp_path: Path) -> Iterator[Callable[
         except subprocess.TimeoutExpired:
             server.process.kill()
             server.process.wait()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[object], str]]:
+    """Serves an ASGI app with uvicorn in a thread on an ephemeral port; returns its base URL. For
+    tests that need to shape the app (a route that fails) but still talk real HTTP to it."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(asgi_app: object) -> str:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        config = uvicorn.Config(asgi_app, log_level="warning", lifespan="off")  # type: ignore[arg-type]
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if time.monotonic() > deadline:
+                raise AssertionError("uvicorn did not start")
+            time.sleep(0.02)
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(10)

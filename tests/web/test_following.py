@@ -194,7 +194,14 @@ def test_digests_carry_follow_links(
     from tests.web.test_archive import _deliver
 
     with session_scope(committed_engine) as session:
-        add_paper(session, "arxiv:kv1", "KV cache eviction", "kv cache", authors=["LeCun, Y."], seen=NOW)
+        add_paper(
+            session,
+            "arxiv:kv1",
+            "KV cache eviction",
+            "kv cache",
+            authors=["LeCun, Y."],
+            seen=NOW - dt.timedelta(hours=2),
+        )
         sub_id = add_subscription(session, "ada@example.org", "kv cache")
     assert _deliver(committed_engine, sub_id, "2026-11-23", web_settings) == "sent"
     text = text_of(outbox(web_settings)[0])

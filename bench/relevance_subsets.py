@@ -1,0 +1,65 @@
+"""A labelled set the ranking has never been looked at on: a random subset of the dev papers, fresh seeds.
+
+Takes N random papers of ``../shared/eval/dev`` and, for every primary category with at least
+``--min-papers`` of them, one profile: the category's keywords (as the dev profiles write them),
+5 seed papers drawn at random from the subset, every other paper of the category relevant.
+Writes papers.jsonl and profiles.jsonl to OUT; then run ``paperboy eval relevance OUT``.
+Run: ``python bench/relevance_subsets.py OUT [--papers 1000 --seed 1]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from collections import defaultdict
+from pathlib import Path
+
+DEV = Path(__file__).resolve().parents[1].parent / "shared" / "eval" / "dev"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--dev", type=Path, default=DEV)
+    parser.add_argument("--papers", type=int, default=1_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--min-papers", type=int, default=12)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    papers = [json.loads(line) for line in (args.dev / "papers.jsonl").open(encoding="utf-8") if line.strip()]
+    keywords = {}
+    for line in (args.dev / "profiles.jsonl").open(encoding="utf-8"):
+        if line.strip():
+            profile = json.loads(line)
+            keywords.setdefault(profile["category"], profile["keywords"])
+    chosen = sorted(rng.sample(range(len(papers)), min(args.papers, len(papers))))
+    subset = [papers[i] for i in chosen]
+    by_category: dict[str, list[str]] = defaultdict(list)
+    for paper in subset:
+        if paper.get("categories"):
+            by_category[paper["categories"][0]].append(paper["id"])
+    profiles = []
+    for category, ids in sorted(by_category.items()):
+        if len(ids) < args.min_papers or category not in keywords:
+            continue
+        seeds = rng.sample(ids, 5)
+        relevant = [i for i in ids if i not in seeds]
+        profiles.append(
+            {
+                "id": f"{category}#s{args.seed}",
+                "keywords": keywords[category],
+                "seeds": seeds,
+                "relevant": relevant,
+            }
+        )
+    args.out.mkdir(parents=True, exist_ok=True)
+    with (args.out / "papers.jsonl").open("w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(p) + "\n" for p in subset)
+    with (args.out / "profiles.jsonl").open("w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(p) + "\n" for p in profiles)
+    print(f"{args.out}: {len(subset)} papers, {len(profiles)} profiles")
+
+
+if __name__ == "__main__":
+    main()
