@@ -27,7 +27,7 @@ from sqlalchemy import Engine, select, update
 from service.clock import Clock
 from service.config import Settings
 from service.db import session_scope
-from service.feeds import FetchError, fetch
+from service.feeds import FetchError, feed_client, fetch
 from service.ingest.runs import IngestReport, ingest_file
 from service.models import IngestRun, Source
 from service.oplog import log_event
@@ -255,8 +255,10 @@ def poll_all_sources(engine: Engine, settings: Settings, clock: Clock) -> list[P
         ids = list(session.scalars(select(Source.id).where(Source.enabled.is_(True)).order_by(Source.name)))
     if not ids:
         return []
-    timeout = httpx.Timeout(settings.http_timeout_s)
-    with httpx.Client(timeout=timeout, follow_redirects=True, headers={"User-Agent": "paperboy"}) as client:
+    client = feed_client(
+        timeout_s=settings.http_timeout_s, allow_private=settings.feed_allow_private_addresses
+    )
+    with client:
         return [poll_source(engine, source_id, settings, clock, client) for source_id in ids]
 
 

@@ -93,6 +93,9 @@ class PaperboyCommands(PaperboyGroup):
         LazyCommand("sources", "service.cli.sources:sources_app", "HTTP sources polled for new dumps."),
         LazyCommand("slack", "service.cli.slack:slack_app", "Slack: digests posted to channels."),
         LazyCommand(
+            "feed", "service.cli.feed:feed_app", "Feeds: a private Atom / RSS feed per subscription."
+        ),
+        LazyCommand(
             "webhook",
             "service.cli.webhook:webhook_app",
             "Webhooks: digests posted to Discord, Teams or Mattermost.",
