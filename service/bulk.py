@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import JSON, Column, Connection, Table, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from service.delivery.schedule import Schedule, ScheduleError
@@ -406,6 +406,37 @@ def _import_chunk(
     _write_chunk(session, plan, report, confirmed=confirmed, consent_source=consent_source, now=now)
 
 
+def _insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """INSERT the rows; on PostgreSQL by COPY, which is several times faster than any INSERT form.
+
+    COPY knows nothing of SQLAlchemy's Python-side defaults: columns with one are filled here, the
+    columns with only a server default are left out so the server fills them; JSON is sent as text."""
+    if conn.dialect.name != "postgresql":
+        conn.execute(insert(table), rows)
+        return
+    given = set().union(*(row.keys() for row in rows))
+    columns = [
+        c
+        for c in table.columns
+        if c.name in given or (c.default is not None and (c.default.is_scalar or c.default.is_callable))
+    ]
+    defaults = {c.name: c.default for c in columns if c.default is not None}
+
+    def value(column: Column[Any], row: dict[str, Any]) -> Any:
+        default = defaults.get(column.name)
+        if column.name in row or default is None:
+            found = row.get(column.name)
+        else:
+            found = default.arg if default.is_scalar else default.arg(None)  # type: ignore[attr-defined, operator]
+        return json.dumps(found) if isinstance(column.type, JSON) and found is not None else found
+
+    names = ", ".join(f'"{c.name}"' for c in columns)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row([value(c, row) for c in columns])
+
+
 def _write_chunk(
     session: Session,
     plan: _Chunk,
@@ -415,9 +446,8 @@ def _write_chunk(
     consent_source: str | None,
     now: dt.datetime,
 ) -> None:
-    """One executemany per table, in Core: the ORM's bulk insert falls back to a statement a row for
-    tables with server defaults. (Forcing multi-VALUES inserts with RETURNING everywhere measured
-    slower on PostgreSQL than psycopg's pipelined executemany.)"""
+    """A few statements per table and chunk, in Core (the ORM's bulk insert falls back to a statement
+    a row for tables with server defaults); interests and subscriptions by COPY on PostgreSQL."""
     conn = session.connection()
     consent = {"consent_source": consent_source, "consent_at": now} if confirmed else {}
     if plan.verify:
@@ -445,7 +475,7 @@ def _write_chunk(
         for pid, (_, row) in zip(returned.scalars(), fresh, strict=True):
             plan.new_interests += _interest_rows(pid, row, {})
     if plan.new_interests:
-        conn.execute(insert(Interest.__table__), plan.new_interests)
+        _insert_many(conn, Interest.__table__, plan.new_interests)
     if plan.queries:
         session.execute(update(Interest), plan.queries)
     profile_of = (
@@ -465,8 +495,9 @@ def _write_chunk(
     )
     subs = [(sid, confirmed, r) for sid, r in ((new_ids[r.email], r) for r in plan.new_rows)] + plan.new_subs
     if subs:
-        conn.execute(
-            insert(Subscription.__table__),
+        _insert_many(
+            conn,
+            Subscription.__table__,
             [
                 {
                     "subscriber_id": sid,

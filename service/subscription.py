@@ -20,7 +20,7 @@ from service.config import Settings
 from service.delivery.schedule import Schedule, ScheduleError, next_send_at
 from service.models import Interest, Profile, Subscriber, Subscription
 
-CHANNEL_NAMES = ("email", "slack")
+CHANNEL_NAMES = ("email", "slack", "feed")  # feed: feed-only, no email (service/channels/feed.py)
 WEEKDAYS = {name: i for i, name in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))}
 
 
@@ -374,9 +374,10 @@ def send_confirmation_email(
         {
             "email": subscriber.email,
             "confirm_url": confirm_url(subscriber.id, settings),
+            # Counted, never shown: whoever filled in the form chose the interests' text, and it must
+            # not reach a stranger's inbox from our sender. The preferences page shows them.
             "subscriptions": [
-                {"interests": list(s.interests or []), "schedule": describe_schedule(s)}
-                for s in subscriptions
+                {"topics": len(s.interests or []), "schedule": describe_schedule(s)} for s in subscriptions
             ],
             "subject": "Confirm your paperboy subscription",
         },
