@@ -1,7 +1,7 @@
 """subscribers.confirmed_at: when the last confirm link was used, so each one works only once
 
 Revision ID: security_1
-Revises: learning_1
+Revises: scale_1
 Create Date: 2026-11-29 16:00:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "security_1"
-down_revision: str | None = "learning_1"
+down_revision: str | None = "scale_1"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
