@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from sqlalchemy import JSON, Column, Connection, Table, insert, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from service.delivery.schedule import Schedule, ScheduleError
 from service.models import Interest, Profile, Subscriber, Subscription, utcnow
@@ -562,30 +562,44 @@ def import_subscriptions(
 
 
 def export_records(session: Session, *, include_unsubscribed: bool = False) -> Iterator[dict[str, Any]]:
-    """Every email subscription as an import row (the same format back)."""
+    """Every email subscription as an import row (the same format back). Plain rows, not ORM objects:
+    the profiles' interests are read only where a row needs them (its query; no interest list)."""
     stmt = (
-        select(Subscription, Subscriber.email)
+        select(
+            Subscription.profile_id,
+            Subscription.interests,
+            Subscription.cadence,
+            Subscription.weekday,
+            Subscription.send_time,
+            Subscription.timezone,
+            Subscription.max_papers,
+            Subscriber.email,
+        )
         .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
         .where(Subscription.channel == "email")
         .order_by(Subscription.id)
-        .options(selectinload(Subscription.profile).selectinload(Profile.interests))
-        .execution_options(yield_per=CHUNK)
     )
     if not include_unsubscribed:
         stmt = stmt.where(Subscription.status != "unsubscribed")
-    for sub, email in session.execute(stmt):
-        names = [str(n) for n in sub.interests or ()] or [i.name for i in sub.profile.interests]
-        query_row = next((i for i in sub.profile.interests if i.name == _QUERY_INTEREST), None)
-        query = query_row.query if query_row is not None and _QUERY_INTEREST in names else None
+    queries = dict(
+        session.execute(
+            select(Interest.profile_id, Interest.query).where(Interest.name == _QUERY_INTEREST)
+        ).all()
+    )
+    for row in session.execute(stmt.execution_options(yield_per=CHUNK)):
+        names = [str(n) for n in row.interests or ()]
+        if not names:  # a subscription to all of its profile's interests
+            names = list(session.scalars(select(Interest.name).where(Interest.profile_id == row.profile_id)))
+        query = queries.get(row.profile_id) if _QUERY_INTEREST in names else None
         yield {
-            "email": email,
+            "email": row.email,
             "interests": [n for n in names if n != _QUERY_INTEREST],
             "query": query or "",
-            "cadence": sub.cadence,
-            "weekday": _DAYS[sub.weekday] if sub.weekday is not None else "",
-            "time": sub.send_time.strftime("%H:%M"),
-            "timezone": sub.timezone,
-            "max_papers": sub.max_papers,
+            "cadence": row.cadence,
+            "weekday": _DAYS[row.weekday] if row.weekday is not None else "",
+            "time": row.send_time.strftime("%H:%M"),
+            "timezone": row.timezone,
+            "max_papers": row.max_papers,
         }
 
 
