@@ -19,17 +19,26 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from sqlalchemy import JSON, Column, Connection, Table, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from service.delivery.schedule import Schedule, ScheduleError
 from service.models import Interest, Profile, Subscriber, Subscription, utcnow
-from service.subscription import SubscriptionError, normalise_email, parse_send_time, parse_weekday
+from service.subscription import (
+    SubscriptionError,
+    interest_texts,
+    interests_asked,
+    normalise_email,
+    parse_send_time,
+    parse_weekday,
+)
 
 FIELDS = ("email", "interests", "query", "cadence", "weekday", "time", "timezone", "max_papers")
 FORMATS = ("csv", "jsonl")
 CHUNK = 1_000
 MAX_ERRORS_KEPT = 1_000
-_QUERY_INTEREST = "query"  # the interest name service.subscription gives a query
+# Before a query filtered the interests it came with, it was an interest of its own named "query";
+# such stored subscriptions still export their query in the query column.
+_QUERY_INTEREST = "query"
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -214,21 +223,14 @@ def parse_record(line: int, record: dict[str, Any]) -> SubscriptionRow:
     else:
         raise _RowProblem("interests", "must be text (CSV: separated by ';') or a list")
     interests = [i for i in dict.fromkeys(interests) if i]
-    for interest in interests:
-        if len(interest) > 200:
-            raise _RowProblem("interests", f"{interest[:40]!r}... is longer than 200 characters")
-        if interest == _QUERY_INTEREST:
-            raise _RowProblem("interests", "'query' is reserved: put a query in the query column")
     query = _text(record, "query") or None
-    if query:
-        from service.profile import ProfileError, validate_query
-
-        try:
-            validate_query(query)
-        except ProfileError as exc:
-            raise _RowProblem("query", str(exc)) from exc
     if not interests and not query:
         raise _RowProblem("interests", "give at least one interest or a query")
+    try:  # the same checks as `paperboy subscribe`: the query filters the row's interests
+        interest_texts(interests, query)
+    except SubscriptionError as exc:
+        text = str(exc)
+        raise _RowProblem("query" if text.startswith("query") else "interests", text) from exc
     cadence = _text(record, "cadence").lower() or "daily"
     try:
         weekday = parse_weekday(_text(record, "weekday") or None)
@@ -257,7 +259,7 @@ def parse_record(line: int, record: dict[str, Any]) -> SubscriptionRow:
 
 
 def _names(row: SubscriptionRow) -> list[str]:
-    return [*row.interests, *([_QUERY_INTEREST] if row.query else [])]
+    return [name for name, _, _ in interests_asked(row.interests, row.query)]
 
 
 _SUB_FIELDS = ("interests", "cadence", "weekday", "send_time", "timezone", "max_papers")
@@ -290,9 +292,7 @@ class _Chunk:
 def _interest_rows(
     profile_id: int, row: SubscriptionRow, have: dict[str, tuple[int, str | None]]
 ) -> list[dict[str, Any]]:
-    wanted = [(name, name, None) for name in row.interests]
-    if row.query:
-        wanted.append((_QUERY_INTEREST, "", row.query))
+    wanted = interests_asked(row.interests, row.query)  # as `paperboy subscribe` makes them
     return [
         {
             "profile_id": profile_id,
@@ -384,10 +384,11 @@ def _import_chunk(
             added = _interest_rows(pid, row, have)
             plan.new_interests += added
             changed = bool(added)
-            current = have.get(_QUERY_INTEREST)
-            if row.query and current is not None and current[1] != row.query:
-                plan.queries.append({"id": current[0], "query": row.query})
-                changed = True
+            for name, _, query in interests_asked(row.interests, row.query):
+                current = have.get(name)
+                if current is not None and current[1] != query:  # the row's query filters it now
+                    plan.queries.append({"id": current[0], "query": query})
+                    changed = True
         if sub is None:
             plan.new_subs.append((sid, verified, row))
             report.created += 1
@@ -562,44 +563,32 @@ def import_subscriptions(
 
 
 def export_records(session: Session, *, include_unsubscribed: bool = False) -> Iterator[dict[str, Any]]:
-    """Every email subscription as an import row (the same format back). Plain rows, not ORM objects:
-    the profiles' interests are read only where a row needs them (its query; no interest list)."""
+    """Every email subscription as an import row (the same format back)."""
     stmt = (
-        select(
-            Subscription.profile_id,
-            Subscription.interests,
-            Subscription.cadence,
-            Subscription.weekday,
-            Subscription.send_time,
-            Subscription.timezone,
-            Subscription.max_papers,
-            Subscriber.email,
-        )
+        select(Subscription, Subscriber.email)
         .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
         .where(Subscription.channel == "email")
         .order_by(Subscription.id)
+        .options(selectinload(Subscription.profile).selectinload(Profile.interests))
+        .execution_options(yield_per=CHUNK)
     )
     if not include_unsubscribed:
         stmt = stmt.where(Subscription.status != "unsubscribed")
-    queries = dict(
-        session.execute(
-            select(Interest.profile_id, Interest.query).where(Interest.name == _QUERY_INTEREST)
-        ).all()
-    )
-    for row in session.execute(stmt.execution_options(yield_per=CHUNK)):
-        names = [str(n) for n in row.interests or ()]
-        if not names:  # a subscription to all of its profile's interests
-            names = list(session.scalars(select(Interest.name).where(Interest.profile_id == row.profile_id)))
-        query = queries.get(row.profile_id) if _QUERY_INTEREST in names else None
+    for sub, email in session.execute(stmt):
+        names = [str(n) for n in sub.interests or ()] or [i.name for i in sub.profile.interests]
+        rows = {i.name: i for i in sub.profile.interests if i.name in names}
+        # The query that filters the interests; an interest that is only its query is that query.
+        query = next((rows[n].query for n in names if n in rows and rows[n].query), None)
+        only_query = {n for n, i in rows.items() if not i.keywords and i.query and n == i.query[:200]}
         yield {
-            "email": row.email,
-            "interests": [n for n in names if n != _QUERY_INTEREST],
+            "email": email,
+            "interests": [n for n in names if n != _QUERY_INTEREST and n not in only_query],
             "query": query or "",
-            "cadence": row.cadence,
-            "weekday": _DAYS[row.weekday] if row.weekday is not None else "",
-            "time": row.send_time.strftime("%H:%M"),
-            "timezone": row.timezone,
-            "max_papers": row.max_papers,
+            "cadence": sub.cadence,
+            "weekday": _DAYS[sub.weekday] if sub.weekday is not None else "",
+            "time": sub.send_time.strftime("%H:%M"),
+            "timezone": sub.timezone,
+            "max_papers": sub.max_papers,
         }
 
 

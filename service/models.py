@@ -184,6 +184,8 @@ class Subscriber(Timestamped, Base):
     # Imported as already confirmed: where the consent was given (service/bulk.py), and when recorded.
     consent_source: Mapped[str | None] = mapped_column(String(300))
     consent_at: Mapped[dt.datetime | None] = mapped_column()
+    # When a confirm link was last used: links signed before it no longer work (single use).
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column()
 
     profiles: Mapped[list[Profile]] = relationship(back_populates="subscriber")
     subscriptions: Mapped[list[Subscription]] = relationship(back_populates="subscriber")

@@ -83,7 +83,7 @@ class PaperboyCommands(PaperboyGroup):
         LazyCommand(
             "worker",
             "service.cli.worker:worker_command",
-            "Run a Celery worker that composes and delivers the digests the clock enqueues.",
+            "A Celery worker for the delivery queues (needs BROKER_URL).",
         ),
         LazyCommand(
             "metrics",
@@ -122,7 +122,7 @@ class PaperboyCommands(PaperboyGroup):
         LazyCommand(
             "why",
             "service.cli.why:why_command",
-            "Why a digest was (or was not) sent on a day, in plain words.",
+            "Why a digest was (or was not) sent on a day: each dispatch pass's note, in plain words.",
         ),
         LazyCommand(
             "status",
@@ -147,4 +147,7 @@ def _paperboy() -> None:
 
 
 def main() -> None:
+    from service.cli import group
+
+    group.RUNNING_AS_PROGRAM = True
     app()

@@ -30,7 +30,7 @@ def test_every_interest_gets_its_best_paper_near_the_top() -> None:
 
 def test_penalty_shares_places_between_close_interests() -> None:
     items = [("a", 2.0 - i * 0.01) for i in range(5)] + [("b", 1.9 - i * 0.01) for i in range(5)]
-    ordered = allocate(items, lambda item: item[0], lambda item: item[1])
+    ordered = allocate(items, lambda item: item[0], lambda item: item[1], penalty=0.5)
     assert [name for name, _ in ordered[:6]] == ["a", "b", "a", "b", "a", "b"]
     plain = allocate(items, lambda item: item[0], lambda item: item[1], penalty=0.0)
     assert [name for name, _ in plain[2:6]] == ["a", "a", "a", "a"]

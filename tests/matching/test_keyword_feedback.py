@@ -1,0 +1,36 @@
+"""Pseudo-relevance feedback on the keywords' vector: the nearest papers say what the words mean."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from service.matching.ranking import KEYWORD_FEEDBACK_DEPTH, _expanded
+
+
+def unit(*values: float) -> np.ndarray:
+    vector = np.array(values, dtype=float)
+    return vector / np.linalg.norm(vector)
+
+
+def test_papers_like_the_nearest_ones_rise() -> None:
+    query = unit(1, 0, 0)
+    near = [unit(0.9, 0.43, 0)] * KEYWORD_FEEDBACK_DEPTH  # the field writes about dimension 1 too
+    like_near, other = unit(0.6, 0.8, 0), unit(0.7, 0, 0.71)
+    filler = [unit(0.05, 0, 1)] * 10
+    vectors = np.stack([*near, like_near, other, *filler])
+    allowed = np.ones(len(vectors), dtype=bool)
+    before = vectors @ query
+    after = _expanded(before, query, vectors, allowed)
+    row_like, row_other = KEYWORD_FEEDBACK_DEPTH, KEYWORD_FEEDBACK_DEPTH + 1
+    assert before[row_other] > before[row_like]
+    assert after[row_like] > after[row_other]
+    # Papers that may not be sent do not steer it; a tiny pool is left alone.
+    blocked = allowed.copy()
+    blocked[:KEYWORD_FEEDBACK_DEPTH] = False
+    assert (
+        _expanded(before, query, vectors, blocked)[row_like]
+        < _expanded(before, query, vectors, blocked)[row_other]
+    )
+    small = np.zeros(len(vectors), dtype=bool)
+    small[:3] = True
+    assert np.array_equal(_expanded(before, query, vectors, small), before)
