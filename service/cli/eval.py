@@ -51,7 +51,11 @@ def relevance_command(
     store = NpzEmbeddingCache(cache or settings.var_dir / "cache" / "eval-embeddings.npz")
     say = lambda message: typer.echo(message, err=True)  # noqa: E731
     if rounds:
-        replayed = replay(dataset, rounds, embedder=embedder, cache=store, progress=say)
+        try:
+            replayed = replay(dataset, rounds, embedder=embedder, cache=store, progress=say)
+        except ValueError as error:
+            typer.echo(f"error: --{error}", err=True)
+            raise typer.Exit(2) from error
         heading = f"{dataset.path}: {len(dataset.papers)} papers in {rounds} rounds"
         _print_report(heading, format_rounds(replayed), replayed.notes, replayed.seconds)
         _write_json(json_out, replayed.to_dict())
