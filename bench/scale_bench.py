@@ -199,13 +199,17 @@ def main() -> None:
     )
     try:
         _, pool = measure(engine, settings, old=False)
-        print(f"pool path: {pool}")
+        print(f"pool path: {pool}", flush=True)
         reset(engine, only_first=args.old)
         _, old = measure(engine, settings, old=True)
-        print(f"old path ({args.old} subscriptions): {old}")
+        print(f"old path ({args.old} subscriptions): {old}", flush=True)
     finally:
         sink.kill()
         engine.dispose()
+        admin = make_engine(f"{args.pg}/test")
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{engine.url.database}" WITH (FORCE)'))
+        admin.dispose()
     result = {
         "benchmark": "scale",
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -217,6 +221,13 @@ def main() -> None:
         "pool_path": pool,
         "old_path": {**old, "subscriptions": args.old},
         "speedup": round(pool["digests_per_s"] / old["digests_per_s"], 1),
+        "cpu_ms_per_digest": {
+            "pool": round(1000 * pool["cpu_s"] / pool["digests"], 1),
+            "old": round(1000 * old["cpu_s"] / old["digests"], 1),
+        },
+        # This process's CPU only (PostgreSQL and the SMTP sink run in their own processes).
+        "projected_1m_core_hours": round(1e6 * pool["cpu_s"] / pool["digests"] / 3600, 1),
+        "load_average_during_run": os.getloadavg()[0],
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

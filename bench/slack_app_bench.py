@@ -71,6 +71,7 @@ class Process:
         )
         self.found: re.Match[str] | None = None
         self.tail: list[str] = []
+        self.warnings: list[str] = []
         self._event = threading.Event()
         threading.Thread(target=self._drain, args=(re.compile(ready),), daemon=True).start()
         if not self._event.wait(180) or self.found is None:  # a busy shared machine starts slowly
@@ -82,6 +83,8 @@ class Process:
         for line in self.proc.stdout:
             if self.found is None:
                 self.tail.append(line)
+            elif "slack:" in line:
+                self.warnings.append(line.strip())
             if self.found is None and (match := ready.search(line)):
                 self.found = match
                 self._event.set()
@@ -217,16 +220,19 @@ def run(kind: str, commands: int, rounds: int, redis_url: str) -> dict[str, Any]
                 acks: list[float] = []
                 per_round: list[dict[str, float]] = []
                 all_opened_s: list[float] = []
+                missing: list[int] = []
                 for round_ in range(rounds):
                     start = time.perf_counter()
                     times = asyncio.run(burst(base, commands, round_))
                     acks.extend(times)
                     want = opened_before + commands * (round_ + 1)
-                    while stats(slack_base)["views_opened"] < want:
-                        if time.perf_counter() - start > 60:
-                            raise RuntimeError("the modals were not all opened within 60 s")
-                        time.sleep(0.02)
+                    opened = stats(slack_base)["views_opened"]
+                    while opened < want and time.perf_counter() - start < 60:
+                        time.sleep(0.05)
+                        opened = stats(slack_base)["views_opened"]
                     all_opened_s.append(time.perf_counter() - start)
+                    missing.append(want - opened)  # a views.open that failed (logged by the server)
+                    opened_before = opened - commands * (round_ + 1)
                     per_round.append(
                         {
                             "p50_s": round(statistics.median(times), 4),
@@ -235,6 +241,7 @@ def run(kind: str, commands: int, rounds: int, redis_url: str) -> dict[str, Any]
                         }
                     )
                 cpu_per_command_ms = (cpu_s(web.proc.pid) - cpu_before) / (commands * rounds) * 1000
+                warnings = list(web.warnings)
             finally:
                 web.stop()
                 slack.stop()
@@ -251,6 +258,8 @@ def run(kind: str, commands: int, rounds: int, redis_url: str) -> dict[str, Any]
         "ack_max_s": round(max(acks), 4),
         "acks_over_3s": sum(1 for a in acks if a > ACK_LIMIT_S),
         "all_modals_opened_s": [round(s, 3) for s in all_opened_s],
+        "modals_not_opened": missing,
+        "server_slack_warnings": sorted({w.split("slack:", 1)[1].strip() for w in warnings}),
         "server_cpu_ms_per_command": round(cpu_per_command_ms, 2),
         "floor_unsigned_401_p99_s": round(percentile(floor, 99), 4),
         "floor_server_cpu_ms_per_request": round(floor_cpu_ms, 2),
@@ -273,20 +282,28 @@ def main() -> None:
             f"{r['commands_per_round']} concurrent /paperboy x {r['rounds']}: "
             f"ack p50 {r['ack_p50_s'] * 1000:.0f} ms, p99 {r['ack_p99_s'] * 1000:.0f} ms, "
             f"max {r['ack_max_s'] * 1000:.0f} ms, over 3 s: {r['acks_over_3s']}; "
-            f"all modals opened after {', '.join(f'{s:.2f}' for s in r['all_modals_opened_s'])} s; "
+            f"modals opened after {', '.join(f'{s:.2f}' for s in r['all_modals_opened_s'])} s "
+            f"(not opened: {r['modals_not_opened']}); "
             f"server CPU {r['server_cpu_ms_per_command']} ms a command (ack + views.open); "
             f"floor (unsigned, 401 at once) p99 {r['floor_unsigned_401_p99_s'] * 1000:.0f} ms, "
             f"CPU {r['floor_server_cpu_ms_per_request']} ms a request"
         )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    # One entry per (database, replay guard): a run replaces its own entries and keeps the others.
+    kept = []
+    if RESULTS.exists():
+        fresh = {(r["database"], r["replay_guard"]) for r in results}
+        old = json.loads(RESULTS.read_text(encoding="utf-8")).get("results", [])
+        kept = [r for r in old if (r.get("database"), r.get("replay_guard")) not in fresh]
+    for r in results:
+        r["when"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        r["command"] = "python bench/slack_app_bench.py " + " ".join(sys.argv[1:])
     RESULTS.write_text(
         json.dumps(
             {
                 "bench": "slack_app",
-                "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-                "command": "python bench/slack_app_bench.py " + " ".join(sys.argv[1:]),
-                "results": results,
+                "results": kept + results,
             },
             indent=2,
         )

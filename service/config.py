@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as PydanticSettingsError
 
@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     http_backoff_s: float = 2.0  # first retry delay of a feed poll; doubles per attempt
     http_sources: dict[str, str] = {}  # name -> feed URL (JSON in HTTP_SOURCES); also `paperboy sources add`
     drop_settle_s: float = 2.0  # a drop-folder file modified more recently may still be being written
+    # Feeds on loopback, private or link-local addresses are refused unless this is set (on-premise feeds)
+    feed_allow_private_addresses: bool = False
 
     # Matching
     semantic: bool = True  # use the embedding model when the [semantic] extra is installed
@@ -83,6 +85,7 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     old_secret_keys: list[SecretStr] = []
     token_max_age_days: int = 30
+    confirm_link_max_age_hours: int = 72  # and each confirm link works once
     # A digest's web page and the archive are permanent homes: their links outlive TOKEN_MAX_AGE_DAYS.
     archive_link_max_age_days: int = 3650
     admin_token: SecretStr | None = None
@@ -91,6 +94,8 @@ class Settings(BaseSettings):
     subscribe_limit_per_ip: int = 10
     subscribe_limit_per_address: int = 3
     subscribe_limit_window_s: int = 3600
+    # Confirmation emails one address can be sent a day, whoever asks (it is a stranger's lever)
+    confirm_emails_per_address_day: int = 5
 
     # Slack
     slack_bot_token: SecretStr | None = None
@@ -119,6 +124,7 @@ class Settings(BaseSettings):
     # Message-ID) once it has been stuck this long.
     stuck_delivery_policy: Literal["hold", "resend"] = "hold"
     stuck_delivery_delay_s: float = 600.0
+    heartbeat_s: float = 10.0  # passes and workers say they are alive this often; dead after 3 missed
     log_format: Literal["text", "json"] = "text"  # json: one object per record, for a log store
 
     @model_validator(mode="after")
@@ -147,15 +153,9 @@ class SettingsError(SetupError):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings (tests build their own Settings instead)."""
+    """The process-wide settings (tests build their own Settings instead). A ValidationError is
+    explained by the CLI (service/cli/setup_errors.py) without the input, which holds secrets."""
     try:
         return Settings()
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors(include_input=False, include_url=False, include_context=False):
-            where = ".".join(str(part) for part in error["loc"])
-            message = error["msg"].removeprefix("Value error, ")
-            problems.append(f"{where.upper()}: {message}" if where else message)
-        raise SettingsError("invalid settings: " + "; ".join(problems)) from None
     except PydanticSettingsError as exc:  # a value that is not the JSON its setting needs
         raise SettingsError(f"invalid settings: {exc}") from None

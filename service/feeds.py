@@ -9,6 +9,7 @@ tests see every backoff without waiting for it.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,11 +93,63 @@ class _Transient(Exception):
         self.retry_after = retry_after
 
 
+class BlockedAddress(Exception):
+    """A feed's connection reached an address paperboy does not fetch from (raised mid-connect)."""
+
+
+def forbidden_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Loopback, private, link-local (cloud metadata), and every other non-public address."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not ip.is_global or ip.is_multicast
+
+
+def _check_connection(event: str, info: dict[str, object]) -> None:
+    # httpcore's trace hook: runs once the TCP connection is up and before a byte of the request is
+    # sent, on every hop of a redirect, with the address actually connected to (after DNS).
+    if event != "connection.connect_tcp.complete":
+        return
+    stream = info.get("return_value")
+    address = stream.get_extra_info("server_addr") if stream is not None else None  # type: ignore[attr-defined]
+    if not address:
+        raise BlockedAddress("the address connected to is unknown")
+    ip = ipaddress.ip_address(address[0])
+    if forbidden_address(ip):
+        raise BlockedAddress(
+            f"{ip} is not a public address (loopback, private or link-local); "
+            "set FEED_ALLOW_PRIVATE_ADDRESSES=true for an on-premise feed"
+        )
+
+
+def _guard_request(request: httpx.Request) -> None:
+    request.extensions = {**request.extensions, "trace": _check_connection}
+
+
+def feed_client(*, timeout_s: float, allow_private: bool) -> httpx.Client:
+    """The HTTP client feeds are fetched with: redirects followed, every connection checked."""
+    hooks = {} if allow_private else {"request": [_guard_request]}
+    return httpx.Client(
+        timeout=httpx.Timeout(timeout_s),
+        follow_redirects=True,
+        headers={"User-Agent": "paperboy"},
+        event_hooks=hooks,
+    )
+
+
 def _fetch_once(
     client: httpx.Client, url: str, sink: BinaryIO, headers: dict[str, str], max_bytes: int
 ) -> Fetched:
     sink.seek(0)
     sink.truncate()
+    try:
+        return _stream_into(client, url, sink, headers, max_bytes)
+    except BlockedAddress as exc:
+        raise FetchError(f"refused to fetch {url}: {exc}", permanent=True) from exc
+
+
+def _stream_into(
+    client: httpx.Client, url: str, sink: BinaryIO, headers: dict[str, str], max_bytes: int
+) -> Fetched:
     try:
         with client.stream("GET", url, headers=headers) as response:
             code = response.status_code

@@ -50,6 +50,7 @@ def feedback_url(
 DIGEST_PATH = "/digest/{token}"
 ARCHIVE_PATH = "/archive/{token}"
 FOLLOW_PATH = "/follow/{token}"
+FEED_PATH = "/feed/{token}.{fmt}"  # fmt: atom | rss
 FOLLOW_ACTIONS = ("authors", "seed")  # follow the paper's authors / more like this paper
 
 
@@ -90,3 +91,12 @@ def follow_url(
         action=action,
     )
     return _url(FOLLOW_PATH, token, s)
+
+
+def feed_url(
+    subscriber_id: int | None, subscription_id: int, fmt: str = "atom", settings: Settings | None = None
+) -> str:
+    """The subscription's private feed (Atom or RSS 2.0); a reset of the feed link revokes older ones."""
+    s = settings or get_settings()
+    token = make_token("feed", subscriber_id=subscriber_id, subscription_id=subscription_id, settings=s)
+    return s.base_url.rstrip("/") + FEED_PATH.format(token=token, fmt=fmt)

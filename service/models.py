@@ -184,6 +184,8 @@ class Subscriber(Timestamped, Base):
     # Imported as already confirmed: where the consent was given (service/bulk.py), and when recorded.
     consent_source: Mapped[str | None] = mapped_column(String(300))
     consent_at: Mapped[dt.datetime | None] = mapped_column()
+    # When a confirm link was last used: links signed before it no longer work (single use).
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column()
 
     profiles: Mapped[list[Profile]] = relationship(back_populates="subscriber")
     subscriptions: Mapped[list[Subscription]] = relationship(back_populates="subscriber")
@@ -278,6 +280,8 @@ class Subscription(Timestamped, Base):
     tldr: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     trending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     best_of_week: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Feed links signed before this instant answer 410 (the reader reset the link: the old one leaked).
+    feed_reset_at: Mapped[dt.datetime | None] = mapped_column()
     # The workspace (and enterprise grid org) of a channel subscribed through the installed Slack app:
     # its bot token comes from that installation, and uninstalling pauses it.
     slack_team_id: Mapped[str | None] = mapped_column(String(32), index=True)

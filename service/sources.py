@@ -27,7 +27,7 @@ from sqlalchemy import Engine, select, update
 from service.clock import Clock
 from service.config import Settings
 from service.db import session_scope
-from service.feeds import FetchError, fetch
+from service.feeds import FetchError, feed_client, fetch
 from service.ingest.runs import IngestReport, ingest_file
 from service.models import IngestRun, Source
 from service.oplog import log_event
@@ -255,8 +255,10 @@ def poll_all_sources(engine: Engine, settings: Settings, clock: Clock) -> list[P
         ids = list(session.scalars(select(Source.id).where(Source.enabled.is_(True)).order_by(Source.name)))
     if not ids:
         return []
-    timeout = httpx.Timeout(settings.http_timeout_s)
-    with httpx.Client(timeout=timeout, follow_redirects=True, headers={"User-Agent": "paperboy"}) as client:
+    client = feed_client(
+        timeout_s=settings.http_timeout_s, allow_private=settings.feed_allow_private_addresses
+    )
+    with client:
         return [poll_source(engine, source_id, settings, clock, client) for source_id in ids]
 
 
@@ -293,4 +295,11 @@ def run_ingest_pass(
     """Everything new from the drop folder and the feeds, once."""
     drops = scan_drop_folder(engine, settings, clock, should_stop)
     polls = [] if should_stop() else poll_all_sources(engine, settings, clock)
+    stored = [
+        r.ingest for r in (*drops, *polls) if r.ingest is not None and (r.ingest.new or r.ingest.updated)
+    ]
+    if stored and not should_stop():
+        from service.ingest.embeddings import embed_new_papers
+
+        embed_new_papers(engine, settings)  # here, not in the first digest of the next dispatch pass
     return IngestPass(drops, polls)

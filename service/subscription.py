@@ -20,7 +20,7 @@ from service.config import Settings
 from service.delivery.schedule import Schedule, ScheduleError, next_send_at
 from service.models import Interest, Profile, Subscriber, Subscription
 
-CHANNEL_NAMES = ("email", "slack")
+CHANNEL_NAMES = ("email", "slack", "feed")  # feed: feed-only, no email (service/channels/feed.py)
 WEEKDAYS = {name: i for i, name in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))}
 
 
@@ -116,26 +116,32 @@ def interest_texts(words: Sequence[str], query: str | None) -> list[tuple[str, s
     """
     from service.profile import ProfileError, validate_query
 
-    filter_text = " ".join(query.split()) if query and query.strip() else None
+    wanted = interests_asked(words, query)
     try:
-        if filter_text is not None:
-            validate_query(filter_text)
-        wanted: list[tuple[str, str, str | None]] = []
-        for text in words:
-            name = " ".join(text.split())
-            if not name:
-                continue
+        for name, keywords, _ in wanted:
             if len(name) > 200:
                 raise SubscriptionError(f"interest: {name[:40]!r}... is longer than 200 characters")
-            validate_query(name, "interest")
-            if name not in [w[0] for w in wanted]:
-                wanted.append((name, name, filter_text))
+            if keywords:
+                validate_query(name, "interest")
+        if wanted and wanted[0][2] is not None:
+            validate_query(wanted[0][2])
     except ProfileError as exc:
         raise SubscriptionError(str(exc)) from exc
-    if not wanted and filter_text is not None:
-        wanted.append((filter_text[:200], "", filter_text))
     if not wanted:
         raise SubscriptionError("interests: give at least one interest (plain words) or a query")
+    return wanted
+
+
+def interests_asked(words: Sequence[str], query: str | None) -> list[tuple[str, str, str | None]]:
+    """`interest_texts` without the checks: (name, keywords, query) for input already validated."""
+    filter_text = " ".join(query.split()) if query and query.strip() else None
+    wanted: list[tuple[str, str, str | None]] = []
+    for text in words:
+        name = " ".join(text.split())
+        if name and name not in [w[0] for w in wanted]:
+            wanted.append((name, name, filter_text))
+    if not wanted and filter_text is not None:
+        wanted.append((filter_text[:200], "", filter_text))
     return wanted
 
 
@@ -368,9 +374,10 @@ def send_confirmation_email(
         {
             "email": subscriber.email,
             "confirm_url": confirm_url(subscriber.id, settings),
+            # Counted, never shown: whoever filled in the form chose the interests' text, and it must
+            # not reach a stranger's inbox from our sender. The preferences page shows them.
             "subscriptions": [
-                {"interests": list(s.interests or []), "schedule": describe_schedule(s)}
-                for s in subscriptions
+                {"topics": len(s.interests or []), "schedule": describe_schedule(s)} for s in subscriptions
             ],
             "subject": "Confirm your paperboy subscription",
         },

@@ -13,7 +13,7 @@ from service.secrets import secret_keys
 
 PURPOSES = frozenset({"confirm", "manage", "unsubscribe", "feedback", "slack-action"})
 # Reader links (service.links): a digest's web page, a subscription's archive, one-click follow actions.
-PURPOSES = PURPOSES | {"digest", "archive", "follow"}
+PURPOSES = PURPOSES | {"digest", "archive", "follow", "feed"}
 
 
 class TokenError(Exception):
@@ -50,7 +50,7 @@ def make_token(
 
 
 # A digest's page and the archive are the digest's permanent home: their links live much longer.
-_LONG_LIVED = frozenset({"digest", "archive"})
+_LONG_LIVED = frozenset({"digest", "archive", "feed"})
 
 
 def default_max_age_s(purpose: str, settings: Settings) -> int:

@@ -1,4 +1,4 @@
-"""What readers ask for: followed authors, consent source, digest options, dispatch notes
+"""What readers ask for: followed authors, consent source, digest options, dispatch notes, feeds
 
 Revision ID: readers_1
 Revises: mail_1
@@ -27,6 +27,7 @@ def upgrade() -> None:
     with op.batch_alter_table("subscriptions", schema=None) as batch_op:
         for name in ("tldr", "trending", "best_of_week"):
             batch_op.add_column(sa.Column(name, sa.Boolean(), nullable=False, server_default=sa.false()))
+        batch_op.add_column(sa.Column("feed_reset_at", sa.DateTime(timezone=True), nullable=True))
 
 
     op.create_table(
@@ -61,6 +62,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_dispatch_notes_pass_at"), table_name="dispatch_notes")
     op.drop_table("dispatch_notes")
     with op.batch_alter_table("subscriptions", schema=None) as batch_op:
+        batch_op.drop_column("feed_reset_at")
         for name in ("best_of_week", "trending", "tldr"):
             batch_op.drop_column(name)
     with op.batch_alter_table("subscribers", schema=None) as batch_op:

@@ -83,7 +83,7 @@ class PaperboyCommands(PaperboyGroup):
         LazyCommand(
             "worker",
             "service.cli.worker:worker_command",
-            "Run a Celery worker that composes and delivers the digests the clock enqueues.",
+            "A Celery worker for the delivery queues (needs BROKER_URL).",
         ),
         LazyCommand(
             "metrics",
@@ -92,6 +92,9 @@ class PaperboyCommands(PaperboyGroup):
         ),
         LazyCommand("sources", "service.cli.sources:sources_app", "HTTP sources polled for new dumps."),
         LazyCommand("slack", "service.cli.slack:slack_app", "Slack: digests posted to channels."),
+        LazyCommand(
+            "feed", "service.cli.feed:feed_app", "Feeds: a private Atom / RSS feed per subscription."
+        ),
         LazyCommand(
             "webhook",
             "service.cli.webhook:webhook_app",
@@ -119,7 +122,7 @@ class PaperboyCommands(PaperboyGroup):
         LazyCommand(
             "why",
             "service.cli.why:why_command",
-            "Why a digest was (or was not) sent on a day, in plain words.",
+            "Why a digest was (or was not) sent on a day: each dispatch pass's note, in plain words.",
         ),
         LazyCommand(
             "status",
@@ -144,4 +147,7 @@ def _paperboy() -> None:
 
 
 def main() -> None:
+    from service.cli import group
+
+    group.RUNNING_AS_PROGRAM = True
     app()

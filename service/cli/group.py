@@ -19,6 +19,7 @@ from typer.core import TyperCommand, TyperGroup
 from service.cli.setup_errors import explain
 
 SETUP_EXIT = 2
+RUNNING_AS_PROGRAM = False  # set by service.cli.main(): the process is `paperboy` itself, not a test runner
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,8 @@ def _ingest_one(
     engine = get_engine()
     size = path.stat().st_size
     if size < PROGRESS_MIN_BYTES or not console.is_terminal:
+        if size >= PROGRESS_MIN_BYTES:  # no bar in a log: one line says what the wait is for
+            err_console.print(f"reading {path.name} ({size / 1e6:.0f} MB)", markup=False, highlight=False)
         return ingest_file(engine, path, fmt, source=source, today=today, force=force, dry_run=dry_run)
     columns = (
         "[progress.description]{task.description}",
@@ -62,6 +64,36 @@ def _ingest_one(
             force=force,
             dry_run=dry_run,
             progress=lambda done: bar.update(task, completed=done),
+        )
+
+
+def _embed_new_papers() -> None:
+    """Embed what was just stored (with the [semantic] extra): a bar on a terminal, lines in a log."""
+    from service.config import get_settings
+    from service.ingest.embeddings import embed_new_papers
+
+    if console.is_terminal:
+        with Progress(*Progress.get_default_columns(), console=console, transient=True) as bar:
+            task = bar.add_task("embedding new papers for semantic matching", total=None)
+            run = embed_new_papers(
+                get_engine(),
+                get_settings(),
+                lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    else:
+        said = [0]
+
+        def progress(done: int, total: int) -> None:
+            if done == total or done - said[0] >= max(total // 10, 1):  # about every tenth
+                err_console.print(
+                    f"embedding new papers for semantic matching: {done}/{total}", highlight=False
+                )
+                said[0] = done
+
+        run = embed_new_papers(get_engine(), get_settings(), progress)
+    if run is not None and run.papers:
+        console.print(
+            f"embedded {run.papers} new papers for semantic matching in {run.seconds:.1f} s", highlight=False
         )
 
 
@@ -119,6 +151,8 @@ def ingest_command(
     day = today.date() if today else None
     reports = [_ingest_one(path, fmt, source, day, force, dry_run) for path in files]
     console.print(_table(reports, dry_run))
+    if not dry_run and any(report.new or report.updated for report in reports):
+        _embed_new_papers()
     for report in reports:
         if report.encoding and report.encoding not in ("utf-8", "utf-8-sig"):
             console.print(f"{report.path.name}: read as {report.encoding}", markup=False, highlight=False)

@@ -15,10 +15,12 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 import typer
 from sqlalchemy import Engine, inspect
 
+from service.cli import group
 from service.clock import SystemClock
 from service.config import Settings, SetupError, get_settings
 from service.db import get_engine
@@ -132,6 +134,22 @@ def run_command(
     )
     service.run(max_seconds=max_seconds)
     log.info("event=stopped instance=%s", service.instance)
+    if group.RUNNING_AS_PROGRAM:
+        leave_at_once(engine)
+
+
+def leave_at_once(engine: Engine) -> NoReturn:
+    """Exit 0 now that the jobs are done and the lease is released, without the interpreter's teardown.
+
+    Tearing down ~1,200 modules (SQLAlchemy, APScheduler, numpy, scipy...) and their objects took 2-5 s
+    after SIGTERM, time a supervisor waits for. Nothing is left to do in it: connections are closed
+    here, and logs and output flushed.
+    """
+    engine.dispose()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _one_pass(now: bool, dry_run: bool, does: str, shows: str) -> tuple[Settings, SystemClock, Engine]:

@@ -95,6 +95,8 @@ def collect_status(engine: Engine, now: dt.datetime) -> dict[str, Any]:
         },
         "next_digest_at": _when(next_digest),
         "due_now": due_now,
+        # How long the longest-waiting due digest has waited (paperboy_queue_lag_seconds).
+        "queue_lag_s": round((now - next_digest).total_seconds()) if due_now and next_digest else 0,
         "last_ingest": None
         if last is None
         else {
@@ -162,7 +164,8 @@ def status_command(as_json: bool = typer.Option(False, "--json", help="Machine-r
         # Without a leader the stored time is only when the job would have run: a new leader runs it at once.
         note = "" if sched["holder"] else " (as stored; runs as soon as an instance starts)"
         typer.echo(f"  {job}: next run {at or '-'}{note}")
-    typer.echo(f"next digest: {data['next_digest_at'] or '-'} ({data['due_now']} due now)")
+    lag = f", the oldest waiting {data['queue_lag_s']} s" if data["queue_lag_s"] else ""
+    typer.echo(f"next digest: {data['next_digest_at'] or '-'} ({data['due_now']} due now{lag})")
     last = data["last_ingest"]
     if last:
         typer.echo(

@@ -53,6 +53,7 @@ CHANNELS: dict[str, str] = {
     "email": "service.channels.email:EmailChannel",
     "slack": "service.channels.slack:SlackChannel",
     "webhook": "service.channels.webhook:WebhookChannel",
+    "feed": "service.channels.feed:FeedChannel",
 }
 
 

@@ -21,6 +21,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import selectinload
@@ -42,14 +43,15 @@ from service.delivery.claims import (
     set_claimed,
 )
 from service.delivery.metrics import OUTCOMES, PASS_SECONDS
-from service.delivery.pools import PoolMatcher
 from service.delivery.recovery import Heartbeat, recover
 from service.delivery.schedule import Schedule, ScheduleError, latest_slot, next_send_at
 from service.digest.compose import Ranker
 from service.digest.model import Digest
-from service.matching.batch import ScreenedRanker
 from service.models import Profile, Subscription
 from service.oplog import log_event
+
+if TYPE_CHECKING:
+    from service.delivery.pools import PoolMatcher
 
 __all__ = ["CLAIM", "DispatchReport", "advance", "claim", "due_subscriptions", "run_dispatch", "schedule_new"]
 
@@ -158,7 +160,7 @@ def run_dispatch(
     the batch screen; any other ranker is called once per subscription, as it always was.
     """
     with (
-        Heartbeat(engine, instance, now=clock.now),
+        Heartbeat(engine, instance, now=clock.now, interval_s=settings.heartbeat_s),
         PASS_SECONDS.time(),
     ):  # our claims stay ours while we live
         return _run_pass(engine, settings, clock, instance, channel, ranker, should_stop)
@@ -179,6 +181,10 @@ def _run_pass(
     report.scheduled = schedule_new(engine, now)
     pool = channel if channel is not None else ChannelPool(settings)
     run = _Pass(engine, settings, clock, instance, pool, ranker, should_stop, report, started=now)
+    # Loaded with the first pass, not at import: matching pulls in numpy and scipy.
+    from service.delivery.pools import PoolMatcher
+    from service.matching.batch import ScreenedRanker
+
     if ranker is None or isinstance(ranker, ScreenedRanker):
         run.matcher = PoolMatcher(settings, now, screen=ranker or ScreenedRanker(settings))
     skipped_before = run.matcher.screen.skipped if run.matcher and run.matcher.screen else 0

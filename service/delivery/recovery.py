@@ -1,8 +1,8 @@
 """Crash recovery without waiting and without guessing: who is alive, and what a dead one left behind.
 
 Every process that claims work (a dispatch pass, a worker) keeps a heartbeat: a lease named
-`alive:<instance>` in the leases table, renewed every HEARTBEAT_S and valid for ALIVE_S. An instance
-whose heartbeat is gone is dead (kill -9, power loss), so:
+`alive:<instance>` in the leases table, renewed every HEARTBEAT_S (a setting, 10 s) and valid for
+three beats (ALIVE_S). An instance whose heartbeat is gone is dead (kill -9, power loss), so:
 
 * a subscription it claimed (subscriptions.claimed_by) is due again at once, instead of after the
   10-minute claim: the next pass delivers it, and the claim rules make that a no-op if it went out;
@@ -37,7 +37,7 @@ from service.models import Delivery, Lease, Subscription
 log = logging.getLogger("paperboy.recovery")
 
 HEARTBEAT_S = 10.0
-ALIVE_S = 30.0  # three missed heartbeats: dead
+ALIVE_S = 3 * HEARTBEAT_S  # three missed heartbeats: dead
 _PREFIX = "alive:"
 
 
@@ -61,7 +61,7 @@ class Heartbeat:
         self._thread: threading.Thread | None = None
 
     def beat(self) -> None:
-        ttl = dt.timedelta(seconds=ALIVE_S)
+        ttl = dt.timedelta(seconds=3 * self.interval_s)
         lease.acquire(self.engine, _PREFIX + self.instance, self.instance, now=self.now(), ttl=ttl)
 
     def _run(self) -> None:
@@ -98,10 +98,10 @@ def _alive(now: dt.datetime) -> Select[tuple[str]]:
     return select(Lease.holder).where(Lease.name.startswith(_PREFIX), Lease.expires_at > now)
 
 
-def recover_claims(engine: Engine, now: dt.datetime) -> int:
+def recover_claims(engine: Engine, now: dt.datetime, alive_s: float = ALIVE_S) -> int:
     """Subscriptions claimed (more than ALIVE_S ago) by a dead instance are due again now."""
     # A claim runs until claimed_at + CLAIM, so one made ALIVE_S ago ends before this:
-    settled = now + CLAIM - dt.timedelta(seconds=ALIVE_S)
+    settled = now + CLAIM - dt.timedelta(seconds=alive_s)
     with engine.begin() as conn:
         return conn.execute(
             update(Subscription)
@@ -115,17 +115,17 @@ def recover_claims(engine: Engine, now: dt.datetime) -> int:
         ).rowcount
 
 
-def owner_dead(now: dt.datetime) -> ColumnElement[bool]:
+def owner_dead(now: dt.datetime, alive_s: float = ALIVE_S) -> ColumnElement[bool]:
     """A delivery's claimer is not alive. A claim younger than ALIVE_S may belong to a process that
     has not beaten yet (`paperboy digest send`), so it is given that long."""
     return and_(
-        Delivery.claimed_at <= now - dt.timedelta(seconds=ALIVE_S),
+        Delivery.claimed_at <= now - dt.timedelta(seconds=alive_s),
         or_(Delivery.claimed_by.is_(None), Delivery.claimed_by.not_in(_alive(now))),
     )
 
 
-def _stuck(now: dt.datetime) -> ColumnElement[bool]:
-    return and_(Delivery.status == "claimed", owner_dead(now))
+def _stuck(now: dt.datetime, alive_s: float) -> ColumnElement[bool]:
+    return and_(Delivery.status == "claimed", owner_dead(now, alive_s))
 
 
 @dataclass(frozen=True)
@@ -137,13 +137,13 @@ class StuckDelivery:
     claimed_at: dt.datetime
 
 
-def stuck_deliveries(session: Session, now: dt.datetime) -> list[StuckDelivery]:
+def stuck_deliveries(session: Session, now: dt.datetime, alive_s: float = ALIVE_S) -> list[StuckDelivery]:
     """Deliveries left between send and mark by an instance that is no longer alive."""
     rows = session.execute(
         select(
             Delivery.id, Delivery.subscription_id, Delivery.period, Delivery.claimed_by, Delivery.claimed_at
         )
-        .where(_stuck(now))
+        .where(_stuck(now, alive_s))
         .order_by(Delivery.id)
     )
     return [StuckDelivery(*row) for row in rows]
@@ -156,7 +156,7 @@ def settle_stuck(engine: Engine, settings: Settings, now: dt.datetime) -> list[i
     cutoff = now - dt.timedelta(seconds=settings.stuck_delivery_delay_s)
     resent: list[int] = []
     with Session(engine) as session, session.begin():
-        for stuck in stuck_deliveries(session, now):
+        for stuck in stuck_deliveries(session, now, 3 * settings.heartbeat_s):
             if stuck.claimed_at <= cutoff:
                 delivery = resolve_stuck(session, stuck.id, was_sent=False, now=now)
                 delivery.last_error = f"resent: {stuck.claimed_by} died between sending and marking it"
@@ -168,7 +168,7 @@ def settle_stuck(engine: Engine, settings: Settings, now: dt.datetime) -> list[i
 
 def recover(engine: Engine, settings: Settings, now: dt.datetime) -> None:
     """What every pass does first: dead instances' claims back in the queue, stuck deliveries settled."""
-    recovered = recover_claims(engine, now)
+    recovered = recover_claims(engine, now, 3 * settings.heartbeat_s)
     if recovered:
         log.warning("event=claims_recovered subscriptions=%s", recovered)
     settle_stuck(engine, settings, now)

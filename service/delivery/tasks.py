@@ -248,7 +248,8 @@ def _start_heartbeat(**_: Any) -> None:
     """Each worker process says it is alive, so the deliveries it claims are known to be in flight."""
     if os.getpid() in _HEARTBEATS or not get_settings().broker_url:
         return
-    _HEARTBEATS[os.getpid()] = Heartbeat(get_engine(), worker_instance()).start(beat_now=True)
+    beat = Heartbeat(get_engine(), worker_instance(), interval_s=get_settings().heartbeat_s)
+    _HEARTBEATS[os.getpid()] = beat.start(beat_now=True)
 
 
 def worker_instance() -> str:

@@ -20,7 +20,7 @@ from service.digest.cutoff import cut_off
 from service.digest.followed import by_words_or_seeds, with_followed_authors
 from service.digest.latex import readable, readable_segments
 from service.digest.model import DigestItem, Segment
-from service.ingest.normalize import arxiv_abs_url, arxiv_pdf_url
+from service.ingest.normalize import arxiv_abs_url, arxiv_pdf_url, normalize_arxiv_id
 from service.matching import (
     Interest,
     InterestError,
@@ -137,11 +137,19 @@ def _segments(explanation: Explanation) -> list[Segment]:
     return segments
 
 
+def arxiv_id_of(paper: Paper) -> str | None:
+    """The paper's arXiv id, or the one its arXiv link names (papers stored before ids were read)."""
+    if paper.arxiv_id:
+        return paper.arxiv_id
+    return normalize_arxiv_id(paper.url) if paper.url and "arxiv.org/" in paper.url else None
+
+
 def paper_url(paper: Paper) -> str:
     """Where the title links: the arXiv abstract page when the id is known, else the paper's own
     page, else an arXiv title search (never nothing)."""
-    if paper.arxiv_id:
-        return arxiv_abs_url(paper.arxiv_id)
+    arxiv_id = arxiv_id_of(paper)
+    if arxiv_id:
+        return arxiv_abs_url(arxiv_id)
     if paper.url:
         return paper.url
     return "https://arxiv.org/search/?" + urlencode({"query": paper.title, "searchtype": "title"})
@@ -151,6 +159,7 @@ def to_item(paper: Paper, match: Match, interest: str, keywords: str = "") -> Di
     """A digest item: LaTeX shown as text (the stored paper keeps it), and a true why-line."""
     explanation = match.explanation
     terms_found = [*explanation.phrases, *(t for t in explanation.terms if t not in explanation.phrases)]
+    arxiv_id = arxiv_id_of(paper)
     return DigestItem(
         paper_id=paper.id,
         title=readable(paper.title),
@@ -166,7 +175,7 @@ def to_item(paper: Paper, match: Match, interest: str, keywords: str = "") -> Di
         snippet=readable_segments(_segments(explanation)),
         matched_terms=terms_found,
         interest=interest,
-        pdf_url=arxiv_pdf_url(paper.arxiv_id) if paper.arxiv_id else None,
+        pdf_url=arxiv_pdf_url(arxiv_id) if arxiv_id else None,
     )
 
 

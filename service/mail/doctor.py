@@ -113,7 +113,21 @@ def check_dkim(settings: Settings, lookup: TxtLookup) -> list[Check]:
         )
     for key in signer.keys:
         checks.append(_check_published(key, lookup))
+    checks.append(_check_dmarc(from_domain, lookup))
     return checks
+
+
+def _check_dmarc(from_domain: str, lookup: TxtLookup) -> Check:
+    """Gmail and Yahoo require a DMARC record for bulk senders (p=none is enough to start)."""
+    name = f"_dmarc.{from_domain}"
+    record = lookup(name)
+    if record is None:
+        return Check(
+            "dmarc", "warn", f'no DNS answer for {name} here: publish "v=DMARC1; p=none; ..." at least'
+        )
+    if not record.replace(" ", "").lower().startswith("v=dmarc1"):
+        return Check("dmarc", "fail", f"{name} holds no v=DMARC1 record")
+    return Check("dmarc", "ok", f"{name}: {record[:80]}")
 
 
 def _check_published(key: DkimKey, lookup: TxtLookup) -> Check:

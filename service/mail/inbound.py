@@ -69,9 +69,19 @@ class InboundHandler:
             taken = await asyncio.get_running_loop().run_in_executor(None, self.take, data, recipients)
         except Exception as exc:  # the saved copy stays; the sending MTA retries
             log_event(log, "inbound_failed", level=logging.ERROR, error=f"{type(exc).__name__}: {exc}")
-            return "451 4.3.0 cannot record this message now; try again later"
+            return self._per_recipient(
+                server, envelope, "451 4.3.0 cannot record this message now; try again later"
+            )
         self.taken.append(taken)
-        return "250 2.0.0 recorded"
+        return self._per_recipient(server, envelope, "250 2.0.0 recorded")
+
+    @staticmethod
+    def _per_recipient(server: SMTP, envelope: Envelope, reply: str) -> str:
+        """LMTP answers DATA once per accepted recipient (RFC 2033); the message was read once, so
+        every recipient gets the same answer."""
+        if isinstance(server, LMTP):
+            return "\r\n".join([reply] * max(len(envelope.rcpt_tos), 1))
+        return reply
 
     def take(self, data: bytes, recipients: tuple[str, ...]) -> Taken:
         now = dt.datetime.now(dt.UTC)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
@@ -28,11 +29,14 @@ from service.mail.events import insert_once
 from service.mail.reports import Report, read_mail
 from service.models import Delivery, MailEvent, Subscriber, Subscription
 from service.oplog import log_event
-from service.subscription import normalise_email, unsubscribe_all
+from service.subscription import normalise_email, unsubscribe, unsubscribe_all
 from service.tokens import TokenError, read_token
 
 log = logging.getLogger("paperboy.mail")
 
+_DIGEST_MESSAGE_ID = re.compile(
+    r"^<digest\.([0-9]{1,12})\.([A-Za-z0-9._-]{1,40})@[^<>@\s]+>$"
+)  # email.digest_message_id
 KINDS = ("hard_bounce", "soft_bounce", "complaint", "delivered", "unsubscribe", "refused")
 
 
@@ -89,8 +93,7 @@ def record(
         ended = unsubscribe_all(session, address) if address else []
         effect_of = f"{len(ended)} subscription(s) ended" if address else "address unknown: nothing ended"
     elif kind == "unsubscribe" and subscription is not None:
-        subscription.status = "unsubscribed"
-        subscription.next_digest_at = None
+        unsubscribe(session, subscription.id)
         effect_of = f"subscription {subscription.id} ended"
     elif kind == "refused":
         log_event(
@@ -133,11 +136,20 @@ def _delivery_for(session: Session, report: Report, settings: Settings) -> Deliv
         )
         if found is not None:
             return found
-    if report.original_message_id:
-        return session.scalar(
-            select(Delivery).where(Delivery.message_id == report.original_message_id).limit(1)
+    message_id = report.original_message_id
+    if not message_id:
+        return None
+    # A digest's Message-ID names its (subscription, period): that lookup uses the unique index, where
+    # deliveries.message_id has none.
+    query = select(Delivery).where(Delivery.message_id == message_id).limit(1)
+    ours = _DIGEST_MESSAGE_ID.match(message_id)
+    if ours is not None:
+        found = session.scalar(
+            query.where(Delivery.subscription_id == int(ours[1]), Delivery.period == ours[2])
         )
-    return None
+        if found is not None:
+            return found
+    return session.scalar(query)  # a period the Message-ID had to spell differently
 
 
 def _token_subscription(session: Session, token: str, settings: Settings) -> tuple[Subscription | None, str]:

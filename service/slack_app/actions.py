@@ -24,7 +24,7 @@ from service.digest.compose import compose_digest
 from service.models import Paper, Subscription
 from service.slack_app import home
 from service.slack_app.client import NotInstalled, user_channels, workspace_client
-from service.slack_app.modal import Where, save_submission, subscription_view
+from service.slack_app.modal import Where, save_submission, subscription_view, view_payload
 from service.subscription import SubscriptionError, set_paused
 from service.tokens import TokenError, read_token
 
@@ -49,7 +49,7 @@ def open_modal(
                 sub = subs[0] if len(subs) == 1 else None
             if sub is not None:
                 where = Where(where.channel_id, where.team_id, where.enterprise_id, sub.id)
-            view = subscription_view(where, sub)
+            view = view_payload(where, sub)
             client = workspace_client(session, settings, where.team_id, where.enterprise_id)
         client.views_open(trigger_id=trigger_id, view=view)
     except (NotInstalled, SlackApiError, OSError) as exc:

@@ -77,6 +77,10 @@ class InstallationStore(SQLAlchemyInstallationStore):
         return entity
 
     def save(self, installation: Installation) -> None:
+        # One installation per workspace (or org): a reinstall replaces the earlier rows, so no older
+        # token lingers sealed in the database (slack_sdk alone would keep each install as history).
+        self.delete_installation(enterprise_id=installation.enterprise_id, team_id=installation.team_id)
+        self.delete_bot(enterprise_id=installation.enterprise_id, team_id=installation.team_id)
         super().save(self._sealed(installation))
 
     def save_bot(self, bot: Bot) -> None:

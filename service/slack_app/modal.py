@@ -8,6 +8,7 @@ when it is serialised. A submission is read back from `view.state.values`; what 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -148,6 +149,19 @@ def subscription_view(where: Where, sub: Subscription | None) -> View:
         blocks=blocks,
         private_metadata=where.dump(),
     )
+
+
+def view_payload(where: Where, sub: Subscription | None) -> dict[str, Any]:
+    """The modal as the JSON views.open sends. The new-subscription form is the same for every
+    channel but its private_metadata, so it is built (and validated by slack_sdk) once."""
+    if sub is not None:
+        return subscription_view(where, sub).to_dict()  # type: ignore[no-any-return]
+    return {**_new_form(), "private_metadata": where.dump()}
+
+
+@functools.lru_cache(maxsize=1)
+def _new_form() -> dict[str, Any]:
+    return subscription_view(Where("C0", None, None), None).to_dict()  # type: ignore[no-any-return]
 
 
 def _current_interest(sub: Subscription | None) -> tuple[str, str]:

@@ -28,7 +28,9 @@ def claims_of(request: Request, purpose: str, token: str) -> TokenClaims:
     """The claims of a valid token; LinkRejected (404 forged, 410 expired) otherwise."""
     settings = settings_of(request)
     try:
-        return read_token(purpose, token, settings=settings)
+        # A confirm link lives days, not the weeks a digest's links do.
+        max_age = settings.confirm_link_max_age_hours * 3600 if purpose == "confirm" else None
+        return read_token(purpose, token, settings=settings, max_age_s=max_age)
     except TokenError as exc:
         if isinstance(exc.__cause__, SignatureExpired):
             raise LinkRejected(410, f"This {purpose} link has expired.") from exc

@@ -241,3 +241,32 @@ def why_notes(
         }
         for n in notes
     ]
+
+
+# --- feeds ---------------------------------------------------------------------------------------
+
+
+class FeedLinksOut(BaseModel):
+    subscription_id: int
+    atom: str
+    rss: str
+    gone: bool  # the subscription ended: both answer 410
+
+
+@router.get("/subscriptions/{subscription_id}/feed", response_model=FeedLinksOut, responses=NOT_FOUND)
+def feed_links(request: Request, session: DB, subscription_id: Id, reset: bool = False) -> dict[str, Any]:
+    """The subscription's private feed links; `reset=true` revokes every earlier link first."""
+    from service.links import feed_url
+    from service.models import utcnow
+
+    sub = _get(session, Subscription, subscription_id, "subscription")
+    if reset:
+        sub.feed_reset_at = utcnow()
+        session.commit()
+    settings = request.app.state.settings
+    return {
+        "subscription_id": sub.id,
+        "atom": feed_url(sub.subscriber_id, sub.id, "atom", settings),
+        "rss": feed_url(sub.subscriber_id, sub.id, "rss", settings),
+        "gone": sub.status == "unsubscribed",
+    }

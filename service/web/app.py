@@ -22,6 +22,7 @@ from service.web import (
     admin_bulk,
     admin_mail,
     archive,
+    feed_pages,
     following,
     mail_webhooks,
     pages,
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(pages.router)
     app.include_router(archive.router)
     app.include_router(following.router)
+    app.include_router(feed_pages.router)
     app.include_router(admin_bulk.router)  # before admin's /subscriptions/{id}
     app.include_router(admin.router)
     app.include_router(admin_mail.router)

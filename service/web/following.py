@@ -32,6 +32,18 @@ AUTHORS_PATH = MANAGE_PATH + "/authors"
 NameText = Annotated[str, Query(max_length=200)]
 
 
+def managed_form(request: Request, session: DB, form: Form, token: str) -> Subscription | Response:
+    """The subscription a manage link names, for a form posted with a valid CSRF token; else the
+    page that says why not (a form of the manage page's own: authors, reading options, feed reset)."""
+    try:
+        subscription = own_subscription(request, session, "manage", token)
+    except LinkRejected as exc:
+        return rejected(request, exc, "manage")
+    if not csrf_valid(request, form.get(CSRF_FIELD), settings_of(request)):  # type: ignore[arg-type]
+        return error_page(request, 403, "This form has expired. Reload the page and try again.")
+    return subscription
+
+
 @router.get(FOLLOW_PATH, response_class=HTMLResponse)
 def follow_link(request: Request, session: DB, token: str) -> Response:
     """One click from a digest: follow the paper's authors, or add the paper as a seed. Idempotent:
@@ -110,12 +122,9 @@ def authors_page(request: Request, session: DB, token: str, name: NameText = "")
 
 @router.post(AUTHORS_PATH, response_class=HTMLResponse)
 def change_authors(request: Request, session: DB, form: Form, token: str) -> Response:
-    try:
-        subscription = own_subscription(request, session, "manage", token)
-    except LinkRejected as exc:
-        return rejected(request, exc, "manage")
-    if not csrf_valid(request, form.get(CSRF_FIELD), settings_of(request)):  # type: ignore[arg-type]
-        return error_page(request, 403, "This form has expired. Reload the page and try again.")
+    subscription = managed_form(request, session, form, token)
+    if isinstance(subscription, Response):
+        return subscription
     name = " ".join(str(form.get("name") or "").split())
     try:
         if form.get("unfollow"):
@@ -139,12 +148,9 @@ READING_PATH = MANAGE_PATH + "/reading"
 @router.post(READING_PATH, response_class=HTMLResponse)
 def change_reading(request: Request, session: DB, form: Form, token: str) -> Response:
     """The manage page's "How your digest reads" form: unchecked boxes turn an option off."""
-    try:
-        subscription = own_subscription(request, session, "manage", token)
-    except LinkRejected as exc:
-        return rejected(request, exc, "manage")
-    if not csrf_valid(request, form.get(CSRF_FIELD), settings_of(request)):  # type: ignore[arg-type]
-        return error_page(request, 403, "This form has expired. Reload the page and save again.")
+    subscription = managed_form(request, session, form, token)
+    if isinstance(subscription, Response):
+        return subscription
     options = {key: bool(form.get(key)) for key in OPTIONS}
     try:
         set_reading_options(session, subscription, **options)

@@ -20,6 +20,7 @@ from service.links import (
     MANAGE_PATH,
     UNSUBSCRIBE_PATH,
     archive_url,
+    feed_url,
     manage_url,
     unsubscribe_url,
 )
@@ -107,16 +108,42 @@ def _request_subscription(session: Session, data: forms.SubscribeInput) -> int:
     raise AssertionError("unreachable")
 
 
-@router.get(CONFIRM_PATH)
-def confirm(request: Request, session: DB, token: str) -> Response:
+def _confirm_target(request: Request, session: Session, token: str) -> Subscriber:
+    """The subscriber a confirm link names, while the link is unused; LinkRejected otherwise."""
+    claims = claims_of(request, "confirm", token)
+    subscriber = session.get(Subscriber, claims.subscriber_id or 0)
+    if subscriber is None or issued_before(request, "confirm", token, subscriber.created_at):
+        raise LinkRejected(404, "This confirm link is not valid.")
+    used = subscriber.confirmed_at
+    if used is not None and claims.issued_at.timestamp() <= int(used.timestamp()):
+        raise LinkRejected(
+            410, "This confirm link was already used. Your preferences link is at the bottom of every digest."
+        )
+    return subscriber
+
+
+@router.get(CONFIRM_PATH, response_class=HTMLResponse)
+def confirm_page(request: Request, session: DB, token: str) -> Response:
+    """A page with one button: opening the link (as mail scanners do) changes nothing."""
     try:
-        claims = claims_of(request, "confirm", token)
-        subscriber = session.get(Subscriber, claims.subscriber_id or 0)
-        if subscriber is None or issued_before(request, "confirm", token, subscriber.created_at):
-            raise LinkRejected(404, "This confirm link is not valid.")
+        subscriber = _confirm_target(request, session, token)
     except LinkRejected as exc:
         return rejected(request, exc, "confirm")
-    signup.confirm(session, subscriber, now=utcnow())
+    context = {"address": subscriber.email, "action": CONFIRM_PATH.format(token=token)}
+    return render(request, "confirm.html.j2", context)
+
+
+@router.post(CONFIRM_PATH)
+def confirm(request: Request, session: DB, form: Form, token: str) -> Response:
+    try:
+        subscriber = _confirm_target(request, session, token)
+    except LinkRejected as exc:
+        return rejected(request, exc, "confirm")
+    if not csrf_valid(request, form.get(CSRF_FIELD), settings_of(request)):  # type: ignore[arg-type]
+        return error_page(request, 403, "This page has expired. Open the link from your email again.")
+    now = utcnow()
+    signup.confirm(session, subscriber, now=now)
+    subscriber.confirmed_at = now  # this link, and every one signed before it, is now used
     session.commit()
     first = session.scalar(
         select(Subscription.id)
@@ -177,6 +204,10 @@ def _manage_page(
         "preview": preview_digest(session, subscription, utcnow()),
         "archive_url": urlsplit(archive_url(subscription.subscriber_id, subscription.id, settings)).path,
         "why_days": why.recent_lines(session, subscription, utcnow()),
+        "feed": {
+            fmt: feed_url(subscription.subscriber_id, subscription.id, fmt, settings)
+            for fmt in ("atom", "rss")
+        },
         "reading": {
             "tldr": subscription.tldr,
             "trending": subscription.trending,
@@ -217,7 +248,9 @@ def manage(request: Request, session: DB, token: str) -> Response:
 
 
 @router.post(MANAGE_PATH, response_class=HTMLResponse)
-def save_preferences(request: Request, session: DB, form: Form, token: str) -> Response:
+def save_preferences(
+    request: Request, session: DB, form: Form, token: str, background: BackgroundTasks
+) -> Response:
     try:
         subscription = _load_for_manage(request, session, token)
     except LinkRejected as exc:
@@ -238,8 +271,16 @@ def save_preferences(request: Request, session: DB, form: Form, token: str) -> R
             notices=[],
             status_code=400,
         )
+    coming_back = data.resubscribe and subscription.status == "unsubscribed"
     apply_preferences(session, subscription, data, utcnow())
     session.commit()
+    if coming_back:  # pending until the owner of the inbox confirms again
+        background.add_task(
+            signup.send_confirmation,
+            request.app.state.sessions,
+            subscription.subscriber_id or 0,
+            settings_of(request),
+        )
     return RedirectResponse(MANAGE_PATH.format(token=token) + "?saved=1", status_code=303)
 
 
@@ -283,13 +324,9 @@ def unsubscribe_page(request: Request, session: DB, token: str) -> Response:
 
 
 def _unsubscribe_page(request: Request, token: str, subscription: Subscription, *, done: bool) -> Response:
-    manage = manage_url(subscription.subscriber_id or 0, subscription.id, settings_of(request))
-    context = {
-        "done": done,
-        "address": subscription.address,
-        "action": UNSUBSCRIBE_PATH.format(token=token),
-        "manage_url": urlsplit(manage).path if subscription.subscriber_id else "/",
-    }
+    # No preferences link here: the unsubscribe URL travels in a header mail providers see, and must
+    # not open a page that can change or restart the subscription.
+    context = {"done": done, "address": subscription.address, "action": UNSUBSCRIBE_PATH.format(token=token)}
     return render(request, "unsubscribe.html.j2", context)
 
 
@@ -305,29 +342,54 @@ def unsubscribe(request: Request, session: DB, token: str) -> Response:
     return _unsubscribe_page(request, token, subscription, done=True)
 
 
-@router.get(FEEDBACK_PATH, response_class=HTMLResponse)
-def feedback(request: Request, session: DB, token: str) -> Response:
-    try:
-        claims = claims_of(request, "feedback", token)
-        subscription = session.get(Subscription, claims.subscription_id or 0)
-        paper_id, relevant = claims.extra.get("paper"), claims.extra.get("relevant")
-        paper = session.get(Paper, paper_id) if isinstance(paper_id, int) else None
-        if (
-            subscription is None
-            or paper is None
-            or not isinstance(relevant, bool)
-            or issued_before(request, "feedback", token, subscription.created_at)
-        ):
-            raise LinkRejected(404, "This feedback link is not valid.")
-    except LinkRejected as exc:
-        return rejected(request, exc, "feedback")
-    # The latest verdict wins, so clicking twice is harmless.
+def _feedback_target(request: Request, session: Session, token: str) -> tuple[Subscription, Paper, bool]:
+    claims = claims_of(request, "feedback", token)
+    subscription = session.get(Subscription, claims.subscription_id or 0)
+    paper_id, relevant = claims.extra.get("paper"), claims.extra.get("relevant")
+    paper = session.get(Paper, paper_id) if isinstance(paper_id, int) else None
+    if (
+        subscription is None
+        or paper is None
+        or not isinstance(relevant, bool)
+        or issued_before(request, "feedback", token, subscription.created_at)
+    ):
+        raise LinkRejected(404, "This feedback link is not valid.")
+    return subscription, paper, relevant
+
+
+def _feedback_page(
+    request: Request, session: Session, token: str, subscription: Subscription, paper: Paper, relevant: bool
+) -> Response:
+    # The latest verdict wins (one per profile and paper), so opening a link twice, or a scanner
+    # opening both, leaves one verdict that the page shows and lets the reader change.
     record_feedback(session, subscription.profile, paper.id, relevant, channel="email")
     session.commit()
     manage = manage_url(subscription.subscriber_id or 0, subscription.id, settings_of(request))
     context = {
         "title": paper.title,
         "relevant": relevant,
+        "action": FEEDBACK_PATH.format(token=token),
         "manage_url": urlsplit(manage).path if subscription.subscriber_id else "/",
     }
     return render(request, "feedback.html.j2", context)
+
+
+@router.get(FEEDBACK_PATH, response_class=HTMLResponse)
+def feedback(request: Request, session: DB, token: str) -> Response:
+    try:
+        subscription, paper, relevant = _feedback_target(request, session, token)
+    except LinkRejected as exc:
+        return rejected(request, exc, "feedback")
+    return _feedback_page(request, session, token, subscription, paper, relevant)
+
+
+@router.post(FEEDBACK_PATH, response_class=HTMLResponse)
+def change_feedback(request: Request, session: DB, form: Form, token: str) -> Response:
+    """The page's button: the reader's own verdict, whichever link opened the page."""
+    try:
+        subscription, paper, _ = _feedback_target(request, session, token)
+    except LinkRejected as exc:
+        return rejected(request, exc, "feedback")
+    if not csrf_valid(request, form.get(CSRF_FIELD), settings_of(request)):  # type: ignore[arg-type]
+        return error_page(request, 403, "This page has expired. Reload it and try again.")
+    return _feedback_page(request, session, token, subscription, paper, form.get("relevant") == "1")

@@ -96,8 +96,8 @@ def apply_preferences(
     subscription.max_papers = data.max_papers
     subscription.paused = data.paused
     if data.resubscribe and subscription.status == "unsubscribed":
-        verified = subscription.subscriber is None or subscription.subscriber.verified
-        subscription.status = "active" if verified else "pending"
+        # Whoever holds an old link may ask; only the inbox's owner can say yes (a new confirm link).
+        subscription.status = "active" if subscription.subscriber is None else "pending"
     reschedule(subscription, now)
     session.flush()
 

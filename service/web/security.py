@@ -7,7 +7,9 @@ import hashlib
 import hmac
 import secrets
 from typing import Literal
+from urllib.parse import urlsplit
 
+from itsdangerous import BadSignature, Signer
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from starlette.requests import Request
@@ -58,7 +60,9 @@ class SecurityHeadersMiddleware:
                     b"content-security-policy": CONTENT_SECURITY_POLICY.encode(),
                     b"x-frame-options": b"DENY",
                     # Pages carry signed tokens in their URLs: never send them to another site.
-                    b"referrer-policy": b"no-referrer",
+                    # same-origin, not no-referrer: under no-referrer browsers send "Origin: null"
+                    # on our own form POSTs, and the CSRF check needs the real origin.
+                    b"referrer-policy": b"same-origin",
                     b"x-content-type-options": b"nosniff",
                     b"cross-origin-opener-policy": b"same-origin",
                     b"permissions-policy": b"camera=(), microphone=(), geolocation=(), interest-cohort=()",
@@ -74,30 +78,56 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-# --- CSRF: signed double-submit cookie ----------------------------------------------------------
+# --- CSRF: a server-issued, signed cookie, its form token, and the origin of the request ----------
+#
+# Own code rather than starlette-csrf or asgi-csrf: the first checks a header only (our forms must
+# work without JavaScript), the second buffers and parses every form body ahead of the route's own
+# limits; neither checks Origin. The rules here are OWASP's "signed double-submit cookie".
 
 
-def _csrf_signature(cookie_value: str, settings: Settings) -> str:
+def csrf_cookie_name(settings: Settings) -> str:
+    # __Host-: the browser accepts it only from this host, over https, with Path=/ and no Domain,
+    # so a sibling subdomain or a plain-http attacker cannot plant it.
+    return ("__Host-" if settings.base_url.startswith("https://") else "") + CSRF_COOKIE
+
+
+def _cookie_signer(settings: Settings) -> Signer:
+    return Signer(list(reversed(secret_keys(settings))), salt="paperboy:csrf-cookie")
+
+
+def _issued_secret(request: Request, settings: Settings) -> str | None:
+    """The random secret in this browser's cookie, when the cookie is one this server issued."""
+    cookie = request.cookies.get(csrf_cookie_name(settings))
+    if not cookie:
+        return None
+    try:
+        return _cookie_signer(settings).unsign(cookie).decode()
+    except BadSignature:  # planted, altered, or signed under a key no longer accepted
+        return None
+
+
+def _csrf_signature(secret: str, settings: Settings) -> str:
     key = hashlib.sha256(b"paperboy:csrf:" + secret_keys(settings)[0].encode()).digest()
-    return hmac.new(key, cookie_value.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(key, secret.encode(), hashlib.sha256).hexdigest()
 
 
 def csrf_token(request: Request, settings: Settings) -> str:
-    """The form token for this browser; creates the cookie value on first use (set by `set_csrf_cookie`)."""
-    value = request.cookies.get(CSRF_COOKIE) or ""
-    if len(value) != 43:  # token_urlsafe(32); anything else is not ours
-        value = getattr(request.state, "new_csrf_cookie", None) or secrets.token_urlsafe(32)
-        request.state.new_csrf_cookie = value
-    return _csrf_signature(value, settings)
+    """The form token for this browser; a new cookie is made (set by `set_csrf_cookie`) when the
+    browser has none this server issued."""
+    secret = _issued_secret(request, settings) or getattr(request.state, "new_csrf_secret", None)
+    if secret is None:
+        secret = secrets.token_urlsafe(32)
+        request.state.new_csrf_secret = secret
+    return _csrf_signature(secret, settings)
 
 
 def set_csrf_cookie(request: Request, response: Response, settings: Settings) -> None:
     """Sends the cookie `csrf_token` created, if it created one."""
-    value = getattr(request.state, "new_csrf_cookie", None)
-    if value:
+    secret = getattr(request.state, "new_csrf_secret", None)
+    if secret:
         response.set_cookie(
-            CSRF_COOKIE,
-            value,
+            csrf_cookie_name(settings),
+            _cookie_signer(settings).sign(secret).decode(),
             httponly=True,
             samesite="lax",
             secure=settings.base_url.startswith("https://"),
@@ -105,15 +135,38 @@ def set_csrf_cookie(request: Request, response: Response, settings: Settings) ->
         )
 
 
-def csrf_valid(request: Request, submitted: str | None, settings: Settings) -> bool:
-    """True when the submitted token is the signature of this browser's cookie.
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
-    A page on another site can make the browser send our cookie, but cannot read it, and cannot
-    compute its signature without the secret key."""
-    cookie = request.cookies.get(CSRF_COOKIE)
-    if not cookie or not submitted:
+
+def same_origin(request: Request, settings: Settings) -> bool:
+    """False when the browser says the request comes from another site (Origin, else Referer).
+
+    A request with neither header is let through to the token check: browsers send Origin on
+    every POST, and clients that send neither are not browsers a page could drive."""
+    claimed = request.headers.get("origin")
+    if claimed is None:
+        referer = request.headers.get("referer")
+        if not referer:
+            return True
+        claimed = _origin(referer)
+    ours = {_origin(settings.base_url), _origin(str(request.base_url))}
+    return claimed.lower() in ours
+
+
+def csrf_valid(request: Request, submitted: str | None, settings: Settings) -> bool:
+    """True when the request comes from our own page: same origin, and the submitted token is the
+    signature of the secret in a cookie this server issued.
+
+    A page on another site can make the browser send our cookie, but cannot read it, cannot plant
+    one we would accept, and cannot compute the token without the secret key."""
+    if not same_origin(request, settings):
         return False
-    return hmac.compare_digest(_csrf_signature(cookie, settings), submitted)
+    secret = _issued_secret(request, settings)
+    if secret is None or not submitted:
+        return False
+    return hmac.compare_digest(_csrf_signature(secret, settings), submitted)
 
 
 # --- rate limits ---------------------------------------------------------------------------------
@@ -153,5 +206,13 @@ def check_subscribe_rate(
     if not _count_and_hit(session, f"subscribe:ip:{ip}", settings.subscribe_limit_per_ip, since, now):
         return "ip"
     if not _count_and_hit(session, _address_bucket(email), settings.subscribe_limit_per_address, since, now):
+        return "address"
+    # And a bound per day: the hourly limit alone lets a stranger send one inbox 72 emails a day.
+    day_ago = now - dt.timedelta(days=1)
+    session.execute(
+        delete(RateLimitHit).where(RateLimitHit.bucket.startswith("confirm-day:"), RateLimitHit.at <= day_ago)
+    )
+    day_bucket = "confirm-day:" + _address_bucket(email).removeprefix("subscribe:")
+    if not _count_and_hit(session, day_bucket, settings.confirm_emails_per_address_day, day_ago, now):
         return "address"
     return "ok"

@@ -16,6 +16,7 @@ import datetime as dt
 import functools
 import http.client
 import logging
+import random
 import time
 import urllib.request
 from collections.abc import Callable
@@ -110,7 +111,7 @@ def first_time(engine: Engine, signature: str, now: float, redis_url: str = "") 
             statement = insert(table).values(**values).on_conflict_do_nothing().returning(table.c.signature)
             if conn.execute(statement).first() is None:  # (psycopg reports no row count here)
                 return False
-        if int(now) % 16 == 0:  # now and then, forget what has left the window
+        if random.random() < 1 / 64:  # now and then, forget what has left the window
             conn.execute(delete(table).where(table.c.expires_at < at))
     return True
 

@@ -143,3 +143,26 @@ def test_the_cli_shows_and_updates_the_query_and_refuses_a_bad_one(cli_env: Engi
     code, out = run_cli("subscribe", "x@example.org", "-i", "the and of")
     assert code == 2 and "only stop words, emoji or punctuation" in out
     assert [r["email"] for r in _cli_json()] == ["rl@example.org"]
+
+
+def test_a_bulk_import_gives_a_query_the_same_meaning_and_checks(cli_env: Engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "subs.csv"
+    path.write_text(
+        "email,interests,query,cadence,weekday,time,timezone,max_papers\n"
+        "rl@example.org,reinforcement learning,NOT robot*,daily,,08:00,UTC,10\n"
+        "q@example.org,,kv cache,daily,,08:00,UTC,10\n"
+        "bad@example.org,rl,(a AND,daily,,08:00,UTC,10\n"
+        "stop@example.org,the of,,daily,,08:00,UTC,10\n",
+        encoding="utf-8",
+    )
+    code, out = run_cli("subscriptions", "import", str(path), "--as-confirmed", "--consent-source", "test")
+    assert code == 1
+    assert "line 4: query: query '(a AND': AND needs something on its right at position 3" in out
+    assert "line 5: interests: interest 'the of': nothing to search for" in out
+    rows = {r["email"]: r for r in _cli_json()}
+    assert rows["rl@example.org"]["interests"] == ["reinforcement learning"]
+    assert rows["rl@example.org"]["queries"] == {"reinforcement learning": "NOT robot*"}
+    assert rows["q@example.org"]["interests"] == ["kv cache"]
+    code, out = run_cli("subscriptions", "export")
+    assert "rl@example.org,reinforcement learning,NOT robot*" in out
+    assert "q@example.org,,kv cache" in out

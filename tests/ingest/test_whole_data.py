@@ -139,6 +139,15 @@ def test_digest_items_show_latex_as_text_link_abstract_and_pdf_and_keep_the_stor
     )
     assert (item.url, item.pdf_url) == ("https://arxiv.org/abs/0704.0001", "https://arxiv.org/pdf/0704.0001")
     assert paper.title == title  # the stored original is kept
+    # A paper stored with only an arXiv link (before ids were read from it) gets its PDF link too.
+    linked = add_paper(
+        db, "title:linked", "Solitons again", "Solitons.", url="https://arxiv.org/abs/0704.0002v2"
+    )
+    (again,) = rank_papers(db, sub.profile, [linked], settings=LEXICAL)
+    assert (again.url, again.pdf_url) == (
+        "https://arxiv.org/abs/0704.0002",
+        "https://arxiv.org/pdf/0704.0002",
+    )
 
     settings = Settings(_env_file=None, base_url="https://paperboy.example")  # type: ignore[call-arg]
     digest = build_digest(sub, "2026-11-23", [item], now=NOW, settings=settings)

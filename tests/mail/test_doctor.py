@@ -33,6 +33,7 @@ def production(
     write_private_key(generate_key("rsa"), key_file)
     key = DkimKey("pb1", "paperboy.example", read_private_key(key_file, "test"))
     published[key.record_name] = key.txt_value()
+    published["_dmarc.paperboy.example"] = "v=DMARC1; p=quarantine; rua=mailto:dmarc@paperboy.example"
     with (
         SmtpServer(tls=context) as smtp,
         # the doctor only knocks on the listener's door: its database is never reached
@@ -78,7 +79,8 @@ def test_a_production_ready_sender_passes(
     code, lines = doctor(monkeypatch)
     assert code == 0, lines
     assert set(lines) == {
-        "smtp", "alignment", "dkim pb1", "base_url", "secret_key", "unsubscribe mailbox", "bounce path"
+        "smtp", "alignment", "dkim pb1", "dmarc", "base_url", "secret_key", "unsubscribe mailbox",
+        "bounce path",
     }  # fmt: skip
     assert all(v.startswith("ok") for v in lines.values()), lines
     assert "TLS (TLSv1." in lines["smtp"]
@@ -124,6 +126,10 @@ def test_no_dns_answer_is_a_warning_not_a_failure(
     published.clear()
     code, lines = doctor(monkeypatch)
     assert code == 0 and lines["dkim pb1"].startswith("warn: key readable; no DNS answer")
+    assert lines["dmarc"].startswith("warn: no DNS answer for _dmarc.paperboy.example")
+    published["_dmarc.paperboy.example"] = "v=spf1 -all"  # a record, but not DMARC
+    code, lines = doctor(monkeypatch)
+    assert code == 1 and lines["dmarc"] == "fail: _dmarc.paperboy.example holds no v=DMARC1 record"
 
 
 def test_a_missing_key_file_fails_without_showing_key_material(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import smtplib
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -74,6 +75,33 @@ def test_lmtp_works_too(committed_engine: Engine, tmp_path: Path) -> None:
             lmtp=True,
         )
         assert [r.kind for r in server.handler.taken[0].recorded] == ["hard_bounce"]
+
+
+def test_lmtp_answers_data_once_per_recipient(committed_engine: Engine, tmp_path: Path) -> None:
+    data = samples.rfc3464("ada@example.org").replace(b"\r\n.", b"\r\n..")
+    with (
+        InboundServer(committed_engine, SETTINGS, port=0, lmtp=True, folder=tmp_path) as server,
+        socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock,
+    ):
+        replies = sock.makefile("rb")
+
+        def say(line: bytes) -> None:
+            sock.sendall(line + b"\r\n")
+
+        assert replies.readline().startswith(b"220")
+        say(b"LHLO mx.example.org")
+        while not replies.readline().startswith(b"250 "):
+            pass
+        say(b"MAIL FROM:<>")
+        assert replies.readline().startswith(b"250")
+        for rcpt in (b"bounces@mail.paperboy.example", b"fbl@mail.paperboy.example"):
+            say(b"RCPT TO:<" + rcpt + b">")
+            assert replies.readline().startswith(b"250")
+        say(b"DATA")
+        assert replies.readline().startswith(b"354")
+        sock.sendall(data + b".\r\n")
+        assert [replies.readline().strip() for _ in range(2)] == [b"250 2.0.0 recorded"] * 2
+        say(b"QUIT")
 
 
 def test_recipients_outside_the_service_domains_are_refused(inbound: InboundServer) -> None:

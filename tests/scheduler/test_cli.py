@@ -38,6 +38,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{(var / 'paperboy.db').as_posix()}")
     monkeypatch.setenv("SEND_EMPTY_DIGESTS", "true")
     monkeypatch.setenv("DROP_SETTLE_S", "0")
+    monkeypatch.setenv("FEED_ALLOW_PRIVATE_ADDRESSES", "true")  # the feed server is on loopback
     monkeypatch.delenv("SMTP_URL", raising=False)
     monkeypatch.delenv("HTTP_SOURCES", raising=False)
     get_settings.cache_clear()

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, event, select, update
 from sqlalchemy.orm import Session
 
 from service.channels.base import DeliveryError
@@ -153,6 +153,7 @@ def test_the_cron_pass_screens_out_profiles_that_cannot_match(
         add_paper(s, "arxiv:2611.00001", "Sparse attention for long documents", "Attention, made sparse.")
         for n in range(24):
             add_subscription(s, f"u{n}@example.org", "sparse attention" if n == 23 else "protein folding")
+        s.execute(update(Subscription).values(next_digest_at=None))  # scheduled by the test clock's pass
     clock = ManualClock(NOW - dt.timedelta(hours=2))
     transport = RecordingTransport()
     run_dispatch(

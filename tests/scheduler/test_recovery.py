@@ -111,3 +111,12 @@ def test_the_stuck_delivery_policy_holds_or_resends_with_the_same_message_id(
     else:
         assert len(transport.sent) == 2 and transport.sent[0] == transport.sent[1]  # same Message-ID
         assert [d.status for d in deliveries(committed_engine, sid)] == ["sent"]
+
+
+def test_status_says_how_long_the_oldest_due_digest_has_waited(
+    committed_engine: Engine, settings: Settings
+) -> None:
+    transport = RecordingTransport()
+    _scheduled(committed_engine, settings, transport)
+    data = collect_status(committed_engine, utc(2026, 11, 23, 8, 10))
+    assert data["due_now"] == 1 and data["queue_lag_s"] == 600  # due at 08:00

@@ -45,6 +45,7 @@ def settings(tmp_path: Path) -> Settings:
         http_retries=2,
         http_backoff_s=1.5,
         ingest_max_bytes=64 * 1024,
+        feed_allow_private_addresses=True,  # the feed server is on loopback
     )
 
 

@@ -3,9 +3,11 @@ so parallel runs on the shared broker never see each other's tasks), on the real
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -13,10 +15,11 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from celery import Celery
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from service.config import get_settings
@@ -25,7 +28,8 @@ from service.delivery.tasks import CHANNEL_QUEUES, configure, enqueue_pass
 from service.models import Delivery, Subscription
 from tests.digest.helpers import add_paper, add_subscription
 from tests.scheduler.helpers import utc
-from tests.smtp_server import SmtpServer
+from tests.scheduler.tcp_proxy import TcpProxy
+from tests.smtp_server import ScriptedHandler, SmtpServer
 
 BROKER = os.environ.get("PAPERBOY_TEST_BROKER", "amqp://guest:guest@127.0.0.1:5672//")
 REPO = Path(__file__).resolve().parents[2]
@@ -88,6 +92,7 @@ def _subscribe(engine: Engine, count: int) -> list[int]:
             s, "arxiv:2611.00001", "Sparse attention for long documents", "Attention made sparse.", seen=T0
         )
         ids = [add_subscription(s, f"w{n}@example.org", "sparse attention") for n in range(count)]
+        s.execute(update(Subscription).values(next_digest_at=None))  # scheduled on the test's clock
     schedule_new(engine, T0)
     return ids
 
@@ -122,6 +127,7 @@ def _worker(env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: kill -9 reaches the pool child too
     )
 
 
@@ -157,3 +163,86 @@ def test_the_worker_command_needs_a_broker(cli_env: Engine, monkeypatch: pytest.
     monkeypatch.delenv("BROKER_URL", raising=False)
     code, output = run_cli("worker")
     assert code == 2 and "BROKER_URL" in output
+
+
+class SlowHandler(ScriptedHandler):
+    """A relay that takes a while per message, so a worker can be killed in the middle of a batch."""
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        await asyncio.sleep(0.15)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_worker_killed_mid_batch_leaves_its_work_to_another_none_twice_none_lost(
+    worker_env: dict[str, str], pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STUCK_DELIVERY_POLICY", "resend")  # the one killed between send and mark
+    monkeypatch.setenv("STUCK_DELIVERY_DELAY_S", "0")
+    monkeypatch.setenv("HEARTBEAT_S", "1")  # dead after three missed beats: 3 s, not 30
+    recovery = {"STUCK_DELIVERY_POLICY": "resend", "STUCK_DELIVERY_DELAY_S": "0", "HEARTBEAT_S": "1"}
+    worker_env = {**worker_env, **recovery}
+    get_settings.cache_clear()
+    with SmtpServer(SlowHandler()) as slow:
+        worker_env = {**worker_env, "SMTP_URL": slow.url}
+        monkeypatch.setenv("SMTP_URL", slow.url)
+        get_settings.cache_clear()
+        ids = _subscribe(pg_engine, 24)
+        settings = get_settings()
+        configure(settings)
+        first = _worker(worker_env, "first")
+        second = None
+        try:
+            # Real time here: the workers' heartbeats say who is alive in real time.
+            enqueue_pass(pg_engine, settings, dt.datetime.now(dt.UTC))
+            _wait_for(lambda: len(slow.messages) >= 6, 90)
+            os.killpg(first.pid, signal.SIGKILL)  # kill -9, parent and pool child alike
+            first.wait(timeout=10)
+            killed_at = len(slow.messages)
+            assert killed_at < len(ids)  # it really died mid-batch
+            second = _worker(worker_env, "second")
+            started = time.monotonic()
+
+            def settled() -> bool:
+                # The clock's pass every second: stuck deliveries of the dead worker are resent.
+                enqueue_pass(pg_engine, settings, dt.datetime.now(dt.UTC))
+                return _sent(pg_engine) == len(ids)
+
+            _wait_for(settled, 90)
+            recovered_in = time.monotonic() - started
+        finally:
+            for proc in (first, second):
+                if proc is not None and proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=10)
+    copies = Counter(m.message["Message-ID"] for m in slow.messages)
+    assert len(copies) == len(ids)  # every digest arrived: none lost
+    # None twice: at most the one killed between send and mark went again, under the same Message-ID.
+    assert sum(n - 1 for n in copies.values()) <= 1
+    assert recovered_in < 60
+
+
+def test_a_broker_connection_dropped_mid_pass_and_the_pass_still_completes_once(
+    worker_env: dict[str, str], pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = TcpProxy(("127.0.0.1", 5672))  # the connection is cut here, not the shared server
+    through_proxy = f"amqp://guest:guest@127.0.0.1:{proxy.port}//"
+    monkeypatch.setenv("BROKER_URL", through_proxy)
+    with SmtpServer(SlowHandler()) as slow:
+        monkeypatch.setenv("SMTP_URL", slow.url)
+        get_settings.cache_clear()
+        env = {**worker_env, "BROKER_URL": through_proxy, "SMTP_URL": slow.url}
+        ids = _subscribe(pg_engine, 24)
+        settings = get_settings()
+        configure(settings)
+        worker = _worker(env, "cut")
+        try:
+            enqueue_pass(pg_engine, settings, DUE)
+            _wait_for(lambda: len(slow.messages) >= 6, 90)
+            assert proxy.cut() >= 1  # the worker's AMQP connection, mid-batch
+            _wait_for(lambda: _sent(pg_engine) == len(ids), 90)
+        finally:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=10)
+            proxy.close()
+    copies = Counter(m.message["Message-ID"] for m in slow.messages)
+    assert len(copies) == len(ids) and set(copies.values()) == {1}

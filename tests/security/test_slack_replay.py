@@ -4,6 +4,7 @@ request from a workspace that has not installed the app is refused."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,17 @@ def test_an_org_wide_install_admits_its_workspaces_and_posts_with_the_org_token(
     with Session(committed_engine) as session:
         assert bot_token(session, app_settings, "T0100", "E0001") == "xoxb-org"
         assert bot_token(session, app_settings, "T0100", None) is None  # no workspace token of its own
+
+
+def test_signatures_past_their_window_are_forgotten(
+    committed_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.web import slack_requests
+
+    now = time.time()
+    assert slack_requests.first_time(committed_engine, "v0=old", now - 3600)  # long ago: expired since
+    monkeypatch.setattr(slack_requests.random, "random", lambda: 0.0)  # this time, clean up
+    assert slack_requests.first_time(committed_engine, "v0=new", now)
+    with Session(committed_engine) as session:
+        assert list(session.scalars(select(SlackSeenRequest.signature))) == ["v0=new"]
+    assert not slack_requests.first_time(committed_engine, "v0=new", now)  # still remembered

@@ -35,7 +35,7 @@ from service.slack_app import home
 from service.web.app import create_app
 from tests.slack.conftest import SIGNING_SECRET, make_settings
 from tests.slack.fake_slack import FakeSlack, event_callback, signed_headers
-from tests.slack.helpers import parse_view, submitted_state
+from tests.slack.helpers import parse_message, parse_view, submitted_state
 from tests.slack.test_web import command_body, signed
 
 USER = "U0001"
@@ -226,6 +226,7 @@ def test_home_lists_the_users_channels_digests_and_its_buttons_work(
     assert (preview["channel"], preview["user"]) == ("C0001", USER) and preview["text"].startswith(
         "Preview: "
     )
+    parse_message(preview)  # a digest message, within Slack's limits
 
     click(client, buttons(view, mine)[home.EDIT])
     method, opened = slack.views[-1]

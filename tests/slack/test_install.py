@@ -86,6 +86,14 @@ def test_add_to_slack_stores_one_installation_with_its_token_sealed(
     bot = InstallationStore(settings, committed_engine).find_bot(enterprise_id=None, team_id="T0002")
     assert bot is not None and bot.bot_token == issued and bot.bot_id == "B0002"
 
+    # Installing again (new scopes, a new token) replaces the installation: still one per workspace.
+    assert install(client, slack).status_code == 200
+    with Session(committed_engine) as session:
+        (row,) = session.execute(select(slack_bots)).mappings()
+        (inst,) = session.execute(select(slack_installations)).mappings()
+        newest = [t for t, team in slack.token_teams.items() if team == "T0002"][-1]
+        assert newest != issued and bot_token(session, settings, "T0002", None) == newest
+
 
 def test_the_redirect_is_single_use_and_bound_to_the_browser(
     client: TestClient, settings: Settings, slack: FakeSlack, committed_engine: Engine

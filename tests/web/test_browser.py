@@ -157,8 +157,13 @@ def test_subscribe_confirm_tune_and_leave_in_a_browser(site: tuple[str, SmtpServ
         with Session(engine) as session:
             assert session.scalar(select(Subscription.status)) == "pending"
 
-        # 3. Follow it: confirmed, on the preferences page.
+        # 3. Follow it: a page with one button (opening the link changes nothing); press it:
+        # confirmed, on the preferences page.
         page.goto(link.group(0))
+        expect(page.locator("h1")).to_have_text("Confirm your subscription")
+        with Session(engine) as session:
+            assert session.scalar(select(Subscription.status)) == "pending"
+        page.click("button.primary")
         expect(page.locator(".notice.ok")).to_contain_text("Your subscription is confirmed")
         expect(page.locator("select[name=timezone]")).to_have_value("Europe/Berlin")
         page.screenshot(path=ARTIFACTS / "3-preferences.png", full_page=True)

@@ -25,7 +25,7 @@ CSV = (
     "dan@example.org,graphs,,weekly,,08:00,UTC,10\n"
     "erin@example.org,graphs,,daily,,25:00,UTC,10\n"
     "frank@example.org,graphs,,daily,,08:00,UTC,0\n"
-    "ada@example.org,again,,daily,,08:00,UTC,10\n"
+    "ada@example.org,retrieval,,daily,,08:00,UTC,10\n"
     "gina@example.org,,,daily,,08:00,UTC,10\n"
 )
 
@@ -72,7 +72,8 @@ def test_import_reports_each_bad_row_and_imports_the_others_once(cli_env: Engine
             "07:30:00",
             5,
         )
-        assert bob.interests == ["diffusion", "query"] and bob.status == "pending"
+        assert bob.interests == ["diffusion"] and bob.status == "pending"
+        assert [(i.name, i.query) for i in bob.profile.interests] == [("diffusion", '"kv cache" AND quant*')]
 
     code, out = run_cli("subscriptions", "import", str(path))  # idempotent
     assert "imported 9 rows: 0 created, 0 updated, 2 unchanged, 7 with errors" in out
