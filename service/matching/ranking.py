@@ -36,7 +36,7 @@ __all__ = ["Match", "MatchContext", "Ranking", "rank", "score_pool"]
 # Lexical evidence is sharp but narrow, the embedding broad: it counts a quarter as much.
 KEYWORD_LEXICAL_WEIGHT = 0.25
 # Pseudo-relevance feedback on the keywords' vector: its nearest papers join it, at equal weight. Chosen
-# on the even-numbered dev profiles (5 of 3, 5, 10; weight 1 of 0.5, 1, 2), checked on the odd ones.
+# on the dev profiles at even positions (depth 3, 5, 10; weight 0.5, 1, 2), checked on the odd ones.
 KEYWORD_FEEDBACK_DEPTH = 5
 # With seeds, the keywords refine rather than lead.
 KEYWORDS_WITH_SEEDS_WEIGHT = 0.5

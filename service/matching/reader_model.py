@@ -29,7 +29,7 @@ __all__ = [
     "train_reader_model",
 ]
 
-# BLEND_MAX (0, 1 or 2) was chosen on the dev profiles with an even line number, replayed over
+# BLEND_MAX (0, 1 or 2) was chosen on the dev profiles at even positions (0, 2, ...), replayed over
 # 5 rounds (README "Learning over time"); the other values are round defaults, not tuned.
 RIDGE = 1.0  # L2 penalty on w (vectors have unit length)
 IGNORED_WEIGHT = 0.3  # a paper sent and never marked is a weak "not relevant"
