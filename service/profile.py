@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Any
 
@@ -13,6 +14,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from service.ingest.normalize import normalize_arxiv_id
 from service.models import Feedback, Interest, Paper, Profile, Subscriber
+
+log = logging.getLogger(__name__)
 
 
 class ProfileError(ValueError):
@@ -229,5 +232,9 @@ def record_feedback(
     session.flush()
     from service.reader_models import retrain  # the matching stack loads only when a verdict comes
 
-    retrain(session, profile)
+    try:
+        with session.begin_nested():  # a failed retraining never costs the verdict itself
+            retrain(session, profile)
+    except Exception:
+        log.warning("profile %s: reader model not retrained", profile.name, exc_info=True)
     return feedback

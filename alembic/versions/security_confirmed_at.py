@@ -1,7 +1,7 @@
 """subscribers.confirmed_at: when the last confirm link was used, so each one works only once
 
 Revision ID: security_1
-Revises: learning_1
+Revises: scale_1
 Create Date: 2026-11-29 16:00:00
 """
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -50,25 +51,33 @@ def relevance_command(
     store = NpzEmbeddingCache(cache or settings.var_dir / "cache" / "eval-embeddings.npz")
     say = lambda message: typer.echo(message, err=True)  # noqa: E731
     if rounds:
-        replayed = replay(dataset, rounds, embedder=embedder, cache=store, progress=say)
-        typer.echo(f"{dataset.path}: {len(dataset.papers)} papers in {rounds} rounds")
-        typer.echo(format_rounds(replayed))
-        for note in replayed.notes:
-            typer.echo(f"note: {note}")
-        typer.echo(f"({replayed.seconds:.1f} s)")
-        if json_out is not None:
-            json_out.parent.mkdir(parents=True, exist_ok=True)
-            json_out.write_text(json.dumps(replayed.to_dict(), indent=2) + "\n", encoding="utf-8")
+        try:
+            replayed = replay(dataset, rounds, embedder=embedder, cache=store, progress=say)
+        except ValueError as error:
+            typer.echo(f"error: --{error}", err=True)
+            raise typer.Exit(2) from error
+        heading = f"{dataset.path}: {len(dataset.papers)} papers in {rounds} rounds"
+        _print_report(heading, format_rounds(replayed), replayed.notes, replayed.seconds)
+        _write_json(json_out, replayed.to_dict())
         return
     report = evaluate(dataset, embedder=embedder, cache=store, progress=say)
-    typer.echo(f"{dataset.path}: {report.papers} papers, {report.profiles} profiles")
-    typer.echo(format_table(report))
-    for note in report.notes:
+    heading = f"{dataset.path}: {report.papers} papers, {report.profiles} profiles"
+    _print_report(heading, format_table(report), report.notes, report.seconds)
+    _write_json(json_out, report.to_dict())
+
+
+def _print_report(heading: str, table: str, notes: list[str], seconds: float) -> None:
+    typer.echo(heading)
+    typer.echo(table)
+    for note in notes:
         typer.echo(f"note: {note}")
-    typer.echo(f"({report.seconds:.1f} s)")
-    if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+    typer.echo(f"({seconds:.1f} s)")
+
+
+def _write_json(path: Path | None, figures: dict[str, Any]) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
 
 
 @eval_app.command("digests")

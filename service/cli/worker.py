@@ -18,7 +18,7 @@ def worker_command(
     name: str = typer.Option("", "--name", "-n", help="Worker node name (default: celery@host)."),
     loglevel: str = typer.Option("INFO", "--loglevel", "-l"),
 ) -> None:
-    """A Celery worker for the delivery queues (needs BROKER_URL)."""
+    """Run a Celery worker that composes and delivers the digests the clock enqueues."""
     from service.delivery.tasks import configure
 
     settings = get_settings()

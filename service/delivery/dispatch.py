@@ -222,7 +222,7 @@ def _deliver_batch(run: _Pass, due: list[tuple[int, dt.datetime]], now: dt.datet
     plans: list[tuple[int, str, Schedule]] = []
     broken: dict[int, str] = {}
     digests: dict[int, Digest] = {}
-    with session_factory(run.engine)() as session, session.begin():  # commits cached embeddings
+    with session_factory(run.engine)() as session:  # reads only: paper vectors are cached apart
         subs = session.scalars(
             select(Subscription)
             .where(Subscription.id.in_(due_at))

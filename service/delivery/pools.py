@@ -27,7 +27,8 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import func, select
+import numpy as np
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.orm import Session, aliased
 
 from service.config import Settings
@@ -78,10 +79,27 @@ class Pool:
             self._context = MatchContext(
                 [paper_doc(p) for p in self.papers],
                 embedder=embedder,
-                cache=DatabaseEmbeddingCache(session) if embedder is not None else None,
+                cache=ShortTransactionCache(session.get_bind()) if embedder is not None else None,
             )
             self.build_seconds = time.perf_counter() - started
         return self._context
+
+
+class ShortTransactionCache:
+    """rank.DatabaseEmbeddingCache in short transactions of its own. A batch is composed in one long
+    read; on SQLite a write at its end (new paper vectors) would lose to any writer in between (the
+    ingest job), so the vectors are read and written apart from it."""
+
+    def __init__(self, bind: Engine | Connection) -> None:
+        self.bind = bind
+
+    def get_many(self, model_id: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        with Session(self.bind) as session:
+            return DatabaseEmbeddingCache(session).get_many(model_id, keys)
+
+    def put_many(self, model_id: str, vectors: dict[str, np.ndarray]) -> None:
+        with Session(self.bind) as session, session.begin():
+            DatabaseEmbeddingCache(session).put_many(model_id, vectors)
 
 
 def context_scorer(

@@ -93,8 +93,10 @@ def replay(
     progress: Callable[[str], None] | None = None,
 ) -> ReplayReport:
     """nDCG@10 and P@10 per round, method and profile kind."""
-    if rounds < 1:
-        raise ValueError(f"rounds: must be at least 1, not {rounds}")
+    if not 1 <= rounds <= len(dataset.papers):
+        raise ValueError(
+            f"rounds: must be between 1 and the set's {len(dataset.papers)} papers, not {rounds}"
+        )
     started = time.perf_counter()
     say = progress or (lambda message: None)
     report = ReplayReport(str(dataset.path), rounds, embedder is not None)

@@ -230,7 +230,7 @@ def test_rounds_replay_learns_from_the_simulated_reader(tmp_path: Path) -> None:
         assert last.ndcg_at_10 > first.ndcg_at_10  # clicks on the keywords' hits teach the topic
     table = format_rounds(report)
     assert "nDCG r3" in table and "paperboy" in table
-    with pytest.raises(ValueError, match="rounds: must be at least 1"):
+    with pytest.raises(ValueError, match="rounds: must be between 1 and the set's 180 papers, not 0"):
         replay(dataset, 0)
 
 
@@ -242,5 +242,11 @@ def test_cli_rounds_mode(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "nDCG r2" in result.output
+    too_many = CliRunner().invoke(
+        app, ["eval", "relevance", str(directory), "--lexical-only", "--rounds", "99"]
+    )
+    assert (
+        too_many.exit_code == 2 and "--rounds: must be between 1 and the set's 48 papers" in too_many.output
+    )
     figures = json.loads(out.read_text())
     assert figures["rounds"] == 2 and {r["round"] for r in figures["results"]} == {1, 2}

@@ -119,3 +119,19 @@ def test_without_the_embedding_nothing_is_trained(db: Session) -> None:
     profile = _profile(db, papers[1])
     assert reader_models.retrain(db, profile, Settings(_env_file=None, semantic=False)) is None
     assert db.get(ReaderModelRow, profile.id) is None
+
+
+def test_a_failed_retraining_keeps_the_verdict(
+    db: Session, words: WordEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    papers = _papers(db, words)
+    profile = _profile(db, papers[1])
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("model file unreadable")
+
+    monkeypatch.setattr(reader_models, "train_reader_model", broken)
+    record_feedback(db, profile, papers[3].id, True, "web")
+    db.refresh(profile)
+    assert [(f.paper_id, f.relevant) for f in profile.feedback] == [(papers[3].id, True)]
+    assert db.get(ReaderModelRow, profile.id) is None

@@ -46,6 +46,8 @@ def _setup(engine: Engine) -> dict[str, int]:
             ),
         }
         session.execute(update(Subscription).where(Subscription.id == ids["paused"]).values(paused=True))
+        # Scheduled from the test's clock (two days ago), not from the real time of their creation.
+        session.execute(update(Subscription).values(next_digest_at=None))
     return ids
 
 
