@@ -21,9 +21,22 @@ def explain(exc: BaseException) -> str | None:
     if config is not None and isinstance(exc, config.SetupError):
         return str(exc)
     module = type(exc).__module__
+    if module.startswith("pydantic") and getattr(exc, "title", None) == "Settings":
+        return _bad_setting(exc)
     if module.startswith("sqlalchemy.exc"):
         return _database_error(exc)
     return None
+
+
+def _bad_setting(exc: BaseException) -> str:
+    from pydantic import ValidationError
+
+    assert isinstance(exc, ValidationError)
+    first = exc.errors(include_url=False, include_input=False)[0]  # the value may be a secret: not shown
+    name = "_".join(str(part) for part in first["loc"]).upper() or "a setting"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"setting {name}: {message}{more}; fix it in the environment or .env"
 
 
 def _database_error(exc: BaseException) -> str | None:

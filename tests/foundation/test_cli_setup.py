@@ -126,7 +126,7 @@ def test_the_default_database_folder_is_made_on_a_fresh_machine(user: Path) -> N
 
 def test_a_setting_of_the_wrong_type_is_one_line(user: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DISPATCH_INTERVAL_S", "often")
-    _one_line_error(["status"], "DISPATCH_INTERVAL_S", "integer")  # SettingsError, from get_settings
+    _one_line_error(["status"], "setting DISPATCH_INTERVAL_S", "integer", ".env")
 
 
 def _subscribe(*extra: str) -> int:
