@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from starlette.datastructures import FormData
@@ -28,10 +29,8 @@ def test_the_subscribe_form_reads_superscript_digits_as_bad_input() -> None:
 
 def test_a_weekday_in_superscript_is_a_subscription_error() -> None:
     for value in SUPERSCRIPTS:
-        try:
+        with pytest.raises(SubscriptionError, match="weekday"):
             parse_weekday(value)
-        except SubscriptionError:
-            pass
 
 
 def test_the_manage_form_answers_superscript_numbers_without_a_500(
