@@ -164,7 +164,11 @@ def fuzz(
 ADMIN = "fuzz-admin-token"
 STARTED = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=50),
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=20), inner, max_size=5),
     max_leaves=20,
 )

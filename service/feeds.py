@@ -160,7 +160,7 @@ def _stream_into(
             if code >= 400 or code < 200:
                 raise FetchError(f"HTTP {code} from {url}", permanent=True)
             declared = response.headers.get("Content-Length")
-            if declared and declared.isdigit() and int(declared) > max_bytes:
+            if declared and declared.isdecimal() and int(declared) > max_bytes:
                 raise FetchError(_too_big(url, max_bytes, f"{declared} bytes announced"), permanent=True)
             size = 0
             for chunk in response.iter_bytes():
@@ -184,7 +184,7 @@ def _retry_after(value: str | None) -> float | None:
     """Retry-After as seconds: either a number or an HTTP date."""
     if not value:
         return None
-    if value.strip().isdigit():
+    if value.strip().isdecimal():
         return float(value.strip())
     try:
         when = parsedate_to_datetime(value)

@@ -103,7 +103,7 @@ def resolve_paper(session: Session, ref: str) -> Paper:
 
 def get_profile(session: Session, name_or_id: str | int) -> Profile:
     query = select(Profile).options(selectinload(Profile.interests), selectinload(Profile.feedback))
-    if isinstance(name_or_id, int) or str(name_or_id).isdigit():
+    if isinstance(name_or_id, int) or str(name_or_id).isdecimal():
         profile = session.scalar(query.where(Profile.id == int(name_or_id)))
         if profile is not None:
             return profile

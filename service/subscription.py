@@ -47,7 +47,7 @@ def parse_weekday(value: str | int | None) -> int | None:
     """ "mon".."sun", "Monday", or 0-6 (0 = Monday)."""
     if value is None or value == "":
         return None
-    if isinstance(value, int) or str(value).isdigit():
+    if isinstance(value, int) or str(value).isdecimal():
         day = int(value)
         if not 0 <= day <= 6:
             raise SubscriptionError(f"weekday: {value!r} is not 0-6 (0 = Monday)")

@@ -86,7 +86,7 @@ def _schedule(form: FormData, target: ScheduleInput, errors: Errors) -> None:
         errors["cadence"] = "Choose every day, Monday to Friday, or once a week."
         target.cadence = "daily"
     weekday = _text(form, "weekday", errors, limit=2) or "0"
-    target.weekday = int(weekday) if weekday.isdigit() and int(weekday) < 7 else 0
+    target.weekday = int(weekday) if weekday.isdecimal() and int(weekday) < 7 else 0
     target.send_time = _text(form, "send_time", errors, limit=8) or "08:00"
     try:
         parsed = dt.time.fromisoformat(target.send_time)
@@ -163,7 +163,7 @@ def parse_manage(
     data = ManageInput()
     _schedule(form, data, errors)
     max_papers = _text(form, "max_papers", errors, limit=3) or "10"
-    data.max_papers = int(max_papers) if max_papers.isdigit() else 0
+    data.max_papers = int(max_papers) if max_papers.isdecimal() else 0
     if not 1 <= data.max_papers <= 50:
         errors["max_papers"] = "Choose between 1 and 50 papers."
         data.max_papers = 10
@@ -172,7 +172,7 @@ def parse_manage(
 
     own = {i.id: i for i in current}
     count = _text(form, "interest_count", errors, limit=3)
-    rows = min(int(count) if count.isdigit() else 0, MAX_INTERESTS + 1)
+    rows = min(int(count) if count.isdecimal() else 0, MAX_INTERESTS + 1)
     for n in range(rows):
         row = _interest_row(session, form, f"interest-{n}-", own, errors)
         if row is not None:
@@ -198,7 +198,7 @@ def _interest_row(
     raw_id = _text(form, p + "id", errors, limit=12)
     if raw_id:
         # Only this profile's interests can be edited: any other id is ignored, never looked up.
-        if not raw_id.isdigit() or int(raw_id) not in own:
+        if not raw_id.isdecimal() or int(raw_id) not in own:
             return None
         row.id = int(raw_id)
     row.name = _text(form, p + "name", errors, limit=200, label="The name")
@@ -212,12 +212,12 @@ def _interest_row(
     existing = set(own[row.id].seeds) if row.id is not None else set()
     for value in form.getlist(p + "seed"):
         # A kept seed must be one the interest already had; new ones come through add_seeds.
-        if isinstance(value, str) and value.isdigit() and int(value) in existing:
+        if isinstance(value, str) and value.isdecimal() and int(value) in existing:
             row.seed_ids.append(int(value))
     if row.remove:
         return row
     if not row.name:
-        row.name = f"interest {len(own) + 1}" if row.id is None else own[row.id].name
+        row.name = _unused_name(own) if row.id is None else own[row.id].name
     _query(row.query, p + "query", errors)
     _query(row.keywords, p + "keywords", errors, label="Keywords")
     for number, line in enumerate(row.add_seeds.splitlines(), 1):
@@ -234,6 +234,16 @@ def _interest_row(
     if not (row.keywords or row.query or row.seed_ids) and p + "add_seeds" not in errors:
         errors[p + "keywords"] = "Give keywords, a query or a seed paper (or remove this interest)."
     return row
+
+
+def _unused_name(own: dict[int, Interest]) -> str:
+    """A default name for a new interest that no interest of the form has (the fuzzer found that
+    "interest 2" could already be taken, and the unique name made the save a 500)."""
+    taken = {i.name.lower() for i in own.values()}
+    n = len(own) + 1
+    while f"interest {n}" in taken:
+        n += 1
+    return f"interest {n}"
 
 
 def interest_rows(session: Session, interests: list[InterestInput] | list[Interest]) -> list[dict[str, Any]]:

@@ -132,7 +132,7 @@ def run_command(
 
 def _id(text: str) -> int:
     value = text.strip().lstrip("#")
-    if not value.isdigit():
+    if not value.isdecimal():
         raise SubscriptionError(f"{text!r} is not a subscription id (see `/paperboy list`)")
     return int(value)
 
