@@ -83,7 +83,7 @@ class PaperboyCommands(PaperboyGroup):
         LazyCommand(
             "worker",
             "service.cli.worker:worker_command",
-            "A Celery worker for the delivery queues (needs BROKER_URL).",
+            "Run a Celery worker that composes and delivers the digests the clock enqueues.",
         ),
         LazyCommand(
             "metrics",
