@@ -166,7 +166,8 @@ def csrf_valid(request: Request, submitted: str | None, settings: Settings) -> b
     secret = _issued_secret(request, settings)
     if secret is None or not submitted:
         return False
-    return hmac.compare_digest(_csrf_signature(secret, settings), submitted)
+    # Bytes: compare_digest refuses str holding non-ASCII characters (a TypeError, so a 500).
+    return hmac.compare_digest(_csrf_signature(secret, settings).encode(), submitted.encode())
 
 
 # --- rate limits ---------------------------------------------------------------------------------

@@ -43,3 +43,10 @@ def test_the_manage_form_answers_superscript_numbers_without_a_500(
         form = {"csrf_token": token, "interest_count": "1", "interest-0-keywords": "x", field: "¹"}
         for path in (url, url + "/preview"):
             assert client.post(path, data=form, follow_redirects=False).status_code < 500, (field, path)
+
+
+def test_a_non_ascii_csrf_token_is_refused_not_a_500(client: TestClient) -> None:
+    # hmac.compare_digest refuses str with non-ASCII characters (TypeError): the fuzzer's 500.
+    client.get("/")
+    answer = client.post("/subscribe", data={"csrf_token": "ûZ", "email": "a@example.org", "keywords": "x"})
+    assert answer.status_code == 403
