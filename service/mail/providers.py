@@ -342,7 +342,9 @@ def verify_mailgun(signature: dict[str, Any], settings: Settings, *, now: float 
     expected = hmac.new(
         key.get_secret_value().encode("utf-8"), (timestamp + token).encode("utf-8"), hashlib.sha256
     )
-    if not hmac.compare_digest(expected.hexdigest(), str(signature.get("signature", ""))):
+    # Bytes: compare_digest raises on a str holding non-ASCII characters (a 500, not a refusal).
+    given = str(signature.get("signature", "")).encode("utf-8")
+    if not hmac.compare_digest(expected.hexdigest().encode("ascii"), given):
         raise WebhookRejected(401, "invalid Mailgun webhook signature")
 
 

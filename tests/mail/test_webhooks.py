@@ -317,6 +317,14 @@ def test_mailgun_hmac_signature(
     assert flagged(committed_engine)
 
 
+def test_a_non_ascii_mailgun_signature_is_refused_not_a_500(
+    site: httpx.Client, delivery: tuple[int, str]
+) -> None:
+    signature = {**mailgun_signature(), "signature": "é" * 64}
+    answer = site.post("/webhooks/mail/mailgun", json={"signature": signature, "event-data": {}})
+    assert answer.status_code == 401
+
+
 def test_a_batch_larger_than_the_apps_form_limit_is_accepted_up_to_webhook_max_bytes(
     site: httpx.Client, keys: Keys
 ) -> None:
