@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,6 +66,18 @@ def _drop_postgres_database(url: str) -> None:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
     finally:
         admin.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """Commands run in-process (`run`, `dispatch`, `worker`) point the root logger at the CLI runner's
+    captured stderr, which is closed after the call; a later log line from a server thread would print a
+    logging error into the next command's output. Each test gets the root logger back as it found it."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
