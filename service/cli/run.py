@@ -216,10 +216,3 @@ def ingest_sources_command(
         detail = p.error or (f"new={p.ingest.new}" if p.ingest else "")
         typer.echo(f"source {p.source}: {p.status} {detail}".rstrip())
     raise typer.Exit(1 if result.failed else 0)
-
-
-def register(app: typer.Typer) -> None:
-    """`run`, `dispatch` and `ingest-sources` on the top-level command."""
-    app.command("run")(run_command)
-    app.command("dispatch")(dispatch_command)
-    app.command("ingest-sources")(ingest_sources_command)

@@ -201,13 +201,6 @@ def _set_paused(subscription: int, paused: bool) -> None:
     typer.echo(f"subscription {subscription} {'paused' if paused else 'resumed'}")
 
 
-def register(app: typer.Typer) -> None:
-    """Add these commands to the `paperboy` app."""
-    app.command("subscribe")(subscribe_command)
-    app.add_typer(subscriptions_app, name="subscriptions")
-    app.command("unsubscribe")(unsubscribe_command)
-
-
 # `subscriptions import` and `subscriptions export` live in their own module.
 from service.cli.bulk import register as _register_bulk  # noqa: E402
 
