@@ -80,9 +80,12 @@ def secret_keys(settings: Settings) -> list[str]:
 
 
 def _generated_keys(path: Path) -> tuple[str, ...]:
-    with contextlib.suppress(FileExistsError):
-        _create_key_file(path, secrets.token_urlsafe(48))
-    stat = path.stat()
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        with contextlib.suppress(FileExistsError):
+            _create_key_file(path, secrets.token_urlsafe(48))
+        stat = path.stat()
     return _read_key_file(str(path), stat.st_mtime_ns, stat.st_size)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -33,8 +34,14 @@ def _serializer(purpose: str, settings: Settings) -> URLSafeTimedSerializer:
         raise ValueError(f"unknown token purpose {purpose!r}")
     # The purpose is the salt: a token signed for one purpose never verifies for another. itsdangerous
     # signs with the last key of the list and verifies with any, so old keys still open old links.
-    keys = list(reversed(secret_keys(settings)))
-    return URLSafeTimedSerializer(keys, salt=f"paperboy:{purpose}")
+    return _signer(tuple(reversed(secret_keys(settings))), purpose)
+
+
+@lru_cache(maxsize=64)
+def _signer(keys: tuple[str, ...], purpose: str) -> URLSafeTimedSerializer:
+    # A digest signs a dozen links: building the signer (and its key derivation) once per key set
+    # and purpose keeps that off the delivery path.
+    return URLSafeTimedSerializer(list(keys), salt=f"paperboy:{purpose}")
 
 
 def make_token(
