@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from celery import Celery
+from celery.exceptions import MaxRetriesExceededError
 from celery.signals import worker_init, worker_process_init
 from kombu import Queue
 from sqlalchemy import Engine, select
@@ -34,13 +35,14 @@ from sqlalchemy.orm import selectinload
 from service import why
 from service.config import Settings, get_settings
 from service.db import get_engine, session_factory
-from service.delivery.attempt import ChannelPool, deliver, not_deliverable, retries_due
+from service.delivery.attempt import ChannelPool, deliver, not_deliverable
 from service.delivery.claims import claim_many, due_subscriptions, schedule_new, set_claimed
 from service.delivery.dispatch import DispatchReport, log_delivery
 from service.delivery.lease import instance_name
 from service.delivery.metrics import PASS_SECONDS
 from service.delivery.pools import PoolMatcher
 from service.delivery.recovery import Heartbeat, recover
+from service.delivery.retries import retries_for_the_clock, short_retries
 from service.delivery.schedule import Schedule, ScheduleError, latest_slot, next_send_at
 from service.digest.compose import build_digest, item_from_json, item_json
 from service.matching.batch import ScreenedRanker
@@ -107,7 +109,7 @@ def _enqueue_pass(engine: Engine, settings: Settings, now: dt.datetime) -> Dispa
             shard = [(sid, _iso(at)) for sid, at in due if sid in won]
             match_task.apply_async(args=(shard, _iso(until), _iso(now)), queue=queue_name(settings, "match"))
     with session_factory(engine)() as session:
-        retries = retries_due(session, now, limit=None)
+        retries = retries_for_the_clock(session, now, settings)
     for start in range(0, len(retries), DELIVER_BATCH):
         entries = [(sid, period, None, None) for sid, period in retries[start : start + DELIVER_BATCH]]
         deliver_task.apply_async(args=(entries, None, _iso(now)), queue=queue_name(settings, "email"))
@@ -187,7 +189,32 @@ def deliver_task(
 ) -> int:
     """Deliver a batch; entries are (subscription, period, composed items or None for a retry, next slot)."""
     settings = get_settings()
-    return deliver_entries(get_engine(settings), settings, entries, _at(until), _at(now))  # type: ignore[arg-type]
+    engine = get_engine(settings)
+    sent = deliver_entries(engine, settings, entries, _at(until), _at(now))  # type: ignore[arg-type]
+    retry_soon(self, engine, settings, [(sid, period) for sid, period, *_ in entries], _at(now))  # type: ignore[arg-type]
+    return sent
+
+
+def retry_soon(
+    task: Any, engine: Engine, settings: Settings, keys: list[tuple[int, str]], now: dt.datetime
+) -> None:
+    """The batch's short retries go again after their countdown, as a task of their own (Celery's retry:
+    this message is acknowledged, a delayed copy published); long ones are left to the clock."""
+    with session_factory(engine)() as session:
+        waiting = short_retries(session, keys, now, settings)
+    if not waiting:
+        return
+    at = max(next_at for _, _, next_at in waiting)
+    entries = [(sid, period, None, None) for sid, period, _ in waiting]
+    try:
+        # The retry runs at `at` on the pass's clock, so every claim it retries is due by then.
+        raise task.retry(
+            args=(entries, None, _iso(at)),
+            countdown=(at - now).total_seconds(),
+            max_retries=settings.delivery_max_attempts,
+        )
+    except MaxRetriesExceededError:
+        log.warning("event=retry_left_to_clock deliveries=%s", len(entries))
 
 
 def deliver_entries(

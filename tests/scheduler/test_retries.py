@@ -1,0 +1,60 @@
+"""Where a retry waits with workers: a short one is its worker's countdown, a long one the clock's."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy.orm import Session
+
+from service.config import Settings
+from service.delivery.retries import retries_for_the_clock, short_retries
+from service.models import Delivery
+from tests.digest.helpers import NOW, add_subscription
+
+PERIOD = "2026-11-23"
+
+
+def _retry(session: Session, email: str, failed_at: dt.datetime, delay_s: float) -> int:
+    sid = add_subscription(session, email)
+    session.add(
+        Delivery(
+            subscription_id=sid,
+            period=PERIOD,
+            status="retry",
+            attempts=1,
+            created_at=failed_at,
+            updated_at=failed_at,  # marked 'retry' then, due delay_s later
+            next_attempt_at=failed_at + dt.timedelta(seconds=delay_s),
+        )
+    )
+    session.flush()
+    return sid
+
+
+def test_the_clock_leaves_a_short_retry_to_its_worker_until_it_is_overdue(db: Session) -> None:
+    settings = Settings(delivery_short_retry_s=60)
+    short = _retry(db, "short@example.org", NOW, 30)
+    long = _retry(db, "long@example.org", NOW, 600)
+
+    def at(seconds: float) -> dt.datetime:
+        return NOW + dt.timedelta(seconds=seconds)
+
+    assert retries_for_the_clock(db, at(30), settings) == []  # due, but its worker retries it
+    assert retries_for_the_clock(db, at(89), settings) == []
+    # Overdue by DELIVERY_SHORT_RETRY_S: the countdown was lost, so the clock takes it.
+    assert retries_for_the_clock(db, at(90), settings) == [(short, PERIOD)]
+    assert retries_for_the_clock(db, at(600), settings) == [(short, PERIOD), (long, PERIOD)]
+
+
+def test_a_worker_retries_itself_only_what_is_short_and_still_ahead(db: Session) -> None:
+    settings = Settings(delivery_short_retry_s=60)
+    short = _retry(db, "short@example.org", NOW, 30)
+    long = _retry(db, "long@example.org", NOW, 600)
+    other = _retry(db, "other@example.org", NOW, 20)
+    keys = [(short, PERIOD), (long, PERIOD)]
+
+    assert short_retries(db, keys, NOW, settings) == [(short, PERIOD, NOW + dt.timedelta(seconds=30))]
+    # Already due when the batch ends: this run did not retry it (a paused subscription), so no
+    # countdown again and again; the clock has it.
+    assert short_retries(db, keys, NOW + dt.timedelta(seconds=30), settings) == []
+    assert other not in {sid for sid, _, _ in short_retries(db, keys, NOW, settings)}
