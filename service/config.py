@@ -115,6 +115,7 @@ class Settings(BaseSettings):
 
     # Scheduler
     dispatch_interval_s: int = 300
+    retry_interval_s: int = 15  # with workers: how often the clock enqueues the retries that came due
     ingest_interval_s: int = 900
     lease_seconds: int = 60
     shutdown_grace_s: float = 120.0  # SIGTERM: how long sends in flight may take to finish

@@ -18,6 +18,7 @@ could not be published, or Celery's own retry limit), then takes it too.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterable
 
 from sqlalchemy import select, tuple_
@@ -57,9 +58,11 @@ def short_retries(
     ]
 
 
-def retries_for_the_clock(session: Session, now: dt.datetime, settings: Settings) -> list[tuple[int, str]]:
-    """(subscription, period) of the due retries the clock enqueues: every long one, and a short one
-    only once its countdown is overdue by DELIVERY_SHORT_RETRY_S. Oldest first, all of them."""
+def retries_for_the_clock(
+    session: Session, now: dt.datetime, settings: Settings
+) -> list[tuple[int, str, dt.datetime]]:
+    """(subscription, period, next_attempt_at) of the due retries the clock enqueues: every long one,
+    and a short one only once its countdown is overdue by DELIVERY_SHORT_RETRY_S. Oldest first, all."""
     rows = session.execute(
         select(Delivery.subscription_id, Delivery.period, Delivery.next_attempt_at, Delivery.updated_at)
         .where(Delivery.status == "retry", Delivery.next_attempt_at <= now)
@@ -67,8 +70,38 @@ def retries_for_the_clock(session: Session, now: dt.datetime, settings: Settings
     )
     overdue = dt.timedelta(seconds=settings.delivery_short_retry_s)
     return [
-        (row.subscription_id, row.period)
+        (row.subscription_id, row.period, row.next_attempt_at)
         for row in rows
         if not held_by_worker(row.next_attempt_at - row.updated_at, settings)
         or row.next_attempt_at <= now - overdue
     ]
+
+
+class EnqueuedRetries:
+    """The retry attempts the clock has put on the queue, so a later run does not put the same attempt
+    there again while it waits (a deliver task that finds it taken would only note a skip). An attempt
+    is its next_attempt_at: a failed retry gets a new one. Forgotten after `hold`, as a queued claim is."""
+
+    def __init__(self, hold: dt.timedelta) -> None:
+        self.hold = hold
+        self._queued: dict[tuple[int, str], tuple[dt.datetime, dt.datetime]] = {}
+        self._lock = threading.Lock()
+
+    def fresh(
+        self, due: list[tuple[int, str, dt.datetime]], now: dt.datetime
+    ) -> list[tuple[int, str, dt.datetime]]:
+        """The due attempts not on the queue yet; the others still due are remembered, the rest forgotten."""
+        with self._lock:
+            keep, fresh = {}, []
+            for sid, period, at in due:
+                queued = self._queued.get((sid, period))
+                if queued is not None and queued[0] == at and now - queued[1] < self.hold:
+                    keep[(sid, period)] = queued
+                else:
+                    fresh.append((sid, period, at))
+            self._queued = keep
+            return fresh
+
+    def add(self, enqueued: list[tuple[int, str, dt.datetime]], now: dt.datetime) -> None:
+        with self._lock:
+            self._queued.update({(sid, period): (at, now) for sid, period, at in enqueued})

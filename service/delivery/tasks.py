@@ -27,7 +27,7 @@ from typing import Any
 
 from celery import Celery
 from celery.exceptions import MaxRetriesExceededError
-from celery.signals import worker_init, worker_process_init
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown, worker_shutdown
 from kombu import Queue
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import selectinload
@@ -42,7 +42,7 @@ from service.delivery.lease import instance_name
 from service.delivery.metrics import PASS_SECONDS
 from service.delivery.pools import PoolMatcher
 from service.delivery.recovery import Heartbeat, recover
-from service.delivery.retries import retries_for_the_clock, short_retries
+from service.delivery.retries import EnqueuedRetries, retries_for_the_clock, short_retries
 from service.delivery.schedule import Schedule, ScheduleError, latest_slot, next_send_at
 from service.digest.compose import build_digest, item_from_json, item_json
 from service.matching.batch import ScreenedRanker
@@ -108,12 +108,24 @@ def _enqueue_pass(engine: Engine, settings: Settings, now: dt.datetime) -> Dispa
         if won:
             shard = [(sid, _iso(at)) for sid, at in due if sid in won]
             match_task.apply_async(args=(shard, _iso(until), _iso(now)), queue=queue_name(settings, "match"))
-    with session_factory(engine)() as session:
-        retries = retries_for_the_clock(session, now, settings)
-    for start in range(0, len(retries), DELIVER_BATCH):
-        entries = [(sid, period, None, None) for sid, period in retries[start : start + DELIVER_BATCH]]
-        deliver_task.apply_async(args=(entries, None, _iso(now)), queue=queue_name(settings, "email"))
+    enqueue_retries(engine, settings, now)
     return report
+
+
+_ENQUEUED_RETRIES = EnqueuedRetries(QUEUED_CLAIM)
+
+
+def enqueue_retries(engine: Engine, settings: Settings, now: dt.datetime) -> int:
+    """Enqueue the due retries that wait in the database (service.delivery.retries), each attempt once;
+    the clock's retry job runs this between passes, so a retry never waits for the next pass."""
+    with session_factory(engine)() as session:
+        due = _ENQUEUED_RETRIES.fresh(retries_for_the_clock(session, now, settings), now)
+    for start in range(0, len(due), DELIVER_BATCH):
+        batch = due[start : start + DELIVER_BATCH]
+        entries = [(sid, period, None, None) for sid, period, _ in batch]
+        deliver_task.apply_async(args=(entries, None, _iso(now)), queue=queue_name(settings, "email"))
+        _ENQUEUED_RETRIES.add(batch, now)
+    return len(due)
 
 
 @app.task(name="paperboy.match", bind=True)
@@ -279,6 +291,15 @@ def _start_heartbeat(**_: Any) -> None:
     _HEARTBEATS[os.getpid()] = beat.start(beat_now=True)
 
 
+@worker_shutdown.connect
+@worker_process_shutdown.connect
+def _stop_heartbeat(**_: Any) -> None:
+    """A worker stopping cleanly says so: its tasks are finished, and its beat thread must not outlive it."""
+    beat = _HEARTBEATS.pop(os.getpid(), None)
+    if beat is not None:
+        beat.stop()
+
+
 def worker_instance() -> str:
     """This worker process's name in claimed_by, one per process (prefork children get their own)."""
     pid = os.getpid()
@@ -287,4 +308,4 @@ def worker_instance() -> str:
     return _INSTANCE[pid]
 
 
-__all__ = ["app", "configure", "deliver_task", "enqueue_pass", "match_task"]
+__all__ = ["app", "configure", "deliver_task", "enqueue_pass", "enqueue_retries", "match_task"]

@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy.orm import Session
 
 from service.config import Settings
-from service.delivery.retries import retries_for_the_clock, short_retries
+from service.delivery.retries import EnqueuedRetries, retries_for_the_clock, short_retries
 from service.models import Delivery
 from tests.digest.helpers import NOW, add_subscription
 
@@ -42,8 +42,8 @@ def test_the_clock_leaves_a_short_retry_to_its_worker_until_it_is_overdue(db: Se
     assert retries_for_the_clock(db, at(30), settings) == []  # due, but its worker retries it
     assert retries_for_the_clock(db, at(89), settings) == []
     # Overdue by DELIVERY_SHORT_RETRY_S: the countdown was lost, so the clock takes it.
-    assert retries_for_the_clock(db, at(90), settings) == [(short, PERIOD)]
-    assert retries_for_the_clock(db, at(600), settings) == [(short, PERIOD), (long, PERIOD)]
+    assert retries_for_the_clock(db, at(90), settings) == [(short, PERIOD, at(30))]
+    assert retries_for_the_clock(db, at(600), settings) == [(short, PERIOD, at(30)), (long, PERIOD, at(600))]
 
 
 def test_a_worker_retries_itself_only_what_is_short_and_still_ahead(db: Session) -> None:
@@ -58,3 +58,18 @@ def test_a_worker_retries_itself_only_what_is_short_and_still_ahead(db: Session)
     # countdown again and again; the clock has it.
     assert short_retries(db, keys, NOW + dt.timedelta(seconds=30), settings) == []
     assert other not in {sid for sid, _, _ in short_retries(db, keys, NOW, settings)}
+
+
+def test_the_clock_enqueues_each_retry_attempt_once() -> None:
+    queued = EnqueuedRetries(hold=dt.timedelta(hours=1))
+    first, second = (1, PERIOD, NOW), (2, PERIOD, NOW)
+    assert queued.fresh([first, second], NOW) == [first, second]
+    queued.add([first], NOW)  # the second could not be published
+    later = NOW + dt.timedelta(seconds=15)
+    assert queued.fresh([first, second], later) == [second]  # the first waits on the queue
+    # It failed again: a new attempt, due later, is enqueued when it comes.
+    again = (1, PERIOD, NOW + dt.timedelta(minutes=4))
+    assert queued.fresh([again], NOW + dt.timedelta(minutes=4)) == [again]
+    queued.add([again], NOW + dt.timedelta(minutes=4))
+    # An attempt still due after an hour on the queue was lost there: enqueued again.
+    assert queued.fresh([again], NOW + dt.timedelta(minutes=64)) == [again]

@@ -74,7 +74,9 @@ def test_an_smtp_relay_down_for_a_minute_then_every_digest_goes_out_once_and_the
         # the fourth attempt comes after the minute down, within the five attempts allowed.
         "DELIVERY_RETRY_BASE_S": "20",
         "DELIVERY_SHORT_RETRY_S": "30",
-        "DISPATCH_INTERVAL_S": "2",
+        # One pass only: the clock's retry job enqueues the retries that come due, not the next pass.
+        "DISPATCH_INTERVAL_S": "3600",
+        "RETRY_INTERVAL_S": "2",
     }
     ids = subscribe_many(pg_engine, 6)
     down_until = time.monotonic() + 60
@@ -100,7 +102,7 @@ def test_an_smtp_relay_down_for_a_minute_then_every_digest_goes_out_once_and_the
     status = json.loads(output)
     assert status["deliveries_24h"] | {"empty": 0} == {"sent": 6, "pending": 0, "failed": 0, "empty": 0}
     assert status["needs_attention"] == []
-    assert set(status["last_pass"]["outcomes"]) == {"sent"}
+    assert not set(status["last_pass"]["outcomes"]) & {"retrying", "channel_error"}
 
 
 def _holder_pid(engine: Engine) -> int | None:
