@@ -9,9 +9,10 @@
 
 Every task is idempotent through the claim rules: a delivery row is unique per (subscription, period)
 and claimed before anything is sent, so a redelivered task (acks_late + reject_on_worker_lost: a killed
-worker's tasks go to another) finds the row and does nothing. Long retries stay in the database
-(next_attempt_at) and are enqueued by the clock when due: a delayed task held past RabbitMQ's
-consumer_timeout would be redelivered, and long ETAs pile up in worker memory.
+worker's tasks go to another) finds the row and does nothing. A short retry is the deliver task's own
+Celery retry; long ones stay in the database (next_attempt_at) and are enqueued by the clock when due:
+a delayed task held past RabbitMQ's consumer_timeout would be redelivered, and long ETAs pile up in
+worker memory (service.delivery.retries).
 
 Subscriptions are claimed for QUEUED_CLAIM rather than CLAIM: a day's backlog may wait in the queue
 longer than ten minutes, and the broker, not a process, owns a queued claim.

@@ -79,12 +79,12 @@ def test_an_smtp_relay_down_for_a_minute_then_every_digest_goes_out_once_and_the
         "RETRY_INTERVAL_S": "2",
     }
     ids = subscribe_many(pg_engine, 6)
-    down_until = time.monotonic() + 60
+    down_until, back = time.monotonic() + 60, 0.0
     clock = paperboy(env, "run", log=tmp_path / "clock.log")
     workers = worker(env, "w")
     try:
-        wait_until(lambda: {d.status for d in _deliveries(pg_engine)} == {"retry"}, 60)
-        assert len(_deliveries(pg_engine)) == len(ids)
+        # Every first attempt failed against the closed port.
+        wait_until(lambda: [d.status for d in _deliveries(pg_engine)] == ["retry"] * len(ids), 60)
         time.sleep(max(down_until - time.monotonic(), 0))
         sink.start()
         back = time.monotonic()
@@ -94,7 +94,8 @@ def test_an_smtp_relay_down_for_a_minute_then_every_digest_goes_out_once_and_the
         assert clock.wait(timeout=60) == 0, (tmp_path / "clock.log").read_text()
     finally:
         kill(clock, workers)
-        sink.stop()
+        if back:
+            sink.stop()
     _once_each(sink, len(ids))
     assert recovered_in < 180
     code, output = run_cli("status", "--json")
