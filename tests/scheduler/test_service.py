@@ -214,17 +214,20 @@ def test_with_workers_the_clock_also_runs_the_retry_job(committed_engine: Engine
 
 
 def test_without_workers_a_stored_retry_job_is_removed(committed_engine: Engine, tmp_path: Path) -> None:
-    from service.delivery.scheduler import RETRY_JOB_ID
+    from service.delivery.scheduler import RETRY_JOB_ID, build_scheduler
 
     clock = ManualClock(dt.datetime.now(dt.UTC))
-    broker = "amqp://guest:guest@127.0.0.1:5672//"
-    for settings, expected in (
-        (Settings(var_dir=tmp_path / "var", broker_url=broker, queue_prefix="test-none-"), True),
-        (Settings(var_dir=tmp_path / "var"), False),  # restarted without BROKER_URL
-    ):
-        service = SchedulerService(committed_engine, settings, clock, instance="instance-a")
-        try:
-            assert service.step() and service.scheduler is not None
-            assert (service.scheduler.get_job(RETRY_JOB_ID) is not None) is expected
-        finally:
-            service.shutdown()
+    with_workers = Settings(var_dir=tmp_path / "var", broker_url="amqp://guest:guest@127.0.0.1:5672//")
+    stored = build_scheduler(Runtime(committed_engine, with_workers, clock, "a", threading.Event()))
+    stored.start(paused=True)  # the jobs are written to the job store, none runs
+    assert stored.get_job(RETRY_JOB_ID) is not None
+    stored.shutdown()
+    # Restarted without BROKER_URL: the passes retry, and the stored retry job is gone.
+    service = SchedulerService(
+        committed_engine, Settings(var_dir=tmp_path / "var", semantic=False), clock, instance="b"
+    )
+    try:
+        assert service.step() and service.scheduler is not None
+        assert service.scheduler.get_job(RETRY_JOB_ID) is None
+    finally:
+        service.shutdown()
