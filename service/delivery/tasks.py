@@ -62,6 +62,10 @@ def configure(settings: Settings) -> Celery:
     """Point the app at the broker; queue names carry QUEUE_PREFIX (tests and shared brokers)."""
     prefix = settings.queue_prefix
     queues = [Queue(prefix + name) for name in ("match", *CHANNEL_QUEUES)]
+    if app.conf.broker_url != settings.broker_url:
+        # Celery keeps its connection and producer pools once made: a new broker needs new ones.
+        app._pool = None
+        app.amqp._producer_pool = None
     app.conf.update(
         broker_url=settings.broker_url,
         task_acks_late=True,  # a task is acknowledged after it ran ...
@@ -108,7 +112,15 @@ def _enqueue_pass(engine: Engine, settings: Settings, now: dt.datetime) -> Dispa
         report.lost_claims += len(due) - len(won)
         if won:
             shard = [(sid, _iso(at)) for sid, at in due if sid in won]
-            match_task.apply_async(args=(shard, _iso(until), _iso(now)), queue=queue_name(settings, "match"))
+            try:
+                match_task.apply_async(
+                    args=(shard, _iso(until), _iso(now)), queue=queue_name(settings, "match")
+                )
+            except Exception:
+                # Not on the queue (the broker is unreachable past kombu's publish retries): the claims
+                # go back as they were, due for the next pass rather than after a queued claim's hour.
+                set_claimed(engine, until, {sid: at for sid, at in due if sid in won})
+                raise
     enqueue_retries(engine, settings, now)
     return report
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+from kombu.exceptions import OperationalError
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from service.config import Settings
 from service.delivery.retries import EnqueuedRetries, retries_for_the_clock, short_retries
-from service.models import Delivery
+from service.models import Delivery, Subscription
 from tests.digest.helpers import NOW, add_subscription
+from tests.smtp_server import free_port
 
 PERIOD = "2026-11-23"
 
@@ -73,3 +77,21 @@ def test_the_clock_enqueues_each_retry_attempt_once() -> None:
     queued.add([again], NOW + dt.timedelta(minutes=4))
     # An attempt still due after an hour on the queue was lost there: enqueued again.
     assert queued.fresh([again], NOW + dt.timedelta(minutes=64)) == [again]
+
+
+def test_a_pass_that_cannot_reach_the_broker_gives_its_claims_back(
+    committed_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Claimed but never enqueued, they would wait out the hour of a queued claim; due again at once."""
+    from service.delivery.tasks import configure, enqueue_pass
+
+    with Session(committed_engine) as s, s.begin():
+        ids = [add_subscription(s, f"r{n}@example.org") for n in range(3)]
+        s.execute(update(Subscription).values(next_digest_at=NOW))
+    settings = Settings(broker_url=f"amqp://guest:guest@127.0.0.1:{free_port()}//", semantic=False)
+    configure(settings)
+    with pytest.raises(OperationalError):  # kombu's, after its publish retries
+        enqueue_pass(committed_engine, settings, NOW + dt.timedelta(minutes=1))
+    with Session(committed_engine) as s:
+        nexts = s.scalars(select(Subscription.next_digest_at).where(Subscription.id.in_(ids))).all()
+    assert nexts == [NOW] * len(ids)
