@@ -37,7 +37,14 @@ from service import why
 from service.config import Settings, get_settings
 from service.db import get_engine, session_factory
 from service.delivery.attempt import ChannelPool, deliver, not_deliverable
-from service.delivery.claims import claim_many, due_subscriptions, schedule_new, set_claimed
+from service.delivery.claims import (
+    QUEUED_CLAIM,
+    claim_many,
+    due_subscriptions,
+    hand_over,
+    schedule_new,
+    set_claimed,
+)
 from service.delivery.dispatch import DispatchReport, log_delivery
 from service.delivery.lease import instance_name
 from service.delivery.metrics import PASS_SECONDS
@@ -51,7 +58,6 @@ from service.models import Profile, Subscription
 
 log = logging.getLogger("paperboy.tasks")
 
-QUEUED_CLAIM = dt.timedelta(hours=1)
 DELIVER_BATCH = 50  # digests per deliver task: one SMTP connection each, short enough to redeliver
 CHANNEL_QUEUES = ("email", "slack")
 
@@ -102,25 +108,33 @@ def enqueue_pass(engine: Engine, settings: Settings, now: dt.datetime) -> Dispat
 def _enqueue_pass(engine: Engine, settings: Settings, now: dt.datetime) -> DispatchReport:
     recover(engine, settings, now)
     report = DispatchReport(scheduled=schedule_new(engine, now))
-    seen: set[int] = set()
-    while True:
-        due = [(sid, at) for sid, at in due_subscriptions(engine, now) if sid not in seen]
-        if not due:
-            break
-        seen.update(sid for sid, _ in due)
-        until, won = claim_many(engine, [sid for sid, _ in due], now, hold=QUEUED_CLAIM)
-        report.lost_claims += len(due) - len(won)
-        if won:
-            shard = [(sid, _iso(at)) for sid, at in due if sid in won]
-            try:
-                match_task.apply_async(
-                    args=(shard, _iso(until), _iso(now)), queue=queue_name(settings, "match")
-                )
-            except Exception:
-                # Not on the queue (the broker is unreachable past kombu's publish retries): the claims
-                # go back as they were, due for the next pass rather than after a queued claim's hour.
-                set_claimed(engine, until, {sid: at for sid, at in due if sid in won})
-                raise
+    # Each batch is claimed in the clock's name until its task is published: a clock killed in
+    # between leaves claims that the next pass frees once this heartbeat is gone, not after an hour.
+    clock = instance_name()  # its own name: an in-process worker's heartbeat is not this pass's
+    beat = Heartbeat(engine, clock, interval_s=settings.heartbeat_s).start(beat_now=True)
+    try:
+        seen: set[int] = set()
+        while True:
+            due = [(sid, at) for sid, at in due_subscriptions(engine, now) if sid not in seen]
+            if not due:
+                break
+            seen.update(sid for sid, _ in due)
+            until, won = claim_many(engine, [sid for sid, _ in due], now, hold=QUEUED_CLAIM, owner=clock)
+            report.lost_claims += len(due) - len(won)
+            if won:
+                shard = [(sid, _iso(at)) for sid, at in due if sid in won]
+                try:
+                    match_task.apply_async(
+                        args=(shard, _iso(until), _iso(now)), queue=queue_name(settings, "match")
+                    )
+                except Exception:
+                    # Not on the queue (the broker unreachable past kombu's publish retries): the claims
+                    # go back as they were, due for the next pass rather than after a queued claim's hour.
+                    set_claimed(engine, until, {sid: at for sid, at in due if sid in won})
+                    raise
+                hand_over(engine, list(won), until, clock)
+    finally:
+        beat.stop()
     enqueue_retries(engine, settings, now)
     return report
 

@@ -95,3 +95,37 @@ def test_a_pass_that_cannot_reach_the_broker_gives_its_claims_back(
     with Session(committed_engine) as s:
         nexts = s.scalars(select(Subscription.next_digest_at).where(Subscription.id.in_(ids))).all()
     assert nexts == [NOW] * len(ids)
+
+
+class _Killed(BaseException):
+    """kill -9 of the clock: nothing after it runs (not an error the pass could handle)."""
+
+
+def test_a_clock_killed_between_claiming_and_publishing_leaves_the_batch_to_the_next_pass(
+    committed_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.delivery import tasks
+
+    with Session(committed_engine) as s, s.begin():
+        ids = [add_subscription(s, f"k{n}@example.org") for n in range(3)]
+        s.execute(update(Subscription).values(next_digest_at=NOW))
+    settings = Settings(heartbeat_s=1, semantic=False)  # dead after 3 s without a beat
+    published: list[list[int]] = []
+
+    def killed(*_args: object, **_kwargs: object) -> None:
+        raise _Killed
+
+    def publish(*, args: tuple[list[tuple[int, str]], str, str], queue: str) -> None:
+        published.append([sid for sid, _ in args[0]])
+
+    monkeypatch.setattr(tasks.match_task, "apply_async", killed)
+    with pytest.raises(_Killed):
+        tasks.enqueue_pass(committed_engine, settings, NOW)
+    monkeypatch.setattr(tasks.match_task, "apply_async", publish)
+    tasks.enqueue_pass(committed_engine, settings, NOW + dt.timedelta(seconds=2))
+    assert published == []  # its heartbeat may still be valid: a claim that young is left alone
+    tasks.enqueue_pass(committed_engine, settings, NOW + dt.timedelta(seconds=5))
+    assert [sorted(batch) for batch in published] == [sorted(ids)]
+    with Session(committed_engine) as s:  # handed over to the broker: no one's death frees them now
+        owners = s.scalars(select(Subscription.claimed_by).where(Subscription.id.in_(ids))).all()
+    assert owners == [None] * len(ids)
