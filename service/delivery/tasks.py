@@ -320,7 +320,7 @@ def _start_heartbeat(**_: Any) -> None:
 
 @worker_shutdown.connect
 @worker_process_shutdown.connect
-def _stop_heartbeat(**_: Any) -> None:
+def stop_heartbeat(**_: Any) -> None:
     """A worker stopping cleanly says so: its tasks are finished, and its beat thread must not outlive it."""
     beat = _HEARTBEATS.pop(os.getpid(), None)
     if beat is not None:

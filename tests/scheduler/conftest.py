@@ -34,7 +34,7 @@ def worker_env(
     pg_engine: Engine, smtp: SmtpServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[dict[str, str]]:
     """The settings every process of the test reads from its environment; the queues removed after."""
-    from service.delivery.tasks import CHANNEL_QUEUES, configure
+    from service.delivery.tasks import CHANNEL_QUEUES, configure, stop_heartbeat
 
     env = {
         "DATABASE_URL": pg_engine.url.render_as_string(hide_password=False),
@@ -49,6 +49,7 @@ def worker_env(
         monkeypatch.setenv(key, value)
     get_settings.cache_clear()
     yield env
+    stop_heartbeat()  # an in-process test worker's (celery's test worker sends no worker_shutdown)
     app = configure(get_settings())
     with app.connection_for_write(env["BROKER_URL"]) as conn:  # not a test's proxy, closed by now
         channel = conn.default_channel
