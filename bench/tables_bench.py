@@ -40,11 +40,14 @@ from digest_bench import cpu_seconds, start_sink  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 from scale_bench import NOW, fresh_database, load_papers, load_subscriptions  # noqa: E402
 from sqlalchemy import Engine, delete, func, insert, select, text, update  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
 
 from service.clock import ManualClock  # noqa: E402
 from service.config import Settings  # noqa: E402
 from service.db import make_engine  # noqa: E402
 from service.delivery.dispatch import run_dispatch  # noqa: E402
+from service.delivery.retention import MARGIN, prune  # noqa: E402
+from service.digest.compose import MAX_WINDOW  # noqa: E402
 from service.models import Delivery, DeliveryPaper, Paper, Subscription  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "tables.json"
@@ -293,6 +296,22 @@ def _nodes(plan: dict[str, Any]) -> list[str]:
     return [label] + [n for child in plan.get("Plans", []) for n in _nodes(child)]
 
 
+def prune_oldest_day(engine: Engine, days: int) -> dict[str, Any]:
+    """`paperboy prune` on the day the history's oldest papers fall past the horizon: one day's rows."""
+    oldest_seen = _day(days - 1) - dt.timedelta(hours=1)
+    now = oldest_seen + MAX_WINDOW + MARGIN + dt.timedelta(minutes=30)
+    started, cpu0 = time.perf_counter(), time.process_time()
+    with Session(engine) as session:
+        result = prune(session, now=now)
+    wall = time.perf_counter() - started
+    return {
+        "moved": result.moved,
+        "wall_s": round(wall, 1),
+        "cpu_s": round(time.process_time() - cpu0, 1),
+        "rows_per_s": round(result.moved / wall) if wall else None,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=100_000_000, help="delivery_papers rows of history")
@@ -339,6 +358,8 @@ def main() -> None:
         full = timed_passes(engine, settings, args.due, args.runs)
         print(f"with history: {full}", flush=True)
         full_plans = explain(engine, args.due)
+        pruned = prune_oldest_day(engine, days)
+        print(f"prune of the oldest day: {pruned}", flush=True)
     finally:
         sink.kill()
         engine.dispose()
@@ -367,6 +388,7 @@ def main() -> None:
         "pass_with_history": full,
         "wall_ratio": round(full["wall_s_median"] / empty["wall_s_median"], 3),
         "cpu_ratio": round(full["cpu_s_median"] / empty["cpu_s_median"], 3),
+        "prune_oldest_day": pruned,
         "history_reads_empty": empty_plans,
         "history_reads_with_history": full_plans,
         "load_average_after": os.getloadavg()[0],
