@@ -19,6 +19,31 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# papers.first_seen_at never moves in paperboy's own code, but a paper whose first_seen_at is moved
+# (by hand, or a future ingest rule) into a later window must still count as held: its
+# delivery_papers rows follow it, and archived rows of it come back to delivery_papers.
+_FOLLOW = (
+    "UPDATE delivery_papers SET paper_seen_at = NEW.first_seen_at WHERE paper_id = NEW.id;"
+    " INSERT INTO delivery_papers (delivery_id, subscription_id, paper_id, rank, score, reason, paper_seen_at)"
+    " SELECT delivery_id, subscription_id, paper_id, rank, score, reason, NEW.first_seen_at"
+    " FROM archived_papers WHERE paper_id = NEW.id;"
+    " DELETE FROM archived_papers WHERE paper_id = NEW.id;"
+)
+_SQLITE_TRIGGER = (
+    "CREATE TRIGGER papers_first_seen_at_moved AFTER UPDATE OF first_seen_at ON papers FOR EACH ROW"
+    f" WHEN OLD.first_seen_at IS NOT NEW.first_seen_at BEGIN {_FOLLOW} END"
+)
+_PG_FUNCTION = (
+    "CREATE FUNCTION delivery_papers_follow_first_seen_at() RETURNS trigger LANGUAGE plpgsql AS"
+    f" $$ BEGIN {_FOLLOW} RETURN NULL; END $$"
+)
+_PG_TRIGGER = (
+    "CREATE TRIGGER papers_first_seen_at_moved AFTER UPDATE OF first_seen_at ON papers FOR EACH ROW"
+    " WHEN (OLD.first_seen_at IS DISTINCT FROM NEW.first_seen_at)"
+    " EXECUTE FUNCTION delivery_papers_follow_first_seen_at()"
+)
+
+
 def upgrade() -> None:
     op.add_column("delivery_papers", sa.Column("paper_seen_at", sa.DateTime(timezone=True), nullable=True))
     # Backfill: every existing row gets its paper's first_seen_at (the foreign key guarantees one).
@@ -65,9 +90,20 @@ def upgrade() -> None:
     )
     op.create_index("ix_archived_papers_delivery_id", "archived_papers", ["delivery_id"])
     op.create_index("ix_archived_papers_subscription_id", "archived_papers", ["subscription_id"])
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(_PG_FUNCTION)
+        op.execute(_PG_TRIGGER)
+    else:
+        op.execute(_SQLITE_TRIGGER)
 
 
 def downgrade() -> None:
+    op.execute(
+        "DROP TRIGGER IF EXISTS papers_first_seen_at_moved"
+        + (" ON papers" if op.get_bind().dialect.name == "postgresql" else "")
+    )
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION IF EXISTS delivery_papers_follow_first_seen_at()")
     # Archived rows go back to delivery_papers first: downgrading loses nothing a reader saw.
     op.execute(
         "INSERT INTO delivery_papers"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from service.archive import digest_items, past_digests, search_sent
@@ -158,3 +158,24 @@ def test_window_starts_read_only_the_window_yet_keep_their_meaning(db: Session) 
     sub = db.get(Subscription, paused)
     assert sub is not None
     assert window_start(db, sub, now=NOW, settings=SETTINGS) == NOW - MAX_WINDOW
+
+
+def test_a_paper_moved_into_a_later_window_stays_held_even_once_archived(db: Session) -> None:
+    """paper_seen_at follows papers.first_seen_at (a trigger of scaletables_1), archived rows included:
+    a sent paper moved into a later window is never offered again."""
+    sub_id = add_subscription(db, "ada@example.org", "sparse attention")
+    sub = db.get(Subscription, sub_id)
+    assert sub is not None
+    _history_of(db, sub_id)
+    prune(db, now=NOW)
+    archived = db.scalars(select(ArchivedPaper.paper_id).order_by(ArchivedPaper.id)).all()
+    hot = db.scalars(select(DeliveryPaper.paper_id).order_by(DeliveryPaper.id)).all()
+    moved_at = NOW + DAY / 2
+    db.execute(update(Paper).where(Paper.id.in_([archived[0], hot[0]])).values(first_seen_at=moved_at))
+    db.expire_all()
+    rows = dict(db.execute(select(DeliveryPaper.paper_id, DeliveryPaper.paper_seen_at)).all())
+    assert rows[archived[0]] == rows[hot[0]] == moved_at
+    assert archived[0] not in db.scalars(select(ArchivedPaper.paper_id)).all()
+    offered = {p.id for p in candidate_papers(db, sub, now=NOW + DAY, settings=SETTINGS)}
+    assert not offered & {archived[0], hot[0]}
+    assert held_papers(db, [sub_id], after=NOW)[sub_id] == {archived[0], hot[0]}
