@@ -63,7 +63,7 @@ def window_starts(
     The window never starts before now - MAX_WINDOW, so only deliveries created since then are read
     (ix_deliveries_subscription_id_created_at): a subscription's years of history cost nothing. A
     subscription with none of those is either new (the lookback) or was paused longer than
-    MAX_WINDOW (the floor); one EXISTS per such subscription tells which.
+    MAX_WINDOW (the floor); one more query over those few subscriptions tells which.
     """
     floor = now - MAX_WINDOW
     covered = Delivery.status.in_(_WINDOW_STATUSES)
