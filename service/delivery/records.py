@@ -9,9 +9,12 @@ written over a row still 'claimed'. service.delivery decides what to do; this mo
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import case, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -59,14 +62,19 @@ def describe(delivery: Delivery) -> str:
     return "nothing to send for this period"
 
 
-def _insert_unless_taken(session: Session, values: dict[str, object]) -> int | None:
-    """INSERT the delivery row; None when (subscription, period) already has one."""
+def _insert(session: Session) -> Callable[..., Any]:
+    """The dialect's INSERT, which knows ON CONFLICT."""
     dialect = session.get_bind().dialect.name
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
     if insert is None:
         raise RuntimeError(f"deliveries need PostgreSQL or SQLite, not {dialect}")
+    return insert
+
+
+def _insert_unless_taken(session: Session, values: dict[str, object]) -> int | None:
+    """INSERT the delivery row; None when (subscription, period) already has one."""
     stmt = (
-        insert(Delivery)
+        _insert(session)(Delivery)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["subscription_id", "period"])
         .returning(Delivery.id)
@@ -115,6 +123,108 @@ def claim_new(
     return Claimed(delivery_id, attempts, digest, status)
 
 
+@dataclass(frozen=True)
+class NewClaim:
+    """A period never attempted, with the digest composed for it."""
+
+    subscription_id: int
+    period: str
+    digest: Digest
+    empty: bool  # nothing to send: recorded as 'empty', done at once
+
+    @property
+    def key(self) -> tuple[int, str]:
+        return self.subscription_id, self.period
+
+
+PAPER_ROWS = 1000  # delivery_papers rows per INSERT (well under either database's parameter limit)
+
+
+def claim_new_many(
+    session: Session, claims: Sequence[NewClaim], *, now: dt.datetime, instance: str
+) -> tuple[dict[tuple[int, str], Claimed], set[tuple[int, str]]]:
+    """claim_new for many periods in one multi-row INSERT, their papers in another.
+
+    Returns (what was claimed, by (subscription, period); the periods not claimed because another
+    delivery of the subscription recorded one of their papers first). A period that already has a
+    row is in neither. A taken paper undoes only its own delivery: the others stay claimed.
+    """
+    if not claims:
+        return {}, set()
+    insert = _insert(session)
+    rows = session.execute(
+        insert(Delivery)
+        .values(
+            [
+                {
+                    "subscription_id": c.subscription_id,
+                    "period": c.period,
+                    "status": "empty" if c.empty else "claimed",
+                    "attempts": 0 if c.empty else 1,
+                    "claimed_by": instance,
+                    "claimed_at": now,
+                    "created_at": now,  # the digest window of the next period starts here
+                    "updated_at": now,
+                }
+                for c in claims
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=["subscription_id", "period"])
+        .returning(Delivery.id, Delivery.subscription_id, Delivery.period)
+    ).all()
+    ids = {(row.subscription_id, row.period): row.id for row in rows}
+    mine = [c for c in claims if c.key in ids]
+    papers = [
+        {
+            "delivery_id": ids[c.key],
+            "subscription_id": c.subscription_id,
+            "paper_id": item.paper_id,
+            "rank": rank,
+            "score": item.score,
+            "reason": item_record(item),
+        }
+        for c in mine
+        for rank, item in enumerate(c.digest.items, start=1)
+    ]
+    held: Counter[int] = Counter()
+    for start in range(0, len(papers), PAPER_ROWS):
+        # DO NOTHING rather than an error: a paper another digest holds must not undo the whole batch.
+        held.update(
+            session.execute(
+                insert(DeliveryPaper)
+                .values(papers[start : start + PAPER_ROWS])
+                .on_conflict_do_nothing()
+                .returning(DeliveryPaper.delivery_id)
+            ).scalars()
+        )
+    taken = {c.key for c in mine if held[ids[c.key]] != len(c.digest.items)}
+    if taken:
+        undone = [ids[key] for key in taken]
+        session.execute(delete(DeliveryPaper).where(DeliveryPaper.delivery_id.in_(undone)))
+        session.execute(delete(Delivery).where(Delivery.id.in_(undone)))
+    claimed = {
+        c.key: Claimed(ids[c.key], 0 if c.empty else 1, c.digest, "empty" if c.empty else "claimed")
+        for c in mine
+        if c.key not in taken
+    }
+    return claimed, taken
+
+
+def release_unsent(session: Session, new: Sequence[int], retried: Sequence[int]) -> None:
+    """Give back claims never handed to a channel (a batch stopped by an error): new periods are
+    claimed afresh by a later pass, retries are due again as they were."""
+    if new:
+        session.execute(delete(DeliveryPaper).where(DeliveryPaper.delivery_id.in_(new)))
+        session.execute(delete(Delivery).where(Delivery.id.in_(new), Delivery.status == "claimed"))
+    if retried:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(retried), Delivery.status == "claimed")
+            .values(status="retry", attempts=Delivery.attempts - 1)
+            .execution_options(synchronize_session=False)
+        )
+
+
 def claim_retry(
     session: Session, sub: Subscription, period: str, *, now: dt.datetime, settings: Settings, instance: str
 ) -> Claimed | None:
@@ -147,17 +257,52 @@ def mark_sent(
     factory: sessionmaker[Session], sub: Subscription, delivery_id: int, message_id: str, *, now: dt.datetime
 ) -> None:
     """Record a successful send (a hard-bounce streak ends with it)."""
+    subscriber = sub.subscriber_id if sub.channel == "email" else None
     with factory() as session, session.begin():
-        session.execute(
-            update(Delivery)
-            .where(Delivery.id == delivery_id, Delivery.status == "claimed")
-            .values(status="sent", message_id=message_id[:300], sent_at=now, last_error=None, updated_at=now)
+        mark_sent_many(session, [Sent(delivery_id, sub.id, subscriber, message_id)], now=now)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A delivery that went out, to be marked."""
+
+    delivery_id: int
+    subscription_id: int
+    subscriber_id: int | None  # an email subscription's address: its hard-bounce streak ends
+    message_id: str
+
+
+def mark_sent_many(session: Session, sent: Sequence[Sent], *, now: dt.datetime) -> None:
+    """Mark deliveries sent with three UPDATEs, however many there are (rows still 'claimed' only)."""
+    if not sent:
+        return
+    no_sync = {"synchronize_session": False}
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_([s.delivery_id for s in sent]), Delivery.status == "claimed")
+        .values(
+            status="sent",
+            message_id=case({s.delivery_id: s.message_id[:300] for s in sent}, value=Delivery.id),
+            sent_at=now,
+            last_error=None,
+            updated_at=now,
         )
-        session.execute(update(Subscription).where(Subscription.id == sub.id).values(last_sent_at=now))
-        if sub.channel == "email" and sub.subscriber_id is not None:
-            session.execute(
-                update(Subscriber).where(Subscriber.id == sub.subscriber_id).values(hard_bounces=0)
-            )
+        .execution_options(**no_sync)
+    )
+    session.execute(
+        update(Subscription)
+        .where(Subscription.id.in_({s.subscription_id for s in sent}))
+        .values(last_sent_at=now)
+        .execution_options(**no_sync)
+    )
+    subscribers = {s.subscriber_id for s in sent if s.subscriber_id is not None}
+    if subscribers:  # only streaks to end: most addresses have none, and an UPDATE is a new row version
+        session.execute(
+            update(Subscriber)
+            .where(Subscriber.id.in_(subscribers), Subscriber.hard_bounces != 0)
+            .values(hard_bounces=0)
+            .execution_options(**no_sync)
+        )
 
 
 def mark_unsent(
