@@ -8,18 +8,21 @@ The rules of service.delivery.attempt hold; only the writes are grouped, chunk b
    one multi-row INSERT of their papers, a conditional UPDATE per due retry. A digest one of whose
    papers another delivery of the subscription recorded first is undone alone in that transaction,
    then delivered by deliver(), which composes from the papers left.
-3. Each claimed digest is sent on the batch's channels (one SMTP connection).
-4. The chunk's sends are marked with three UPDATEs (records.mark_sent_many); failures are marked one
-   by one as before (record_failure: retry semantics, bounces and the same Message-ID unchanged).
+3. Each claimed digest is sent on the batch's channels (one SMTP connection), and marked 'sent' at
+   once by one UPDATE in its own transaction; failures are marked as before (record_failure: retry
+   semantics, bounces and the same Message-ID unchanged).
+4. The chunk's last_sent_at and hard-bounce streaks are written together (records.note_sent).
 
-A process killed mid-chunk leaves at most that chunk 'claimed': service.delivery.recovery shows the
-rows and applies STUCK_DELIVERY_POLICY, exactly as for a crash between send and mark in deliver().
-An error that leaves the process alive does better: what was sent is marked, and what was claimed but
-never handed to a channel is given back (records.release_unsent).
+A process killed mid-chunk leaves at most one digest sent and unmarked, as deliver() did, plus the
+rest of its chunk claimed and never sent: service.delivery.recovery shows them all once the process is
+known dead, and STUCK_DELIVERY_POLICY decides (`resend`: the unsent ones go out once, the one in flight
+again under the same Message-ID; `hold`: an operator decides). An error that leaves the process alive
+does better: what never reached a channel is given back (records.release_unsent).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import random
@@ -47,7 +50,8 @@ from service.delivery.records import (
     claim_new_many,
     claim_retry,
     describe,
-    mark_sent_many,
+    mark_sent_now,
+    note_sent,
     release_unsent,
     retry_is_due,
 )
@@ -57,7 +61,7 @@ from service.models import Delivery, Profile, Subscription
 
 log = logging.getLogger("paperboy.delivery")
 
-CHUNK = 50  # digests claimed, sent and marked together: at most this many left 'claimed' by a kill -9
+CHUNK = 25  # digests claimed together: at most this many left 'claimed' by a kill -9
 
 
 @dataclass(frozen=True)
@@ -142,33 +146,38 @@ def _deliver_chunk(
     handed: set[int] = set()
     stopped = False
     try:
-        for plan, sub, claimed in claims.to_send:
-            if should_stop():
-                stopped = True
-                break
-            handed.add(claimed.delivery_id)
-            sender = channel.get(sub) if isinstance(channel, ChannelPool) else channel
-            try:
-                message_id = sender.send(sub, claimed.digest)
-            except Exception as exc:
-                # As in deliver(): anything but a DeliveryError is most likely a bug before the
-                # network (rendering), retried like a transient error within the attempt limit.
-                error = (
-                    exc
-                    if isinstance(exc, DeliveryError)
-                    else DeliveryError(f"unexpected {exc!r}", permanent=False)
-                )
-                outcome = record_failure(
-                    factory, sub, plan.period, claimed, error, now=now, settings=settings, rng=rng
-                )
-                failed.append((plan, outcome))
-                continue
-            sent.append((plan, claimed, message_id))
+        with _marker(engine, now) as mark:
+            for plan, sub, claimed in claims.to_send:
+                if should_stop():
+                    stopped = True
+                    break
+                handed.add(claimed.delivery_id)
+                sender = channel.get(sub) if isinstance(channel, ChannelPool) else channel
+                try:
+                    message_id = sender.send(sub, claimed.digest)
+                except Exception as exc:
+                    # As in deliver(): anything but a DeliveryError is most likely a bug before the
+                    # network (rendering), retried like a transient error within the attempt limit.
+                    error = (
+                        exc
+                        if isinstance(exc, DeliveryError)
+                        else DeliveryError(f"unexpected {exc!r}", permanent=False)
+                    )
+                    outcome = record_failure(
+                        factory, sub, plan.period, claimed, error, now=now, settings=settings, rng=rng
+                    )
+                    failed.append((plan, outcome))
+                    continue
+                # Marked before the next send (one statement, its own transaction): a kill leaves at
+                # most this digest sent and unmarked, and STUCK_DELIVERY_POLICY=resend sends only it again.
+                mark(claimed.delivery_id, message_id)
+                sent.append((plan, claimed, message_id))
     finally:
-        # Whatever stopped the loop: what went out is marked, what never left is given back.
+        # Whatever stopped the loop: the sends' other effects are written, and the claims never
+        # handed to a channel are given back.
         subscriber_of = {sub.id: sub.subscriber_id for _, sub, _ in claims.to_send if sub.channel == "email"}
         with factory() as session, session.begin():
-            mark_sent_many(
+            note_sent(
                 session,
                 [
                     Sent(c.delivery_id, plan.subscription_id, subscriber_of.get(plan.subscription_id), mid)
@@ -209,6 +218,23 @@ def _deliver_chunk(
             rng=rng,
         )
         yield index[id(plan)], (plan, outcome)
+
+
+@contextlib.contextmanager
+def _marker(engine: Engine, now: dt.datetime) -> Iterator[Callable[[int, str], None]]:
+    """mark(delivery id, message id): each mark committed at once. PostgreSQL: one statement on an
+    autocommit connection kept for the chunk (no BEGIN/COMMIT round trips); SQLite: a transaction
+    each (SQLAlchemy emits its own BEGIN there, see service.db)."""
+    if engine.dialect.name != "postgresql":
+
+        def mark_alone(delivery_id: int, message_id: str) -> None:
+            with engine.begin() as conn:
+                mark_sent_now(conn, delivery_id, message_id, now=now)
+
+        yield mark_alone
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        yield lambda delivery_id, message_id: mark_sent_now(conn, delivery_id, message_id, now=now)
 
 
 def _claim(

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, delete, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -259,12 +259,27 @@ def mark_sent(
     """Record a successful send (a hard-bounce streak ends with it)."""
     subscriber = sub.subscriber_id if sub.channel == "email" else None
     with factory() as session, session.begin():
-        mark_sent_many(session, [Sent(delivery_id, sub.id, subscriber, message_id)], now=now)
+        mark_sent_now(session.connection(), delivery_id, message_id, now=now)
+        note_sent(session, [Sent(delivery_id, sub.id, subscriber, message_id)], now=now)
+
+
+_MARK_SENT = (
+    update(Delivery)
+    .where(Delivery.id == bindparam("b_delivery"), Delivery.status == "claimed")
+    .values(status="sent", message_id=bindparam("b_message_id"), sent_at=bindparam("b_at"), last_error=None)
+    .values(updated_at=bindparam("b_at"))
+)
+
+
+def mark_sent_now(conn: Connection, delivery_id: int, message_id: str, *, now: dt.datetime) -> None:
+    """The delivery is 'sent' (only a row still 'claimed'): written as soon as the channel took it, so a
+    crash can leave at most the digest in flight unmarked."""
+    conn.execute(_MARK_SENT, {"b_delivery": delivery_id, "b_message_id": message_id[:300], "b_at": now})
 
 
 @dataclass(frozen=True)
 class Sent:
-    """A delivery that went out, to be marked."""
+    """A delivery that went out."""
 
     delivery_id: int
     subscription_id: int
@@ -272,28 +287,16 @@ class Sent:
     message_id: str
 
 
-def mark_sent_many(session: Session, sent: Sequence[Sent], *, now: dt.datetime) -> None:
-    """Mark deliveries sent with three UPDATEs, however many there are (rows still 'claimed' only)."""
+def note_sent(session: Session, sent: Sequence[Sent], *, now: dt.datetime) -> None:
+    """What sends change besides their delivery rows, in two UPDATEs however many there are: the
+    subscriptions' last_sent_at, and the end of their addresses' hard-bounce streaks."""
     if not sent:
         return
-    no_sync = {"synchronize_session": False}
-    session.execute(
-        update(Delivery)
-        .where(Delivery.id.in_([s.delivery_id for s in sent]), Delivery.status == "claimed")
-        .values(
-            status="sent",
-            message_id=case({s.delivery_id: s.message_id[:300] for s in sent}, value=Delivery.id),
-            sent_at=now,
-            last_error=None,
-            updated_at=now,
-        )
-        .execution_options(**no_sync)
-    )
     session.execute(
         update(Subscription)
         .where(Subscription.id.in_({s.subscription_id for s in sent}))
         .values(last_sent_at=now)
-        .execution_options(**no_sync)
+        .execution_options(synchronize_session=False)
     )
     subscribers = {s.subscriber_id for s in sent if s.subscriber_id is not None}
     if subscribers:  # only streaks to end: most addresses have none, and an UPDATE is a new row version
@@ -301,7 +304,7 @@ def mark_sent_many(session: Session, sent: Sequence[Sent], *, now: dt.datetime) 
             update(Subscriber)
             .where(Subscriber.id.in_(subscribers), Subscriber.hard_bounces != 0)
             .values(hard_bounces=0)
-            .execution_options(**no_sync)
+            .execution_options(synchronize_session=False)
         )
 
 

@@ -75,7 +75,7 @@ def _crash_between_send_and_mark(
     def crash(*args: object, **kwargs: object) -> None:
         raise RuntimeError("killed before marking")
 
-    monkeypatch.setattr(batch, "mark_sent_many", crash)  # a pass marks its sends in batches
+    monkeypatch.setattr(batch, "mark_sent_now", crash)  # a pass marks each send itself
     run_dispatch(
         engine, settings, clock, instance="doomed", channel=email_channel(settings, transport, clock)
     )
