@@ -145,6 +145,7 @@ def _deliver_chunk(
     failed: list[tuple[Planned, DeliveryOutcome]] = []
     handed: set[int] = set()
     stopped = False
+    error: Exception | None = None
     try:
         with _marker(engine, now) as mark:
             for plan, sub, claimed in claims.to_send:
@@ -172,6 +173,8 @@ def _deliver_chunk(
                 # most this digest sent and unmarked, and STUCK_DELIVERY_POLICY=resend sends only it again.
                 mark(claimed.delivery_id, message_id)
                 sent.append((plan, claimed, message_id))
+    except Exception as exc:  # raised once what was done before it is recorded and reported
+        error = exc
     finally:
         # Whatever stopped the loop: the sends' other effects are written, and the claims never
         # handed to a channel are given back.
@@ -203,6 +206,8 @@ def _deliver_chunk(
             attempts=claimed.attempts,
         )
         yield index[id(plan)], (plan, outcome)
+    if error is not None:
+        raise error
     for plan in () if stopped else claims.taken:
         # Another delivery of this subscription recorded one of these papers after the batch composed
         # them: this one alone is composed again from what is left.
