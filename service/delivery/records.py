@@ -137,13 +137,11 @@ class NewClaim:
         return self.subscription_id, self.period
 
 
-PAPER_ROWS = 1000  # delivery_papers rows per INSERT (well under either database's parameter limit)
-
-
 def claim_new_many(
     session: Session, claims: Sequence[NewClaim], *, now: dt.datetime, instance: str
 ) -> tuple[dict[tuple[int, str], Claimed], set[tuple[int, str]]]:
-    """claim_new for many periods in one multi-row INSERT, their papers in another.
+    """claim_new for many periods in one multi-row INSERT, their papers in another (or a few: a
+    statement holds up to 1000 rows).
 
     Returns (what was claimed, by (subscription, period); the periods not claimed because another
     delivery of the subscription recorded one of their papers first). A period that already has a
@@ -152,25 +150,26 @@ def claim_new_many(
     if not claims:
         return {}, set()
     insert = _insert(session)
-    rows = session.execute(
+    # Executed with a list of parameter sets: SQLAlchemy sends them as multi-row INSERTs
+    # ("insertmanyvalues") from one cached compiled statement; .values([...]) would compile anew each time.
+    conn = session.connection()
+    rows = conn.execute(
         insert(Delivery)
-        .values(
-            [
-                {
-                    "subscription_id": c.subscription_id,
-                    "period": c.period,
-                    "status": "empty" if c.empty else "claimed",
-                    "attempts": 0 if c.empty else 1,
-                    "claimed_by": instance,
-                    "claimed_at": now,
-                    "created_at": now,  # the digest window of the next period starts here
-                    "updated_at": now,
-                }
-                for c in claims
-            ]
-        )
         .on_conflict_do_nothing(index_elements=["subscription_id", "period"])
-        .returning(Delivery.id, Delivery.subscription_id, Delivery.period)
+        .returning(Delivery.id, Delivery.subscription_id, Delivery.period),
+        [
+            {
+                "subscription_id": c.subscription_id,
+                "period": c.period,
+                "status": "empty" if c.empty else "claimed",
+                "attempts": 0 if c.empty else 1,
+                "claimed_by": instance,
+                "claimed_at": now,
+                "created_at": now,  # the digest window of the next period starts here
+                "updated_at": now,
+            }
+            for c in claims
+        ],
     ).all()
     ids = {(row.subscription_id, row.period): row.id for row in rows}
     mine = [c for c in claims if c.key in ids]
@@ -187,14 +186,11 @@ def claim_new_many(
         for rank, item in enumerate(c.digest.items, start=1)
     ]
     held: Counter[int] = Counter()
-    for start in range(0, len(papers), PAPER_ROWS):
+    if papers:
         # DO NOTHING rather than an error: a paper another digest holds must not undo the whole batch.
         held.update(
-            session.execute(
-                insert(DeliveryPaper)
-                .values(papers[start : start + PAPER_ROWS])
-                .on_conflict_do_nothing()
-                .returning(DeliveryPaper.delivery_id)
+            conn.execute(
+                insert(DeliveryPaper).on_conflict_do_nothing().returning(DeliveryPaper.delivery_id), papers
             ).scalars()
         )
     taken = {c.key for c in mine if held[ids[c.key]] != len(c.digest.items)}
