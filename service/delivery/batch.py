@@ -159,13 +159,13 @@ def _deliver_chunk(
                 except Exception as exc:
                     # As in deliver(): anything but a DeliveryError is most likely a bug before the
                     # network (rendering), retried like a transient error within the attempt limit.
-                    error = (
+                    failure = (
                         exc
                         if isinstance(exc, DeliveryError)
                         else DeliveryError(f"unexpected {exc!r}", permanent=False)
                     )
                     outcome = record_failure(
-                        factory, sub, plan.period, claimed, error, now=now, settings=settings, rng=rng
+                        factory, sub, plan.period, claimed, failure, now=now, settings=settings, rng=rng
                     )
                     failed.append((plan, outcome))
                     continue

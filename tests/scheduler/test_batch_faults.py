@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 import service.delivery.batch as batch
+from service.channels.base import DeliveryError
 from service.clock import ManualClock
 from service.config import Settings
 from service.delivery.dispatch import DispatchReport, run_dispatch
@@ -76,3 +78,22 @@ def test_an_error_mid_batch_after_some_sends_loses_nothing_and_sends_nothing_twi
     assert not again.errors
     for sid in set(ids) - {unmarked}:
         assert [d.status for d in deliveries(committed_engine, sid)] == ["sent"]
+
+
+def test_a_failed_send_in_a_batch_is_a_retry_and_stops_nothing_else(
+    committed_engine: Engine, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    transport = RecordingTransport(failures=[DeliveryError("451 try later", permanent=False)])
+    clock = ManualClock(utc(2026, 11, 23, 7, 0))
+    ids = [subscribe(committed_engine, f"r{n}@example.org") for n in range(3)]
+    tick(committed_engine, settings, clock, transport)
+    clock.set(utc(2026, 11, 23, 8, 1))
+    with caplog.at_level(logging.ERROR):
+        report = tick(committed_engine, settings, clock, transport)
+    assert sorted(o.status for o in report.outcomes) == ["retry", "sent", "sent"] and not report.errors
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert sorted(d.status for sid in ids for d in deliveries(committed_engine, sid)) == [
+        "retry",
+        "sent",
+        "sent",
+    ]
