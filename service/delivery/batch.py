@@ -43,16 +43,14 @@ from service.delivery.attempt import (
     not_deliverable,
     record_failure,
 )
+from service.delivery.batch_records import NewClaim, claim_new_many, release_unsent
 from service.delivery.records import (
     Claimed,
-    NewClaim,
     Sent,
-    claim_new_many,
     claim_retry,
     describe,
     mark_sent_now,
     note_sent,
-    release_unsent,
     retry_is_due,
 )
 from service.digest.compose import Ranker, compose_digest
