@@ -11,13 +11,13 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from service.delivery.records import Claimed, insert_for
 from service.digest.compose import item_record
 from service.digest.model import Digest
-from service.models import Delivery, DeliveryPaper
+from service.models import Delivery, DeliveryPaper, Paper
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,8 @@ def claim_new_many(
     ).all()
     ids = {(row.subscription_id, row.period): row.id for row in rows}
     mine = [c for c in claims if c.key in ids]
+    paper_ids = {item.paper_id for c in mine for item in c.digest.items}
+    seen = dict(session.execute(select(Paper.id, Paper.first_seen_at).where(Paper.id.in_(paper_ids))).all())
     papers = [
         {
             "delivery_id": ids[c.key],
@@ -78,6 +80,7 @@ def claim_new_many(
             "rank": rank,
             "score": item.score,
             "reason": item_record(item),
+            "paper_seen_at": seen.get(item.paper_id),  # the window bound the pass reads by
         }
         for c in mine
         for rank, item in enumerate(c.digest.items, start=1)
