@@ -32,6 +32,7 @@ def _text_shingles(title: str, abstract: str) -> frozenset[tuple[str, ...]]:
     return frozenset(tuple(words[i : i + SHINGLE_SIZE]) for i in range(len(words) - SHINGLE_SIZE + 1))
 
 
+@lru_cache(maxsize=65_536)  # the same pairs meet again for profile after profile of a pass
 def is_near_duplicate(a: frozenset[tuple[str, ...]], b: frozenset[tuple[str, ...]]) -> bool:
     union = len(a | b)
     return union > 0 and len(a & b) / union >= SHINGLE_DUPLICATE
