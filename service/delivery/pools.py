@@ -25,6 +25,7 @@ import datetime as dt
 import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any, Protocol
 
 import numpy as np
@@ -33,7 +34,14 @@ from sqlalchemy.orm import Session, aliased
 
 from service.config import Settings
 from service.delivery.metrics import RANK_SECONDS
-from service.digest.compose import _WINDOW_STATUSES, MAX_WINDOW, Ranker, build_digest, choose_items
+from service.digest.compose import (
+    _WINDOW_STATUSES,
+    MAX_WINDOW,
+    Candidates,
+    Ranker,
+    build_digest,
+    choose_items,
+)
 from service.digest.model import Digest, DigestItem
 from service.digest.rank import (
     DatabaseEmbeddingCache,
@@ -44,6 +52,8 @@ from service.digest.rank import (
 )
 from service.matching import MatchContext
 from service.matching.batch import ScreenedRanker
+from service.matching.diffusion import MIN_POOL
+from service.matching.ranking import CandidateRows
 from service.models import Delivery, DeliveryPaper, Paper, Profile, Subscription
 
 POOLS_KEPT = 4  # match contexts kept per pass (a pool per distinct window; most passes have one)
@@ -69,7 +79,10 @@ class Pool:
     def __init__(self, papers: Sequence[Paper], settings: Settings) -> None:
         self.papers = list(papers)
         self.settings = settings
+        self.by_id: dict[int, Paper] = {p.id: p for p in self.papers}
+        self.by_key: dict[str, Paper] = {str(p.id): p for p in self.papers}  # as the matcher names them
         self._context: MatchContext | None = None
+        self._all_rows: CandidateRows | None = None
         self.build_seconds = 0.0
 
     def context(self, session: Session) -> MatchContext:
@@ -81,8 +94,24 @@ class Pool:
                 embedder=embedder,
                 cache=ShortTransactionCache(session.get_bind()) if embedder is not None else None,
             )
+            if len(self.papers) >= MIN_POOL:
+                self._context.graph.remember_spread()  # profile after profile spreads from the same papers
             self.build_seconds = time.perf_counter() - started
         return self._context
+
+    def candidates(self, held: AbstractSet[int]) -> Candidates:
+        """The pool's papers but those a subscription's inbox already holds."""
+        return Candidates(self.papers, self.by_id, held)
+
+    def candidate_rows(self, session: Session, candidates: Candidates) -> CandidateRows:
+        """The candidates as rows of the pool's context (papers are its rows, in pool order)."""
+        context = self.context(session)
+        if self._all_rows is None:
+            self._all_rows = CandidateRows(context, np.arange(len(self.papers)))
+        if not candidates.left_out:
+            return self._all_rows
+        held = np.array([context.row[str(i)] for i in candidates.left_out], dtype=np.int64)
+        return CandidateRows(context, np.setdiff1d(self._all_rows.rows, held))
 
 
 class ShortTransactionCache:
@@ -119,8 +148,19 @@ def context_scorer(
     if liked or disliked or any(row.seeds for row in rows):
         names = list(interests) if interests is not None else None
         return rank_papers(session, profile, list(candidates), interests=names, settings=pool.settings)
+    if not isinstance(candidates, Candidates):
+        candidates = Candidates(candidates, {p.id: p for p in candidates}, set())
     return rank_in_context(
-        pool.context(session), profile.name, rows, candidates, liked, disliked, pool.settings, limit
+        pool.context(session),
+        profile.name,
+        rows,
+        candidates,
+        liked,
+        disliked,
+        pool.settings,
+        limit,
+        candidates=pool.candidate_rows(session, candidates),
+        lookup=pool.by_key,
     )
 
 
@@ -161,8 +201,7 @@ class PoolMatcher:
         for sub in subscriptions:
             at = bisect.bisect_right(self.seen_at, starts[sub.id])
             pool = self._pool(at)
-            taken = held.get(sub.id, set())
-            candidates = [p for p in pool.papers if p.id not in taken]
+            candidates = pool.candidates(held.get(sub.id, set()))
             stats: dict[str, Any] = {}  # for the "why no email" record
             items = choose_items(
                 session, sub, candidates, self._ranker(pool, (at, len(pool.papers)), sub.max_papers), stats
@@ -180,7 +219,7 @@ class PoolMatcher:
         scorer only the subscription's candidates."""
 
         def ranker(
-            session: Session, profile: Profile, papers: list[Paper], *, interests: list[str] | None
+            session: Session, profile: Profile, papers: Sequence[Paper], *, interests: list[str] | None
         ) -> list[DigestItem]:
             screen = self.screen
             if screen is not None and screen.rules_out_shared(session, profile, pool.papers, interests, key):

@@ -324,7 +324,7 @@ class ScreenedRanker:
         return True
 
     def __call__(
-        self, session: Session, profile: Profile, papers: list[Paper], *, interests: list[str] | None
+        self, session: Session, profile: Profile, papers: Sequence[Paper], *, interests: list[str] | None
     ) -> list[DigestItem]:
         if self.rules_out(session, profile, papers, interests):
             return []
