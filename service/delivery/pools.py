@@ -49,10 +49,13 @@ from service.digest.rank import (
     paper_doc,
     rank_in_context,
     rank_papers,
+    to_interest,
 )
+from service.interest_vectors import stored_text_vectors
 from service.matching import MatchContext
 from service.matching.batch import ScreenedRanker
 from service.matching.diffusion import MIN_POOL
+from service.matching.interests import CompiledInterest, InterestError, compile_interest
 from service.matching.ranking import CandidateRows
 from service.models import Delivery, DeliveryPaper, Paper, Profile, Subscription
 
@@ -98,6 +101,24 @@ class Pool:
                 self._context.graph.remember_spread()  # profile after profile spreads from the same papers
             self.build_seconds = time.perf_counter() - started
         return self._context
+
+    def remember_interest_vectors(self, session: Session, subscriptions: Sequence[Subscription]) -> None:
+        """With the sentence embedding on: the subscriptions' stored interest vectors
+        (service/interest_vectors.py, written when the batch screen is built) go into the context, so
+        that ranking them does not run the model once per interest. Interests without a current
+        stored vector are embedded by the ranker, as before."""
+        if embedder_for(self.settings) is None:
+            return
+        context = self.context(session)
+        assert context.embedder is not None
+        interests: list[tuple[int, CompiledInterest]] = []
+        for sub in subscriptions:
+            for row in sub.profile.interests:
+                try:
+                    interests.append((row.id, compile_interest(to_interest(row, [], [], self.settings))))
+                except InterestError:
+                    continue  # the ranker skips it with a warning
+        context.remember_text_vectors(stored_text_vectors(session, interests, context.embedder.model_id))
 
     def candidates(self, held: AbstractSet[int]) -> Candidates:
         """The pool's papers but those a subscription's inbox already holds."""
@@ -198,8 +219,15 @@ class PoolMatcher:
         held = held_papers(session, ids, after=earliest)
         digests: dict[int, Digest] = {}
         started = time.perf_counter()
+        places = {sub.id: bisect.bisect_right(self.seen_at, starts[sub.id]) for sub in subscriptions}
+        groups: dict[int, list[Subscription]] = defaultdict(list)
         for sub in subscriptions:
-            at = bisect.bisect_right(self.seen_at, starts[sub.id])
+            groups[places[sub.id]].append(sub)
+        for at, group in groups.items():
+            if at < len(self.papers):
+                self._pool(at).remember_interest_vectors(session, group)
+        for sub in subscriptions:
+            at = places[sub.id]
             pool = self._pool(at)
             candidates = pool.candidates(held.get(sub.id, set()))
             stats: dict[str, Any] = {}  # for the "why no email" record

@@ -118,6 +118,12 @@ class MatchContext:
             self._graph = NeighbourGraph(vectors)
         return self._graph
 
+    def remember_text_vectors(self, vectors: dict[str, np.ndarray]) -> None:
+        """Vectors of interest texts embedded beforehand (stored per interest), so ranking many
+        interests does not run the model once per interest."""
+        for text, vector in vectors.items():
+            self._text_vectors.setdefault(text, vector)
+
     def embed_text(self, text: str) -> np.ndarray:
         assert self.embedder is not None
         if text not in self._text_vectors:
