@@ -24,8 +24,8 @@ MIN_GUESSES = 3
 # Below this many papers a k-NN graph links nearly everything to everything: not used.
 MIN_POOL = 5 * NEIGHBOURS
 _BLOCK = 1024
-# Propagated unit vectors kept per graph (each as long as the graph): 64 MB at 8,000 papers.
-SPREAD_BYTES = 64 * 2**20
+# Propagated unit vectors kept per graph (each as long as the graph): every one of a 5,000-paper pool.
+SPREAD_BYTES = 256 * 2**20
 
 
 def best_rows(values: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
