@@ -31,6 +31,7 @@ from service.matching import (
     semantic_available,
 )
 from service.matching.diversity import allocate
+from service.matching.explain import completed
 from service.matching.semantic import vector_from_bytes, vector_to_bytes
 from service.models import Interest as InterestRow
 from service.models import Paper, PaperEmbedding, Profile
@@ -279,9 +280,16 @@ def rank_in_context(
         if not by_words_or_seeds(compiled):
             continue  # followed authors only: followed_author_items below
         top_k = min(compiled.interest.top_k, limit) if limit is not None else None
-        matches = rank(compiled, context, candidates=wanted, top_k=top_k)
+        matches = rank(
+            compiled, context, candidates=wanted, top_k=top_k, explained=not settings.digest_cutoff
+        )
         if settings.digest_cutoff:
+            # The cut-off reads brief explanations; only the papers it keeps are explained in full.
             matches = cut_off(matches, seeded=bool(compiled.positive_seeds))
+            for match in matches:
+                match.explanation = completed(
+                    compiled, context, context.row[match.paper_id], match.explanation
+                )
         for match in matches:
             if match.paper_id not in best or match.score > best[match.paper_id][0].score:
                 best[match.paper_id] = (match, row)

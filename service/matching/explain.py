@@ -21,7 +21,16 @@ from .query import Phrase, Term
 if TYPE_CHECKING:
     from .ranking import MatchContext, Ranking
 
-__all__ = ["Explanation", "KeywordEvidence", "SeedEvidence", "Snippet", "brief", "explain", "make_snippet"]
+__all__ = [
+    "Explanation",
+    "KeywordEvidence",
+    "SeedEvidence",
+    "Snippet",
+    "brief",
+    "completed",
+    "explain",
+    "make_snippet",
+]
 
 SNIPPET_CHARS = 280
 SNIPPET_LEAD = 60  # context kept before the first highlighted word of the window
@@ -253,6 +262,12 @@ def brief(compiled: CompiledInterest, context: MatchContext, row: int, ranking: 
 
 def explain(compiled: CompiledInterest, context: MatchContext, row: int, ranking: Ranking) -> Explanation:
     """Build the explanation of pool paper ``row`` for this interest."""
+    return completed(compiled, context, row, brief(compiled, context, row, ranking))
+
+
+def completed(compiled: CompiledInterest, context: MatchContext, row: int, short: Explanation) -> Explanation:
+    """The whole explanation of a paper whose :func:`brief` one is ``short``: a digest cuts its
+    ranking on the brief ones (service/digest/cutoff.py) and completes only those it keeps."""
     doc = context.docs[row]
     found, phrases = _matched_terms(compiled, context, row)
     seed_rows = context.rows(compiled.positive_seeds)
@@ -284,6 +299,6 @@ def explain(compiled: CompiledInterest, context: MatchContext, row: int, ranking
         shared_terms=shared_surface[:SHARED_TERMS] if shared else [],
         title_highlights=tuple(title_spans),
         snippet=make_snippet(doc.abstract, abstract_spans),
-        signals={name: round(float(values[row]), 4) for name, values in ranking.signals.items()},
-        keywords=keyword_evidence(compiled.interest.keywords, context, row),
+        signals=short.signals,
+        keywords=short.keywords,
     )
