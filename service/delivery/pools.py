@@ -250,7 +250,10 @@ class PoolMatcher:
             session: Session, profile: Profile, papers: Sequence[Paper], *, interests: list[str] | None
         ) -> list[DigestItem]:
             screen = self.screen
-            if screen is not None and screen.rules_out_shared(session, profile, pool.papers, interests, key):
+            lexical = pool.context(session).index if pool.papers else None
+            if screen is not None and screen.rules_out_shared(
+                session, profile, pool.papers, interests, key, lexical
+            ):
                 return []
             return self.scorer(session, profile, papers, interests, pool, limit)
 
