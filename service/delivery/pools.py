@@ -7,6 +7,14 @@ papers share one pool: daily subscribers almost all share one. For each pool the
 once and one match context is built; each profile is then ranked against it (the context's
 statistics come from the whole pool, the results only from the subscription's own candidates).
 
+What does not depend on the interest is computed once per pool and kept in the context: the
+papers' analysis and index (lent to the batch screen too), each word's BM25F column and filter
+mask, the neighbour graph and each paper's propagated column (a profile's pseudo-relevance
+feedback is the sum of its top papers' columns), and with the sentence embedding the interests'
+stored vectors. A subscription's candidates are a view of the pool (service.digest.compose.
+Candidates) handed to the matcher as context rows, and only the papers the digest's cut-off keeps
+are explained in full.
+
 The per-subscription path (service.digest.compose.compose_digest) loaded every candidate paper from
 the database and built, or looked up by hashing every paper's text, a match context per digest.
 
