@@ -121,25 +121,29 @@ class NeighbourGraph:
         top = best_rows(first, candidates, guesses)
         seeds[top] = 1.0
         seeds[list(known)] = 1.0
-        if self._spread is not None and seeds.any():
-            return self._spread_of(np.flatnonzero(seeds))
-        return self.propagate(seeds) if seeds.any() else seeds
+        return self._spread_of(np.flatnonzero(seeds)) if seeds.any() else seeds
 
     def _spread_of(self, rows: np.ndarray) -> np.ndarray:
-        """propagate() of the rows' indicator vector, as the sum of the rows' kept spreads."""
-        assert self._spread is not None
+        """propagate() of the rows' indicator vector, as the sum of each row's own spread.
+
+        Always summed, never propagated at once: a spread kept from an earlier profile is then
+        bit for bit the one computed afresh, so profiles rank alike (ties included) whether their
+        pool keeps spreads or not."""
         wanted = [int(r) for r in rows]
-        found = {r: self._spread[r] for r in wanted if r in self._spread}
+        kept = self._spread if self._spread is not None else {}
+        found = {r: kept[r] for r in wanted if r in kept}
         missing = [r for r in wanted if r not in found]
         if missing:
             units = np.zeros((self.size, len(missing)))
             units[missing, np.arange(len(missing))] = 1.0
             spread = self.propagate(units)
-            kept = SPREAD_BYTES // max(8 * self.size, 1)
-            while self._spread and len(self._spread) + len(missing) > kept:
+            room = SPREAD_BYTES // max(8 * self.size, 1)
+            while self._spread and len(self._spread) + len(missing) > room:
                 del self._spread[next(iter(self._spread))]
             for i, row in enumerate(missing):
-                found[row] = self._spread[row] = spread[:, i].copy()
+                found[row] = spread[:, i].copy()
+                if self._spread is not None:
+                    self._spread[row] = found[row]
         total = np.zeros(self.size)
         for row in wanted:
             total += found[row]
