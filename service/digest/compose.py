@@ -11,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from typing import Any, Protocol, overload
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -37,7 +38,7 @@ class Ranker(Protocol):
     """service.digest.rank.rank_papers: the papers a profile matches, best first, with reasons."""
 
     def __call__(
-        self, session: Session, profile: Profile, papers: list[Paper], *, interests: list[str] | None
+        self, session: Session, profile: Profile, papers: Sequence[Paper], *, interests: list[str] | None
     ) -> list[DigestItem]: ...
 
 
@@ -114,10 +115,51 @@ def candidate_papers(
     return list(session.scalars(stmt))
 
 
+class Candidates(Sequence[Paper]):
+    """A subscription's candidates drawn from papers already loaded for many (a pass's pool): the
+    pool's papers minus those the subscription's inbox already got, looked up by id without a copy."""
+
+    def __init__(
+        self, papers: Sequence[Paper], by_id: Mapping[int, Paper], left_out: AbstractSet[int]
+    ) -> None:
+        self.pool = papers
+        self.by_id = by_id
+        self.left_out = frozenset(i for i in left_out if i in by_id)
+        self._papers: list[Paper] | None = None
+
+    def get(self, paper_id: int) -> Paper | None:
+        return None if paper_id in self.left_out else self.by_id.get(paper_id)
+
+    def _list(self) -> list[Paper]:
+        if self._papers is None:
+            self._papers = (
+                [p for p in self.pool if p.id not in self.left_out] if self.left_out else list(self.pool)
+            )
+        return self._papers
+
+    def __len__(self) -> int:
+        return len(self.pool) - len(self.left_out)
+
+    @overload
+    def __getitem__(self, index: int) -> Paper: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Paper]: ...
+    def __getitem__(self, index: int | slice) -> Paper | list[Paper]:
+        return self._list()[index]
+
+    def __iter__(self) -> Iterator[Paper]:
+        return iter(self._list())
+
+
+def candidate_lookup(papers: Sequence[Paper]) -> Callable[[int], Paper | None]:
+    """Paper id -> the candidate paper, or None when it is not one."""
+    return papers.get if isinstance(papers, Candidates) else {paper.id: paper for paper in papers}.get
+
+
 def choose_items(
     session: Session,
     subscription: Subscription,
-    papers: list[Paper],
+    papers: Sequence[Paper],
     ranker: Ranker | None = None,
     stats: dict[str, Any] | None = None,
 ) -> list[DigestItem]:
@@ -134,17 +176,22 @@ def choose_items(
     ranked = reading_order(subscription, ranked)
     if stats is not None and ranked:
         stats["best_score"] = max(item.score for item in ranked)
-    offered = {paper.id for paper in papers}
+    find = candidate_lookup(papers)
     chosen: list[DigestItem] = []
+    taken: set[int] = set()
     for item in ranked:
         # The ranker only sees candidates, but a paper it did not get must still never slip in.
-        if item.paper_id in offered and item.score >= subscription.min_score:
+        if (
+            item.paper_id not in taken
+            and find(item.paper_id) is not None
+            and item.score >= subscription.min_score
+        ):
             chosen.append(item)
-            offered.discard(item.paper_id)
+            taken.add(item.paper_id)
         if len(chosen) >= subscription.max_papers:
             break
     if subscription.tldr:
-        chosen = with_tldr(chosen, papers)
+        chosen = with_tldr(chosen, find)
     return chosen
 
 
@@ -158,11 +205,10 @@ def reading_order(subscription: Subscription, ranked: list[DigestItem]) -> list[
     return ranked
 
 
-def with_tldr(items: list[DigestItem], papers: Sequence[Paper]) -> list[DigestItem]:
-    abstracts = {paper.id: paper for paper in papers}
+def with_tldr(items: list[DigestItem], find: Callable[[int], Paper | None]) -> list[DigestItem]:
     result = []
     for item in items:
-        paper = abstracts.get(item.paper_id)
+        paper = find(item.paper_id)
         summary = tldr(paper.title, paper.abstract) if paper is not None else None
         result.append(dataclasses.replace(item, tldr=summary))
     return result
