@@ -4,8 +4,9 @@
         │                                      enqueue one `match` task per batch, and every due retry
         ├─ match task (queue `match`)          compose the batch's digests by pool (service.delivery.pools)
         │     └─ deliver tasks                 one per small batch, on the channel's queue (`email`, `slack`)
-        └─ deliver task                        claim -> render -> send -> mark (service.delivery.attempt),
-                                               then advance next_digest_at if the claim is still ours
+        └─ deliver task                        claim -> render -> send -> mark, writes batched
+                                               (service.delivery.batch), then advance next_digest_at
+                                               if the claim is still ours
 
 Every task is idempotent through the claim rules: a delivery row is unique per (subscription, period)
 and claimed before anything is sent, so a redelivered task (acks_late + reject_on_worker_lost: a killed
@@ -36,7 +37,8 @@ from sqlalchemy.orm import selectinload
 from service import why
 from service.config import Settings, get_settings
 from service.db import get_engine, session_factory
-from service.delivery.attempt import ChannelPool, deliver, not_deliverable
+from service.delivery.attempt import ChannelPool, not_deliverable
+from service.delivery.batch import Planned, deliver_batch
 from service.delivery.claims import (
     QUEUED_CLAIM,
     claim_many,
@@ -263,38 +265,56 @@ def deliver_entries(
     until: dt.datetime | None,
     now: dt.datetime,
 ) -> int:
+    """The batch through deliver_batch, as a pass delivers it; the claims delivered are advanced.
+
+    An unexpected error (a bug, the database) leaves its subscriptions' claims to lapse and fails the
+    task once the others are recorded.
+    """
+    next_slot = {(sid, period): _at(next_at) for sid, period, _, next_at in entries}
+    with session_factory(engine)() as session:  # the subscriptions of the composed digests, read once
+        ids = [sid for sid, _, items, _ in entries if items is not None]
+        subs = {
+            sub.id: sub
+            for sub in session.scalars(
+                select(Subscription)
+                .where(Subscription.id.in_(ids))
+                .options(selectinload(Subscription.profile).selectinload(Profile.interests))
+            )
+        }
+        planned = [
+            Planned(
+                sid,
+                period,
+                build_digest(
+                    subs[sid], period, [item_from_json(i) for i in items], now=now, settings=settings
+                )
+                if items is not None
+                else None,
+            )
+            for sid, period, items, _ in entries
+            if items is None or sid in subs
+        ]
     sent = 0
     advanced: dict[int, dt.datetime | None] = {}
     notes: list[tuple[int, why.Note]] = []  # "why no email today"
+    errors: list[Exception] = []
     with ChannelPool(settings) as pool:
-        for subscription_id, period, items, next_at in entries:
-            digest = None
-            if items is not None:
-                with session_factory(engine)() as session:
-                    sub = session.get(Subscription, subscription_id)
-                    if sub is None:
-                        continue
-                    digest = build_digest(
-                        sub, period, [item_from_json(i) for i in items], now=now, settings=settings
-                    )
-            outcome = deliver(
-                engine,
-                subscription_id,
-                period,
-                channel=pool,
-                now=now,
-                settings=settings,
-                instance=worker_instance(),
-                digest=digest,
-            )
-            log_delivery(outcome, worker_instance())
-            notes.append((subscription_id, why.classify(outcome)))
-            sent += outcome.status == "sent"
+        for plan, result in deliver_batch(
+            engine, planned, channel=pool, now=now, settings=settings, instance=worker_instance()
+        ):
+            if isinstance(result, Exception):
+                errors.append(result)
+                continue
+            log_delivery(result, worker_instance())
+            notes.append((plan.subscription_id, why.classify(result)))
+            sent += result.status == "sent"
             if until is not None:
-                advanced[subscription_id] = _at(next_at)
+                advanced[plan.subscription_id] = next_slot[(plan.subscription_id, plan.period)]
     if until is not None:
         set_claimed(engine, until, advanced)
     why.record(engine, notes, pass_at=now, at=now, instance=worker_instance())
+    if errors:
+        raise errors[0]
     return sent
 
 
