@@ -29,8 +29,9 @@ from service.models import Delivery
 
 
 def held_by_worker(delay: dt.timedelta, settings: Settings) -> bool:
-    """A retry this soon is a worker's countdown, not the clock's."""
-    return delay.total_seconds() <= settings.delivery_short_retry_s
+    """A retry this soon after its failure is a worker's countdown, not the clock's. A retry due at once
+    (a stuck delivery resent by STUCK_DELIVERY_POLICY or an operator) has no countdown: the clock's."""
+    return 0 < delay.total_seconds() <= settings.delivery_short_retry_s
 
 
 def short_retries(

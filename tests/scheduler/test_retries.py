@@ -50,6 +50,14 @@ def test_the_clock_leaves_a_short_retry_to_its_worker_until_it_is_overdue(db: Se
     assert retries_for_the_clock(db, at(600), settings) == [(short, PERIOD, at(30)), (long, PERIOD, at(600))]
 
 
+def test_a_resent_delivery_is_the_clocks_at_once(db: Session) -> None:
+    """Resent after a crash (STUCK_DELIVERY_POLICY=resend, `deliveries resolve --resend`): due now,
+    marked now; no worker holds a countdown for it."""
+    settings = Settings(delivery_short_retry_s=60)
+    resent = _retry(db, "resent@example.org", NOW, 0)
+    assert retries_for_the_clock(db, NOW, settings) == [(resent, PERIOD, NOW)]
+
+
 def test_a_worker_retries_itself_only_what_is_short_and_still_ahead(db: Session) -> None:
     settings = Settings(delivery_short_retry_s=60)
     short = _retry(db, "short@example.org", NOW, 30)
