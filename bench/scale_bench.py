@@ -1,10 +1,11 @@
 """Scale benchmark (issue 11): one day's dispatch for many due subscriptions, PostgreSQL + RabbitMQ.
 
 The issue's runs, on a quiet machine (the database and the vectors are made once per command; about
-2 min of set-up for 100,000 subscriptions, plus 15-20 min of embedding the first time with --semantic):
+2 min of set-up for 100,000 subscriptions; with --semantic, embedding the 5,000 papers as ingest does,
+plus 100,000 interest texts the first time, 15-30 min on a quiet machine):
 
-    python bench/scale_bench.py --subscriptions 100000 --papers 5000 --workers 0,1,2 --old 2000
-    python bench/scale_bench.py --subscriptions 100000 --papers 5000 --workers 0,1,2 --old 500 --semantic
+    python bench/scale_bench.py --subscriptions 100000 --papers 5000 --workers 0,1,2 --old 200
+    python bench/scale_bench.py --subscriptions 100000 --papers 5000 --workers 0,1,2 --old 100 --semantic
 
 Development: `--subscriptions 2000 --workers 0,1 --old 100 --results /tmp/scale.json`.
 
@@ -67,6 +68,7 @@ from service.clock import ManualClock  # noqa: E402
 from service.config import Settings  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "scale.json"
+OLD_MAX = 200
 MATCH_LINE = re.compile(r"^(\S+ \S+) \S+ paperboy\.tasks event=match (.*)$")
 
 
@@ -158,7 +160,7 @@ def in_process(run: Run, semantic: bool, *, old: bool = False) -> dict[str, Any]
     if old:
         # The old path segfaults inside a cyclic garbage collection after a few dozen digests (a freed
         # object still in a dict: some extension's reference bug, not found yet). With the collector
-        # off it completes; its cycles are few, memory is watched (peak_rss_mb).
+        # off it completes, but keeps every digest's ORM objects (about 10 MB each): hence OLD_MAX.
         gc.disable()
     try:
         with run.watched() as watch:
@@ -378,7 +380,7 @@ def main() -> None:
         "--workers", default="0", help="comma-separated runs: 0 in process, N worker processes"
     )
     parser.add_argument(
-        "--old", type=int, default=500, help="subscriptions run through the old path (0: skip)"
+        "--old", type=int, default=100, help="subscriptions run through the old path (0: skip)"
     )
     parser.add_argument(
         "--semantic", action="store_true", help="SEMANTIC on, paper and interest vectors stored"
@@ -397,6 +399,11 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
     modes = [int(w) for w in args.workers.split(",") if w.strip()]
+    if args.old > OLD_MAX:
+        parser.error(
+            f"--old {args.old}: at most {OLD_MAX}; the old path runs with the garbage collector off "
+            "(it segfaults otherwise) and keeps about 10 MB per digest until it ends"
+        )
     ranking = "semantic" if args.semantic else "lexical"
     workdir = args.cache_dir / f"run-{os.getpid()}"
     name = f"paperboy_scale_bench_{os.getpid()}"
