@@ -81,7 +81,7 @@ def retries_for_the_clock(
 class EnqueuedRetries:
     """The retry attempts the clock has put on the queue, so a later run does not put the same attempt
     there again while it waits (a deliver task that finds it taken would only note a skip). An attempt
-    is its next_attempt_at: a failed retry gets a new one. Forgotten after `hold`, as a queued claim is."""
+    is its next_attempt_at: a failed retry gets a new one. Forgotten after `hold`."""
 
     def __init__(self, hold: dt.timedelta) -> None:
         self.hold = hold

@@ -143,7 +143,9 @@ def _enqueue_pass(engine: Engine, settings: Settings, now: dt.datetime) -> Dispa
     return report
 
 
-_ENQUEUED_RETRIES = EnqueuedRetries(QUEUED_CLAIM)
+# A retry attempt still due this long after it was enqueued was skipped or lost: enqueued again (a
+# duplicate is harmless through the claim, a retry left for an hour is not).
+_ENQUEUED_RETRIES = EnqueuedRetries(dt.timedelta(minutes=1))
 
 
 def enqueue_retries(engine: Engine, settings: Settings, now: dt.datetime) -> int:
