@@ -120,7 +120,9 @@ _DELIVERIES_PG = text(
 _PAPERS_PG = text(
     "INSERT INTO delivery_papers (delivery_id, subscription_id, paper_id, rank, score, reason)"
     " SELECT * FROM unnest(CAST(:delivery AS integer[]), CAST(:subscription AS integer[]),"
-    " CAST(:paper AS integer[]), CAST(:rank AS integer[]), CAST(:score AS float8[]), CAST(:reason AS json[]))"
+    " CAST(:paper AS integer[]), CAST(:rank AS integer[]), CAST(:score AS float8[]),"
+    # One JSON array rather than a text[]: psycopg quotes each element of a text[] with a regex.
+    " ARRAY(SELECT r FROM json_array_elements(CAST(:reason AS json)) WITH ORDINALITY AS x(r, n) ORDER BY n))"
     " ON CONFLICT DO NOTHING RETURNING delivery_id"
 )
 
@@ -161,7 +163,7 @@ def _insert_papers(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
             "paper": [r["paper_id"] for r in rows],
             "rank": [r["rank"] for r in rows],
             "score": [r["score"] for r in rows],
-            "reason": [json.dumps(r["reason"]) for r in rows],
+            "reason": json.dumps([r["reason"] for r in rows]),
         }
         return list(conn.execute(_PAPERS_PG, params).scalars())
     stmt = insert_for_dialect(conn.dialect.name)(DeliveryPaper).on_conflict_do_nothing()
