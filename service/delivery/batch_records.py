@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, text, update
+from sqlalchemy import Connection, bindparam, delete, select, text, update
 from sqlalchemy.orm import Session
 
 from service.delivery.records import Claimed, insert_for_dialect
 from service.digest.compose import item_record
 from service.digest.model import Digest
-from service.models import Delivery, DeliveryPaper, UTCDateTime
+from service.models import Delivery, DeliveryPaper, Paper, UTCDateTime
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def claim_new_many(
     ]
     # A paper another digest of the subscription holds is skipped (DO NOTHING), not an error that
     # would undo the whole chunk: the delivery short of papers is found by counting.
-    held = Counter(_insert_papers(conn, papers))
+    held = Counter(_insert_papers(session, papers))
     taken = {c.key for c in mine if held[ids[c.key]] != len(c.digest.items)}
     if taken:
         undone = [ids[key] for key in taken]
@@ -118,11 +118,14 @@ _DELIVERIES_PG = text(
     " ON CONFLICT (subscription_id, period) DO NOTHING RETURNING id, subscription_id, period"
 ).bindparams(bindparam("now", type_=UTCDateTime()))
 _PAPERS_PG = text(
-    "INSERT INTO delivery_papers (delivery_id, subscription_id, paper_id, rank, score, reason)"
-    " SELECT * FROM unnest(CAST(:delivery AS integer[]), CAST(:subscription AS integer[]),"
-    " CAST(:paper AS integer[]), CAST(:rank AS integer[]), CAST(:score AS float8[]),"
+    "INSERT INTO delivery_papers (delivery_id, subscription_id, paper_id, rank, score, reason, paper_seen_at)"
+    " SELECT t.*, papers.first_seen_at FROM unnest(CAST(:delivery AS integer[]),"
+    " CAST(:subscription AS integer[]), CAST(:paper AS integer[]), CAST(:rank AS integer[]),"
+    " CAST(:score AS float8[]),"
     # One JSON array rather than a text[]: psycopg quotes each element of a text[] with a regex.
     " ARRAY(SELECT r FROM json_array_elements(CAST(:reason AS json)) WITH ORDINALITY AS x(r, n) ORDER BY n))"
+    # paper_seen_at, the window bound a pass reads by, is the paper's first_seen_at: joined here.
+    " AS t(d, s, p, r, sc, re) JOIN papers ON papers.id = t.p"
     " ON CONFLICT DO NOTHING RETURNING delivery_id"
 )
 
@@ -152,10 +155,11 @@ def _insert_deliveries(
     return [tuple(row) for row in conn.execute(stmt, [{**r, **stamps} for r in rows])]  # type: ignore[misc]
 
 
-def _insert_papers(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+def _insert_papers(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     """INSERT delivery_papers rows, skipping those that conflict: the delivery id of each row inserted."""
     if not rows:
         return []
+    conn = session.connection()
     if conn.dialect.name == "postgresql":
         params = {
             "delivery": [r["delivery_id"] for r in rows],
@@ -166,5 +170,8 @@ def _insert_papers(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
             "reason": json.dumps([r["reason"] for r in rows]),
         }
         return list(conn.execute(_PAPERS_PG, params).scalars())
+    paper_ids = {r["paper_id"] for r in rows}
+    seen = dict(session.execute(select(Paper.id, Paper.first_seen_at).where(Paper.id.in_(paper_ids))).all())
+    rows = [{**r, "paper_seen_at": seen.get(r["paper_id"])} for r in rows]  # the window bound a pass reads by
     stmt = insert_for_dialect(conn.dialect.name)(DeliveryPaper).on_conflict_do_nothing()
     return list(conn.execute(stmt.returning(DeliveryPaper.delivery_id), rows).scalars())

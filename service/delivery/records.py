@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.config import Settings
 from service.digest.compose import digest_from_record, item_record
 from service.digest.model import Digest
-from service.models import Delivery, DeliveryPaper, Subscriber, Subscription
+from service.models import Delivery, DeliveryPaper, Paper, Subscriber, Subscription
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,8 @@ def claim_new(
     delivery_id = _insert_unless_taken(session, values)
     if delivery_id is None:
         return None
+    ids = [item.paper_id for item in digest.items]
+    seen = dict(session.execute(select(Paper.id, Paper.first_seen_at).where(Paper.id.in_(ids))).all())
     session.add_all(
         DeliveryPaper(
             delivery_id=delivery_id,
@@ -114,6 +116,7 @@ def claim_new(
             rank=rank,
             score=item.score,
             reason=item_record(item),
+            paper_seen_at=seen.get(item.paper_id),
         )
         for rank, item in enumerate(digest.items, start=1)
     )
