@@ -28,7 +28,8 @@ from .documents import PaperDoc, analyze_paper
 from .explain import Explanation, brief, explain
 from .interests import CompiledInterest, Interest, compile_interest, plain_text
 from .lexical import LexicalIndex
-from .reader_model import blend_weight
+from .reader_features import interest_features
+from .reader_model import blend_weight, feature_blend_weight, train_feature_model
 from .semantic import Embedder, EmbeddingCache, embed_papers, embedding_key
 
 __all__ = ["Match", "MatchContext", "Ranking", "rank", "score_pool"]
@@ -153,6 +154,23 @@ def _expanded(
     return vectors @ (moved / max(float(np.linalg.norm(moved)), 1e-12))
 
 
+def _feature_model_scores(
+    compiled: CompiledInterest,
+    context: MatchContext,
+    positive: list[int],
+    negative: list[int],
+    allowed: np.ndarray,
+) -> np.ndarray | None:
+    """The interest's feature model (reader_model.train_feature_model), fitted on its labels, on the pool."""
+    n = context.pool_size
+    _, features = interest_features(compiled, context, positive, negative, allowed)
+    # Labelled papers are never allowed: the rest of the pool is the unlabelled background.
+    weights = train_feature_model(features, positive, negative, np.flatnonzero(allowed))
+    if weights is None:
+        return None
+    return features[:n] @ weights[:-1]
+
+
 def score_pool(
     compiled: CompiledInterest, context: MatchContext, candidates: Collection[str] | None = None
 ) -> Ranking:
@@ -211,13 +229,19 @@ def score_pool(
         if worded and positive:
             parts[0] = (parts[0][0], KEYWORDS_WITH_SEEDS_WEIGHT)
 
+    hybrid = sum(w for _, w in parts)
     model = interest.model
     model_id = context.embedder.model_id if context.embedder is not None else None
     if model is not None and context.embeddings is not None and model.model_id == model_id and parts:
         learned = model.score(context.embeddings[:n])
         signals["learned"] = learned
         # Relative to the signals already there: at full weight it counts as much as all of them.
-        parts.append((learned, blend_weight(model.labels) * sum(w for _, w in parts)))
+        parts.append((learned, blend_weight(model.labels) * hybrid))
+    if positive and parts:
+        learned_features = _feature_model_scores(compiled, context, positive, negative, allowed)
+        if learned_features is not None:
+            signals["learned_features"] = learned_features
+            parts.append((learned_features, feature_blend_weight(len(positive) + len(negative)) * hybrid))
 
     first = sum((w * standardize(p, allowed) for p, w in parts), np.zeros(n))
     scores = standardize(first, allowed)
