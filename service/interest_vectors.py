@@ -19,7 +19,7 @@ from service.matching.semantic import Embedder, vector_from_bytes, vector_to_byt
 from service.matching.vector_screen import VectorScreen
 from service.models import InterestVector
 
-__all__ = ["interest_text", "load_vector_screen"]
+__all__ = ["interest_text", "load_vector_screen", "stored_text_vectors"]
 
 _BATCH = 256  # interest texts embedded per call, and rows read per query
 
@@ -67,3 +67,25 @@ def load_vector_screen(
         session.flush()
     matrix = np.stack([vectors[i] for i in ids]) if ids else np.zeros((0, embedder.dimension))
     return VectorScreen(ids, matrix)
+
+
+def stored_text_vectors(
+    session: Session, interests: Sequence[tuple[int, CompiledInterest]], model_id: str
+) -> dict[str, np.ndarray]:
+    """Interest text -> its stored vector, for the interests whose stored vector is of their current
+    text (reads only: a missing one is embedded by the ranker, as before)."""
+    texts = {interest_id: interest_text(compiled) for interest_id, compiled in interests}
+    texts = {interest_id: text for interest_id, text in texts.items() if text}
+    ids = list(texts)
+    found: dict[str, np.ndarray] = {}
+    for start in range(0, len(ids), _BATCH * 4):
+        chunk = ids[start : start + _BATCH * 4]
+        for row in session.scalars(
+            select(InterestVector).where(
+                InterestVector.interest_id.in_(chunk), InterestVector.model == model_id
+            )
+        ):
+            text = texts[row.interest_id]
+            if row.text_hash == _hash(text):
+                found[text] = vector_from_bytes(row.vector)
+    return found

@@ -7,6 +7,14 @@ papers share one pool: daily subscribers almost all share one. For each pool the
 once and one match context is built; each profile is then ranked against it (the context's
 statistics come from the whole pool, the results only from the subscription's own candidates).
 
+What does not depend on the interest is computed once per pool and kept in the context: the
+papers' analysis and index (lent to the batch screen too), each word's BM25F column and filter
+mask, the neighbour graph and each paper's propagated column (a profile's pseudo-relevance
+feedback is the sum of its top papers' columns), and with the sentence embedding the interests'
+stored vectors. A subscription's candidates are a view of the pool (service.digest.compose.
+Candidates) handed to the matcher as context rows, and only the papers the digest's cut-off keeps
+are explained in full.
+
 The per-subscription path (service.digest.compose.compose_digest) loaded every candidate paper from
 the database and built, or looked up by hashing every paper's text, a match context per digest.
 
@@ -25,15 +33,16 @@ import datetime as dt
 import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any, Protocol
 
 import numpy as np
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session, aliased
 
 from service.config import Settings
 from service.delivery.metrics import RANK_SECONDS
-from service.digest.compose import _WINDOW_STATUSES, MAX_WINDOW, Ranker, build_digest, choose_items
+from service.digest.compose import Candidates, Ranker, build_digest, choose_items, window_starts
 from service.digest.model import Digest, DigestItem
 from service.digest.rank import (
     DatabaseEmbeddingCache,
@@ -41,10 +50,15 @@ from service.digest.rank import (
     paper_doc,
     rank_in_context,
     rank_papers,
+    to_interest,
 )
+from service.interest_vectors import stored_text_vectors
 from service.matching import MatchContext
 from service.matching.batch import ScreenedRanker
-from service.models import Delivery, DeliveryPaper, Paper, Profile, Subscription
+from service.matching.diffusion import MIN_POOL
+from service.matching.interests import CompiledInterest, InterestError, compile_interest
+from service.matching.ranking import CandidateRows
+from service.models import DeliveryPaper, Paper, Profile, Subscription
 
 POOLS_KEPT = 4  # match contexts kept per pass (a pool per distinct window; most passes have one)
 
@@ -69,7 +83,10 @@ class Pool:
     def __init__(self, papers: Sequence[Paper], settings: Settings) -> None:
         self.papers = list(papers)
         self.settings = settings
+        self.by_id: dict[int, Paper] = {p.id: p for p in self.papers}
+        self.by_key: dict[str, Paper] = {str(p.id): p for p in self.papers}  # as the matcher names them
         self._context: MatchContext | None = None
+        self._all_rows: CandidateRows | None = None
         self.build_seconds = 0.0
 
     def context(self, session: Session) -> MatchContext:
@@ -81,8 +98,42 @@ class Pool:
                 embedder=embedder,
                 cache=ShortTransactionCache(session.get_bind()) if embedder is not None else None,
             )
+            if len(self.papers) >= MIN_POOL:
+                self._context.graph.remember_spread()  # profile after profile spreads from the same papers
             self.build_seconds = time.perf_counter() - started
         return self._context
+
+    def remember_interest_vectors(self, session: Session, subscriptions: Sequence[Subscription]) -> None:
+        """With the sentence embedding on: the subscriptions' stored interest vectors
+        (service/interest_vectors.py, written when the batch screen is built) go into the context, so
+        that ranking them does not run the model once per interest. Interests without a current
+        stored vector are embedded by the ranker, as before."""
+        if embedder_for(self.settings) is None:
+            return
+        context = self.context(session)
+        assert context.embedder is not None
+        interests: list[tuple[int, CompiledInterest]] = []
+        for sub in subscriptions:
+            for row in sub.profile.interests:
+                try:
+                    interests.append((row.id, compile_interest(to_interest(row, [], [], self.settings))))
+                except InterestError:
+                    continue  # the ranker skips it with a warning
+        context.remember_text_vectors(stored_text_vectors(session, interests, context.embedder.model_id))
+
+    def candidates(self, held: AbstractSet[int]) -> Candidates:
+        """The pool's papers but those a subscription's inbox already holds."""
+        return Candidates(self.papers, self.by_id, held)
+
+    def candidate_rows(self, session: Session, candidates: Candidates) -> CandidateRows:
+        """The candidates as rows of the pool's context (papers are its rows, in pool order)."""
+        context = self.context(session)
+        if self._all_rows is None:
+            self._all_rows = CandidateRows(context, np.arange(len(self.papers)))
+        if not candidates.left_out:
+            return self._all_rows
+        held = np.array([context.row[str(i)] for i in candidates.left_out], dtype=np.int64)
+        return CandidateRows(context, np.setdiff1d(self._all_rows.rows, held))
 
 
 class ShortTransactionCache:
@@ -119,8 +170,19 @@ def context_scorer(
     if liked or disliked or any(row.seeds for row in rows):
         names = list(interests) if interests is not None else None
         return rank_papers(session, profile, list(candidates), interests=names, settings=pool.settings)
+    if not isinstance(candidates, Candidates):
+        candidates = Candidates(candidates, {p.id: p for p in candidates}, set())
     return rank_in_context(
-        pool.context(session), profile.name, rows, candidates, liked, disliked, pool.settings, limit
+        pool.context(session),
+        profile.name,
+        rows,
+        candidates,
+        liked,
+        disliked,
+        pool.settings,
+        limit,
+        candidates=pool.candidate_rows(session, candidates),
+        lookup=pool.by_key,
     )
 
 
@@ -158,11 +220,17 @@ class PoolMatcher:
         held = held_papers(session, ids, after=earliest)
         digests: dict[int, Digest] = {}
         started = time.perf_counter()
+        places = {sub.id: bisect.bisect_right(self.seen_at, starts[sub.id]) for sub in subscriptions}
+        groups: dict[int, list[Subscription]] = defaultdict(list)
         for sub in subscriptions:
-            at = bisect.bisect_right(self.seen_at, starts[sub.id])
+            groups[places[sub.id]].append(sub)
+        for at, group in groups.items():
+            if at < len(self.papers):
+                self._pool(at).remember_interest_vectors(session, group)
+        for sub in subscriptions:
+            at = places[sub.id]
             pool = self._pool(at)
-            taken = held.get(sub.id, set())
-            candidates = [p for p in pool.papers if p.id not in taken]
+            candidates = pool.candidates(held.get(sub.id, set()))
             stats: dict[str, Any] = {}  # for the "why no email" record
             items = choose_items(
                 session, sub, candidates, self._ranker(pool, (at, len(pool.papers)), sub.max_papers), stats
@@ -180,10 +248,13 @@ class PoolMatcher:
         scorer only the subscription's candidates."""
 
         def ranker(
-            session: Session, profile: Profile, papers: list[Paper], *, interests: list[str] | None
+            session: Session, profile: Profile, papers: Sequence[Paper], *, interests: list[str] | None
         ) -> list[DigestItem]:
             screen = self.screen
-            if screen is not None and screen.rules_out_shared(session, profile, pool.papers, interests, key):
+            lexical = pool.context(session).index if pool.papers else None
+            if screen is not None and screen.rules_out_shared(
+                session, profile, pool.papers, interests, key, lexical
+            ):
                 return []
             return self.scorer(session, profile, papers, interests, pool, limit)
 
@@ -216,21 +287,6 @@ class PoolMatcher:
         return pool
 
 
-def window_starts(
-    session: Session, subscription_ids: Sequence[int], *, now: dt.datetime, settings: Settings
-) -> dict[int, dt.datetime]:
-    """compose.window_start for many subscriptions in one query."""
-    rows = session.execute(
-        select(Delivery.subscription_id, func.max(Delivery.created_at))
-        .where(Delivery.subscription_id.in_(subscription_ids), Delivery.status.in_(_WINDOW_STATUSES))
-        .group_by(Delivery.subscription_id)
-    )
-    last = {subscription_id: at for subscription_id, at in rows}
-    lookback = now - dt.timedelta(days=settings.digest_lookback_days)
-    floor = now - MAX_WINDOW
-    return {sid: max(last.get(sid) or lookback, floor) for sid in subscription_ids}
-
-
 def held_papers(
     session: Session, subscription_ids: Sequence[int], *, after: dt.datetime
 ) -> dict[int, set[int]]:
@@ -242,8 +298,7 @@ def held_papers(
         select(own.id, DeliveryPaper.paper_id)
         .join(inbox, (inbox.channel == own.channel) & (inbox.address == own.address))
         .join(DeliveryPaper, DeliveryPaper.subscription_id == inbox.id)
-        .join(Paper, Paper.id == DeliveryPaper.paper_id)
-        .where(own.id.in_(subscription_ids), Paper.first_seen_at > after)
+        .where(own.id.in_(subscription_ids), DeliveryPaper.paper_seen_at > after)
     )
     for subscription_id, paper_id in rows:
         held[subscription_id].add(paper_id)

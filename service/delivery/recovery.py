@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from service.config import Settings
 from service.delivery import lease
-from service.delivery.claims import CLAIM
+from service.delivery.claims import CLAIM, QUEUED_CLAIM
 from service.delivery.records import resolve_stuck
 from service.models import Delivery, Lease, Subscription
 
@@ -99,16 +99,24 @@ def _alive(now: dt.datetime) -> Select[tuple[str]]:
 
 
 def recover_claims(engine: Engine, now: dt.datetime, alive_s: float = ALIVE_S) -> int:
-    """Subscriptions claimed (more than ALIVE_S ago) by a dead instance are due again now."""
-    # A claim runs until claimed_at + CLAIM, so one made ALIVE_S ago ends before this:
-    settled = now + CLAIM - dt.timedelta(seconds=alive_s)
+    """Subscriptions claimed (more than ALIVE_S ago) by a dead instance are due again now: a pass's
+    claims (CLAIM), and a clock's queued claims (QUEUED_CLAIM) it died before handing to the broker."""
+    # A claim runs until claimed_at + its hold, so one made ALIVE_S ago ends before this; an expiry
+    # past now + CLAIM can only be a queued claim's.
+    alive = dt.timedelta(seconds=alive_s)
+    settled = or_(
+        and_(Subscription.next_digest_at > now, Subscription.next_digest_at <= now + CLAIM - alive),
+        and_(
+            Subscription.next_digest_at > now + CLAIM,
+            Subscription.next_digest_at <= now + QUEUED_CLAIM - alive,
+        ),
+    )
     with engine.begin() as conn:
         return conn.execute(
             update(Subscription)
             .where(
                 Subscription.claimed_by.is_not(None),
-                Subscription.next_digest_at > now,
-                Subscription.next_digest_at <= settled,
+                settled,
                 Subscription.claimed_by.not_in(_alive(now)),
             )
             .values(next_digest_at=now, claimed_by=None)

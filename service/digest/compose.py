@@ -11,10 +11,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from typing import Any, Protocol, overload
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.config import Settings
@@ -37,7 +38,7 @@ class Ranker(Protocol):
     """service.digest.rank.rank_papers: the papers a profile matches, best first, with reasons."""
 
     def __call__(
-        self, session: Session, profile: Profile, papers: list[Paper], *, interests: list[str] | None
+        self, session: Session, profile: Profile, papers: Sequence[Paper], *, interests: list[str] | None
     ) -> list[DigestItem]: ...
 
 
@@ -52,14 +53,43 @@ def window_start(
     session: Session, subscription: Subscription, *, now: dt.datetime, settings: Settings
 ) -> dt.datetime:
     """Papers first seen after this instant are new for the subscription."""
-    last = session.scalar(
-        select(Delivery.created_at)
-        .where(Delivery.subscription_id == subscription.id, Delivery.status.in_(_WINDOW_STATUSES))
-        .order_by(Delivery.created_at.desc())
-        .limit(1)
+    return window_starts(session, [subscription.id], now=now, settings=settings)[subscription.id]
+
+
+def window_starts(
+    session: Session, subscription_ids: Sequence[int], *, now: dt.datetime, settings: Settings
+) -> dict[int, dt.datetime]:
+    """window_start for many subscriptions in two index range reads.
+
+    The window never starts before now - MAX_WINDOW, so only deliveries created since then are read
+    (ix_deliveries_subscription_id_created_at): a subscription's years of history cost nothing. A
+    subscription with none of those is either new (the lookback) or was paused longer than
+    MAX_WINDOW (the floor); one more query over those few subscriptions tells which.
+    """
+    floor = now - MAX_WINDOW
+    covered = Delivery.status.in_(_WINDOW_STATUSES)
+    last = dict(
+        session.execute(  # type: ignore[arg-type]
+            select(Delivery.subscription_id, func.max(Delivery.created_at))
+            .where(Delivery.subscription_id.in_(subscription_ids), Delivery.created_at > floor, covered)
+            .group_by(Delivery.subscription_id)
+        ).all()
     )
-    start = last if last is not None else now - dt.timedelta(days=settings.digest_lookback_days)
-    return max(start, now - MAX_WINDOW)
+    lookback = max(now - dt.timedelta(days=settings.digest_lookback_days), floor)
+    unseen = [sid for sid in subscription_ids if sid not in last]
+    older: set[int] = set()
+    if unseen and lookback > floor:
+        older = set(
+            session.scalars(
+                select(Delivery.subscription_id)
+                .where(Delivery.subscription_id.in_(unseen), Delivery.created_at <= floor, covered)
+                .distinct()
+            )
+        )
+    return {
+        sid: max(last[sid], floor) if sid in last else (floor if sid in older else lookback)
+        for sid in subscription_ids
+    }
 
 
 def candidate_papers(
@@ -70,11 +100,13 @@ def candidate_papers(
     Every subscription of the same channel and address counts, not only this one: two subscriptions
     whose interests overlap never mail one paper twice to one inbox.
     """
+    since = window_start(session, subscription, now=now, settings=settings)
     same_inbox = select(Subscription.id).where(
         Subscription.channel == subscription.channel, Subscription.address == subscription.address
     )
-    already = select(DeliveryPaper.paper_id).where(DeliveryPaper.subscription_id.in_(same_inbox))
-    since = window_start(session, subscription, now=now, settings=settings)
+    already = select(DeliveryPaper.paper_id).where(
+        DeliveryPaper.subscription_id.in_(same_inbox), DeliveryPaper.paper_seen_at > since
+    )
     stmt = (
         select(Paper)
         .where(Paper.first_seen_at > since, Paper.first_seen_at <= now, Paper.id.not_in(already))
@@ -83,10 +115,51 @@ def candidate_papers(
     return list(session.scalars(stmt))
 
 
+class Candidates(Sequence[Paper]):
+    """A subscription's candidates drawn from papers already loaded for many (a pass's pool): the
+    pool's papers minus those the subscription's inbox already got, looked up by id without a copy."""
+
+    def __init__(
+        self, papers: Sequence[Paper], by_id: Mapping[int, Paper], left_out: AbstractSet[int]
+    ) -> None:
+        self.pool = papers
+        self.by_id = by_id
+        self.left_out = frozenset(i for i in left_out if i in by_id)
+        self._papers: list[Paper] | None = None
+
+    def get(self, paper_id: int) -> Paper | None:
+        return None if paper_id in self.left_out else self.by_id.get(paper_id)
+
+    def _list(self) -> list[Paper]:
+        if self._papers is None:
+            self._papers = (
+                [p for p in self.pool if p.id not in self.left_out] if self.left_out else list(self.pool)
+            )
+        return self._papers
+
+    def __len__(self) -> int:
+        return len(self.pool) - len(self.left_out)
+
+    @overload
+    def __getitem__(self, index: int) -> Paper: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Paper]: ...
+    def __getitem__(self, index: int | slice) -> Paper | list[Paper]:
+        return self._list()[index]
+
+    def __iter__(self) -> Iterator[Paper]:
+        return iter(self._list())
+
+
+def candidate_lookup(papers: Sequence[Paper]) -> Callable[[int], Paper | None]:
+    """Paper id -> the candidate paper, or None when it is not one."""
+    return papers.get if isinstance(papers, Candidates) else {paper.id: paper for paper in papers}.get
+
+
 def choose_items(
     session: Session,
     subscription: Subscription,
-    papers: list[Paper],
+    papers: Sequence[Paper],
     ranker: Ranker | None = None,
     stats: dict[str, Any] | None = None,
 ) -> list[DigestItem]:
@@ -103,17 +176,22 @@ def choose_items(
     ranked = reading_order(subscription, ranked)
     if stats is not None and ranked:
         stats["best_score"] = max(item.score for item in ranked)
-    offered = {paper.id for paper in papers}
+    find = candidate_lookup(papers)
     chosen: list[DigestItem] = []
+    taken: set[int] = set()
     for item in ranked:
         # The ranker only sees candidates, but a paper it did not get must still never slip in.
-        if item.paper_id in offered and item.score >= subscription.min_score:
+        if (
+            item.paper_id not in taken
+            and find(item.paper_id) is not None
+            and item.score >= subscription.min_score
+        ):
             chosen.append(item)
-            offered.discard(item.paper_id)
+            taken.add(item.paper_id)
         if len(chosen) >= subscription.max_papers:
             break
     if subscription.tldr:
-        chosen = with_tldr(chosen, papers)
+        chosen = with_tldr(chosen, find)
     return chosen
 
 
@@ -127,11 +205,10 @@ def reading_order(subscription: Subscription, ranked: list[DigestItem]) -> list[
     return ranked
 
 
-def with_tldr(items: list[DigestItem], papers: Sequence[Paper]) -> list[DigestItem]:
-    abstracts = {paper.id: paper for paper in papers}
+def with_tldr(items: list[DigestItem], find: Callable[[int], Paper | None]) -> list[DigestItem]:
     result = []
     for item in items:
-        paper = abstracts.get(item.paper_id)
+        paper = find(item.paper_id)
         summary = tldr(paper.title, paper.abstract) if paper is not None else None
         result.append(dataclasses.replace(item, tldr=summary))
     return result
@@ -273,12 +350,23 @@ def item_from_json(data: dict[str, Any]) -> DigestItem:
     )
 
 
-def item_from_record(row: DeliveryPaper) -> DigestItem:
+class RecordedItem(Protocol):
+    """A delivery_papers or archived_papers row, or a row of retention.delivered_items."""
+
+    paper_id: int
+    score: float
+    reason: dict[str, Any]
+
+
+def item_from_record(row: RecordedItem, paper_title: str | None = None) -> DigestItem:
+    """The digest item a record holds; `paper_title` (else the row's paper) stands in for a record
+    without a title."""
     reason: dict[str, Any] = row.reason or {}
     published = reason.get("published_on")
+    title = reason.get("title") or (paper_title if paper_title is not None else row.paper.title)  # type: ignore[attr-defined]
     return DigestItem(
         paper_id=row.paper_id,
-        title=reason.get("title") or row.paper.title,
+        title=title,
         url=reason.get("url"),
         authors=list(reason.get("authors") or []),
         author_count=reason.get("author_count"),

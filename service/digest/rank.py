@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -31,6 +31,7 @@ from service.matching import (
     semantic_available,
 )
 from service.matching.diversity import allocate
+from service.matching.explain import completed
 from service.matching.semantic import vector_from_bytes, vector_to_bytes
 from service.models import Interest as InterestRow
 from service.models import Paper, PaperEmbedding, Profile
@@ -215,7 +216,7 @@ def match_context(
 def rank_papers(
     session: Session,
     profile: Profile,
-    papers: list[Paper],
+    papers: Sequence[Paper],
     *,
     interests: list[str] | None = None,
     settings: Settings | None = None,
@@ -255,15 +256,20 @@ def rank_in_context(
     limit: int | None = None,
     *,
     model: ReaderModel | None = None,
+    candidates: Collection[str] | None = None,
+    lookup: Mapping[str, Paper] | None = None,
 ) -> list[DigestItem]:
     """rank_papers' core: the interests `rows` against `papers` (the candidates) of a built context.
 
     The context may hold more papers than the candidates (a pass's shared pool): they inform the
     statistics but are never returned. `limit`: at most this many papers per interest are ranked and
     explained (a digest of n papers never needs more than each interest's n best). `model` is the
-    reader's learned scorer, where there is one.
+    reader's learned scorer, where there is one. A pool gives the candidates' ids as context rows
+    (`candidates`, ranking.CandidateRows) and its papers by id (`lookup`, a superset of `papers`), so
+    that no profile walks the whole pool in Python.
     """
-    by_id = {str(p.id): p for p in papers}
+    by_id = lookup if lookup is not None else {str(p.id): p for p in papers}
+    wanted = candidates if candidates is not None else by_id.keys()
     best: dict[str, tuple[Match, InterestRow]] = {}
     for row in rows:
         try:
@@ -274,9 +280,16 @@ def rank_in_context(
         if not by_words_or_seeds(compiled):
             continue  # followed authors only: followed_author_items below
         top_k = min(compiled.interest.top_k, limit) if limit is not None else None
-        matches = rank(compiled, context, candidates=by_id.keys(), top_k=top_k)
+        matches = rank(
+            compiled, context, candidates=wanted, top_k=top_k, explained=not settings.digest_cutoff
+        )
         if settings.digest_cutoff:
+            # The cut-off reads brief explanations; only the papers it keeps are explained in full.
             matches = cut_off(matches, seeded=bool(compiled.positive_seeds))
+            for match in matches:
+                match.explanation = completed(
+                    compiled, context, context.row[match.paper_id], match.explanation
+                )
         for match in matches:
             if match.paper_id not in best or match.score > best[match.paper_id][0].score:
                 best[match.paper_id] = (match, row)

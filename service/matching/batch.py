@@ -43,6 +43,7 @@ from service.digest.rank import DatabaseEmbeddingCache, embedder_for, paper_doc,
 from service.interest_vectors import load_vector_screen
 from service.matching.documents import analyze_paper
 from service.matching.interests import CompiledInterest, Interest, InterestError, compile_interest
+from service.matching.lexical import LexicalIndex
 from service.matching.normal_form import TooComplex, to_dnf
 from service.matching.percolator import ProfileIndex, percolate
 from service.matching.query import And, Node, Not, Or, Query, Term
@@ -191,14 +192,19 @@ class BatchScreen:
         # One (interest ids, paper ids) pair of arrays per screened batch, sorted by interest id.
         self._hits: list[tuple[np.ndarray, np.ndarray]] = []
 
-    def screen(self, papers: Iterable[Paper]) -> None:
-        """Percolate the papers not screened yet."""
+    def screen(self, papers: Iterable[Paper], lexical: LexicalIndex | None = None) -> None:
+        """Percolate the papers not screened yet. `lexical`: the papers' index, when built already
+        (a pool's match context: its papers in the same order), used when all of them are new."""
+        papers = list(papers)
         fresh = [p for p in papers if p.id not in self.screened]
         if not fresh or not len(self.index):
             self.screened.update(p.id for p in fresh)
             return
         fresh_ids = np.array([p.id for p in fresh], dtype=np.int64)
-        result = percolate(self.index, [analyze_paper(paper_doc(p)) for p in fresh])
+        if lexical is not None and len(fresh) == len(papers) == len(lexical):
+            result = percolate(self.index, lexical.papers, lexical)
+        else:
+            result = percolate(self.index, [analyze_paper(paper_doc(p)) for p in fresh])
         interest_ids = np.array(self.index.profile_ids, dtype=np.int64)[result.profile_rows]
         paper_ids = fresh_ids[result.paper_rows]
         if self.vectors is not None and self.semantic is not None and len(self.vectors):
@@ -300,6 +306,7 @@ class ScreenedRanker:
         papers: Sequence[Paper],
         interests: Sequence[str] | None,
         pool: tuple[int, int],
+        lexical: LexicalIndex | None = None,
     ) -> bool:
         """rules_out for profiles drawn from one shared pool (`pool` names it, e.g. first id and size).
 
@@ -312,7 +319,7 @@ class ScreenedRanker:
         screen = self.screen_for(session)
         wanted = self._wanted.get(pool)
         if wanted is None:
-            screen.screen(papers)
+            screen.screen(papers, lexical)
             wanted = self._wanted[pool] = screen.wanted_interests(
                 np.array([p.id for p in papers], dtype=np.int64)
             )
@@ -324,7 +331,7 @@ class ScreenedRanker:
         return True
 
     def __call__(
-        self, session: Session, profile: Profile, papers: list[Paper], *, interests: list[str] | None
+        self, session: Session, profile: Profile, papers: Sequence[Paper], *, interests: list[str] | None
     ) -> list[DigestItem]:
         if self.rules_out(session, profile, papers, interests):
             return []

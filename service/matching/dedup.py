@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from typing import TYPE_CHECKING
+from weakref import WeakKeyDictionary
 
 import numpy as np
 
@@ -32,6 +33,18 @@ def _text_shingles(title: str, abstract: str) -> frozenset[tuple[str, ...]]:
     return frozenset(tuple(words[i : i + SHINGLE_SIZE]) for i in range(len(words) - SHINGLE_SIZE + 1))
 
 
+class _Compared:
+    """What a context's rankings learnt of its rows: their shingles and which pairs are duplicates
+    (a pass's pool holds more papers than the text cache above, and meets the same pairs again)."""
+
+    def __init__(self) -> None:
+        self.shingles: dict[int, frozenset[tuple[str, ...]]] = {}
+        self.pairs: dict[tuple[int, int], bool] = {}
+
+
+_COMPARED: WeakKeyDictionary[MatchContext, _Compared] = WeakKeyDictionary()
+
+
 def is_near_duplicate(a: frozenset[tuple[str, ...]], b: frozenset[tuple[str, ...]]) -> bool:
     union = len(a | b)
     return union > 0 and len(a & b) / union >= SHINGLE_DUPLICATE
@@ -44,17 +57,32 @@ def suppress_duplicates(order: np.ndarray, context: MatchContext, limit: int) ->
     exact Jaccard is cheap and needs no MinHash.
     """
     kept: list[int] = []
-    kept_shingles: list[frozenset[tuple[str, ...]]] = []
     vectors = context.embeddings
+    compared = _COMPARED.setdefault(context, _Compared())
     for row in order:
         row = int(row)
         if vectors is not None and kept and float(np.max(vectors[kept] @ vectors[row])) > EMBEDDING_DUPLICATE:
             continue
-        own = shingles(context.docs[row])
-        if any(is_near_duplicate(own, other) for other in kept_shingles):
+        if any(_duplicates(compared, context, row, other) for other in kept):
             continue
         kept.append(row)
-        kept_shingles.append(own)
         if len(kept) >= limit:
             break
     return np.array(kept, dtype=int)
+
+
+def _duplicates(compared: _Compared, context: MatchContext, row: int, other: int) -> bool:
+    pair = (row, other) if row < other else (other, row)
+    same = compared.pairs.get(pair)
+    if same is None:
+        same = compared.pairs[pair] = is_near_duplicate(
+            _shingles(compared, context, row), _shingles(compared, context, other)
+        )
+    return same
+
+
+def _shingles(compared: _Compared, context: MatchContext, row: int) -> frozenset[tuple[str, ...]]:
+    own = compared.shingles.get(row)
+    if own is None:
+        own = compared.shingles[row] = shingles(context.docs[row])
+    return own

@@ -21,7 +21,16 @@ from .query import Phrase, Term
 if TYPE_CHECKING:
     from .ranking import MatchContext, Ranking
 
-__all__ = ["Explanation", "KeywordEvidence", "SeedEvidence", "Snippet", "brief", "explain", "make_snippet"]
+__all__ = [
+    "Explanation",
+    "KeywordEvidence",
+    "SeedEvidence",
+    "Snippet",
+    "brief",
+    "completed",
+    "explain",
+    "make_snippet",
+]
 
 SNIPPET_CHARS = 280
 SNIPPET_LEAD = 60  # context kept before the first highlighted word of the window
@@ -127,7 +136,11 @@ def _matched_terms(compiled: CompiledInterest, context: MatchContext, row: int) 
         assert isinstance(leaf, Term)
         for f in fields:
             have = paper.field_terms(f)
-            found.update(t for t in have if t == leaf.text or (leaf.prefix and t.startswith(leaf.text)))
+            if not leaf.prefix:
+                if leaf.text in have:
+                    found.add(leaf.text)
+                continue
+            found.update(t for t in have if t.startswith(leaf.text))
     return found, phrases
 
 
@@ -136,12 +149,11 @@ _KEYWORD = re.compile(r'(?:"[^"]*"|[^,"])+')
 _DECORATION = re.compile(r'\^\d*\.?\d+|["()*]|\b(?:AND|OR|NOT)\b|\b(?:title|abstract|author):')
 
 
-def keyword_evidence(keywords: str, context: MatchContext, row: int) -> list[KeywordEvidence]:
-    """How much of each keyword (as the subscriber wrote it) the paper's title and abstract hold."""
-    paper = context.index.papers[row]
-    fields = [paper.field_terms("title"), paper.field_terms("abstract")]
-    have = set(fields[0]) | set(fields[1])
-    evidence: list[KeywordEvidence] = []
+@lru_cache(maxsize=4096)
+def _keywords(keywords: str) -> tuple[tuple[str, tuple[tuple[str, str], ...], Phrase | None], ...]:
+    """Each keyword as written, its words (analysed term, as shown) and, for several words, the
+    phrase they make; kept, as a pass explains paper after paper for the same interests."""
+    parsed = []
     for raw in _KEYWORD.findall(keywords):
         keyword = " ".join(_DECORATION.sub(" ", raw).split())
         tokens = analyze(keyword)
@@ -151,14 +163,29 @@ def keyword_evidence(keywords: str, context: MatchContext, row: int) -> list[Key
         seen: dict[int, tuple[str, str]] = {}
         for token in tokens:
             seen.setdefault(token.position, (token.term, keyword[token.start : token.end]))
-        words = [(term, shown) for _, (term, shown) in sorted(seen.items())]
-        matched = tuple(dict.fromkeys(shown for term, shown in words if term in have))
-        whole = len(words) > 1 and len(matched) == len(words)
-        if whole:
+        words = tuple(word for _, word in sorted(seen.items()))
+        phrase = None
+        if len(words) > 1:
             base = tokens[0].position
             phrase = Phrase(
                 tuple(term for term, _ in words), tuple(p - base for p in sorted(seen)), source=keyword
             )
+        parsed.append((keyword, words, phrase))
+    return tuple(parsed)
+
+
+def keyword_evidence(keywords: str, context: MatchContext, row: int) -> list[KeywordEvidence]:
+    """How much of each keyword (as the subscriber wrote it) the paper's title and abstract hold."""
+    paper = context.index.papers[row]
+    fields = [paper.field_terms("title"), paper.field_terms("abstract")]
+    evidence: list[KeywordEvidence] = []
+    for keyword, words, phrase in _keywords(keywords):
+        matched = tuple(
+            dict.fromkeys(shown for term, shown in words if term in fields[0] or term in fields[1])
+        )
+        whole = phrase is not None and len(matched) == len(words)
+        if whole:
+            assert phrase is not None
             whole = any(phrase_occurs(f, phrase) for f in fields)
         evidence.append(KeywordEvidence(keyword, matched, len(words), whole))
     return evidence
@@ -181,8 +208,26 @@ def _tokens(text: str) -> tuple[tuple[str, int, int], ...]:
     return tuple((t.term, t.start, t.end) for t in analyze(text))
 
 
+@lru_cache(maxsize=4096)
+def _places(text: str) -> dict[str, list[int]]:
+    """Term -> indexes of its tokens in _tokens(text)."""
+    places: dict[str, list[int]] = {}
+    for i, (term, _, _) in enumerate(_tokens(text)):
+        places.setdefault(term, []).append(i)
+    return places
+
+
 def _spans(text: str, wanted: set[str]) -> list[Span]:
-    return [(start, end) for term, start, end in _tokens(text) if term in wanted]
+    places = _places(text)
+    tokens = _tokens(text)
+    at = sorted(i for term in wanted for i in places.get(term, ()))
+    return [(tokens[i][1], tokens[i][2]) for i in at]
+
+
+@lru_cache(maxsize=65_536)
+def _first_term(word: str) -> str | None:
+    tokens = analyze(word)
+    return tokens[0].term if tokens else None
 
 
 def make_snippet(text: str, spans: list[Span], size: int = SNIPPET_CHARS) -> Snippet:
@@ -217,6 +262,12 @@ def brief(compiled: CompiledInterest, context: MatchContext, row: int, ranking: 
 
 def explain(compiled: CompiledInterest, context: MatchContext, row: int, ranking: Ranking) -> Explanation:
     """Build the explanation of pool paper ``row`` for this interest."""
+    return completed(compiled, context, row, brief(compiled, context, row, ranking))
+
+
+def completed(compiled: CompiledInterest, context: MatchContext, row: int, short: Explanation) -> Explanation:
+    """The whole explanation of a paper whose :func:`brief` one is ``short``: a digest cuts its
+    ranking on the brief ones (service/digest/cutoff.py) and completes only those it keeps."""
     doc = context.docs[row]
     found, phrases = _matched_terms(compiled, context, row)
     seed_rows = context.rows(compiled.positive_seeds)
@@ -233,15 +284,14 @@ def explain(compiled: CompiledInterest, context: MatchContext, row: int, ranking
     title_spans = _spans(doc.title, wanted)
     abstract_spans = _spans(doc.abstract, wanted)
     surface: list[str] = []
+    folded: set[str] = set()
     for text, spans in ((doc.title, title_spans), (doc.abstract, abstract_spans)):
         for s, e in spans:
             word = text[s:e]
-            tokens = analyze(word)
-            if tokens and tokens[0].term in found and word.casefold() not in {w.casefold() for w in surface}:
+            if _first_term(word) in found and word.casefold() not in folded:
                 surface.append(word)
-    shared_surface = sorted(
-        {doc.abstract[s:e].casefold() for s, e in abstract_spans} - {w.casefold() for w in surface}
-    )
+                folded.add(word.casefold())
+    shared_surface = sorted({doc.abstract[s:e].casefold() for s, e in abstract_spans} - folded)
     return Explanation(
         terms=surface,
         phrases=phrases,
@@ -249,6 +299,6 @@ def explain(compiled: CompiledInterest, context: MatchContext, row: int, ranking
         shared_terms=shared_surface[:SHARED_TERMS] if shared else [],
         title_highlights=tuple(title_spans),
         snippet=make_snippet(doc.abstract, abstract_spans),
-        signals={name: round(float(values[row]), 4) for name, values in ranking.signals.items()},
-        keywords=keyword_evidence(compiled.interest.keywords, context, row),
+        signals=short.signals,
+        keywords=short.keywords,
     )

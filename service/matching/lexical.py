@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -22,6 +23,8 @@ __all__ = ["BM25Params", "LexicalIndex"]
 
 TEXT_FIELDS = ("title", "abstract")
 MAX_PREFIX_EXPANSION = 64
+# Leaf (word, phrase) results kept per index; each holds only the rows where the word occurs.
+LEAVES_KEPT = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,11 @@ class LexicalIndex:
         self.idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
         self._sorted_terms: list[str] | None = None
         self._terms_by_column: list[str] | None = None
+        self._text_tf: sp.csc_matrix | None = None
+        # Leaf results kept as (rows, values) of their non-zero entries: a dispatch pass ranks
+        # profile after profile over one index, and most leaves are shared words.
+        self._leaf_scores: dict[Term, tuple[np.ndarray, np.ndarray]] = {}
+        self._leaf_masks: dict[Term | Phrase, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.papers)
@@ -110,33 +118,69 @@ class LexicalIndex:
         if kind == "sat":
             return self.text_sat if field is None else self.field_sat[field]
         if field is None:
-            return self.tf["title"] + self.tf["abstract"]
+            if self._text_tf is None:
+                self._text_tf = sp.csc_matrix(self.tf["title"] + self.tf["abstract"])
+            return self._text_tf
         return self.tf[field]
 
+    def _column(self, matrix: sp.csc_matrix, col: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and values of one column's non-zero entries (what matrix[:, col] holds, without scipy's
+        slicing overhead)."""
+        start, end = matrix.indptr[col], matrix.indptr[col + 1]
+        return matrix.indices[start:end], matrix.data[start:end]
+
     def term_scores(self, term: Term) -> np.ndarray:
+        kept = self._leaf_scores.get(term)
+        if kept is None:
+            out = np.zeros(len(self))
+            matrix = self._matrix(term.field, "sat")
+            for col in self.expand(term):
+                rows, values = self._column(matrix, col)
+                # The same sums, element by element, as adding whole columns: zeros elsewhere add nothing.
+                out[rows] += values * self.idf[col]
+            out = out * term.weight
+            rows = np.flatnonzero(out)
+            kept = self._leaf_scores[self._bounded(self._leaf_scores, term)] = (rows, out[rows])
         out = np.zeros(len(self))
-        matrix = self._matrix(term.field, "sat")
-        for col in self.expand(term):
-            out += matrix[:, col].toarray().ravel() * self.idf[col]
-        return out * term.weight
+        out[kept[0]] = kept[1]
+        return out
 
     def term_mask(self, term: Term) -> np.ndarray:
-        out = np.zeros(len(self), dtype=bool)
-        matrix = self._matrix(term.field, "tf")
-        for col in self.expand(term):
-            out |= matrix[:, col].toarray().ravel() > 0
-        return out
+        kept = self._leaf_masks.get(term)
+        if kept is None:
+            out = np.zeros(len(self), dtype=bool)
+            matrix = self._matrix(term.field, "tf")
+            for col in self.expand(term):
+                rows, values = self._column(matrix, col)
+                out[rows[values > 0]] = True
+            kept = self._leaf_masks[self._bounded(self._leaf_masks, term)] = np.flatnonzero(out)
+        return self._as_mask(kept)
 
     def phrase_mask(self, phrase: Phrase) -> np.ndarray:
         """Papers where the phrase occurs with its words at their relative offsets."""
-        mask = np.ones(len(self), dtype=bool)
-        for text in phrase.terms:
-            mask &= self.term_mask(Term(text, phrase.field))
-        fields = TEXT_FIELDS if phrase.field is None else (phrase.field,)
-        for row in np.flatnonzero(mask):
-            paper = self.papers[row]
-            mask[row] = any(phrase_occurs(paper.field_terms(f), phrase) for f in fields)
+        kept = self._leaf_masks.get(phrase)
+        if kept is None:
+            mask = np.ones(len(self), dtype=bool)
+            for text in phrase.terms:
+                mask &= self.term_mask(Term(text, phrase.field))
+            fields = TEXT_FIELDS if phrase.field is None else (phrase.field,)
+            for row in np.flatnonzero(mask):
+                paper = self.papers[row]
+                mask[row] = any(phrase_occurs(paper.field_terms(f), phrase) for f in fields)
+            kept = self._leaf_masks[self._bounded(self._leaf_masks, phrase)] = np.flatnonzero(mask)
+        return self._as_mask(kept)
+
+    def _as_mask(self, rows: np.ndarray) -> np.ndarray:
+        mask = np.zeros(len(self), dtype=bool)
+        mask[rows] = True
         return mask
+
+    @staticmethod
+    def _bounded(cache: dict[Any, Any], key: Any) -> Any:
+        """`key`, after making room for it: the oldest entries go once a cache holds LEAVES_KEPT."""
+        while len(cache) >= LEAVES_KEPT:
+            del cache[next(iter(cache))]
+        return key
 
     # -- nodes -----------------------------------------------------------------------------
     def mask(self, node: Node) -> np.ndarray:

@@ -179,9 +179,17 @@ def _member(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return sorted_keys[at] == keys
 
 
-def percolate(index: ProfileIndex, papers: Sequence[AnalyzedPaper]) -> PercolationResult:
-    """Every (paper, profile) pair where the profile's keywords/query match and no exclusion does."""
-    batch = LexicalIndex(papers)
+def percolate(
+    index: ProfileIndex, papers: Sequence[AnalyzedPaper], batch: LexicalIndex | None = None
+) -> PercolationResult:
+    """Every (paper, profile) pair where the profile's keywords/query match and no exclusion does.
+    `batch`: the papers' lexical index when one is built already (a pool's match context)."""
+    same = (
+        batch is not None
+        and len(batch) == len(papers)
+        and all(a is b for a, b in zip(batch.papers, papers, strict=True))
+    )
+    batch = batch if batch is not None and same else LexicalIndex(papers)
     n, width = len(batch), len(index.owner)
     presence, weights = _paper_features(index, batch)
     counts = sp.csr_matrix(presence @ index.positive.T.astype(np.float64))

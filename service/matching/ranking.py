@@ -16,14 +16,14 @@ Filters (the query, excluded terms) are hard: a paper that fails them is never r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 
 from .dedup import suppress_duplicates
-from .diffusion import MIN_POOL, NeighbourGraph, standardize
+from .diffusion import MIN_POOL, NeighbourGraph, best_rows, standardize
 from .documents import PaperDoc, analyze_paper
 from .explain import Explanation, brief, explain
 from .interests import CompiledInterest, Interest, compile_interest, plain_text
@@ -32,7 +32,7 @@ from .reader_features import interest_features
 from .reader_model import blend_weight, feature_blend_weight, train_feature_model
 from .semantic import Embedder, EmbeddingCache, embed_papers, embedding_key
 
-__all__ = ["Match", "MatchContext", "Ranking", "rank", "score_pool"]
+__all__ = ["CandidateRows", "Match", "MatchContext", "Ranking", "rank", "score_pool"]
 
 # BM25F on the keywords no longer adds to the keywords' vector: keyword words shared with a whole
 # field ("theory", "physics") pulled in the wrong papers. Chosen on the dev profiles at even
@@ -124,14 +124,41 @@ class MatchContext:
             self._graph = NeighbourGraph(vectors)
         return self._graph
 
+    def remember_text_vectors(self, vectors: dict[str, np.ndarray]) -> None:
+        """Vectors of interest texts embedded beforehand (stored per interest), so ranking many
+        interests does not run the model once per interest."""
+        for text, vector in vectors.items():
+            self._text_vectors.setdefault(text, vector)
+
     def embed_text(self, text: str) -> np.ndarray:
         assert self.embedder is not None
         if text not in self._text_vectors:
             self._text_vectors[text] = self.embedder.embed([text])[0]
         return self._text_vectors[text]
 
-    def rows(self, ids: Collection[str]) -> list[int]:
+    def rows(self, ids: Collection[str]) -> list[int] | np.ndarray:
+        if isinstance(ids, CandidateRows) and ids.context is self:
+            return ids.rows
         return [self.row[i] for i in ids if i in self.row]
+
+
+class CandidateRows(Collection[str]):
+    """Candidate paper ids given as rows of one context (a pool's papers minus those a subscription
+    already got): ranking many subscriptions over one pool never turns thousands of ids into rows."""
+
+    def __init__(self, context: MatchContext, rows: np.ndarray) -> None:
+        self.context = context
+        self.rows = np.asarray(rows, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[str]:
+        return (self.context.docs[int(r)].id for r in self.rows)
+
+    def __contains__(self, paper_id: object) -> bool:
+        row = self.context.row.get(paper_id) if isinstance(paper_id, str) else None
+        return row is not None and bool(np.any(self.rows == row))
 
 
 def _rocchio(matrix: np.ndarray | sp.spmatrix, positive: list[int], negative: list[int]) -> np.ndarray:
@@ -154,7 +181,7 @@ def _expanded(
     candidates = np.flatnonzero(allowed)
     if len(candidates) < 2 * KEYWORD_FEEDBACK_DEPTH:
         return similarity
-    top = candidates[np.argsort(-similarity[candidates], kind="stable")[:KEYWORD_FEEDBACK_DEPTH]]
+    top = best_rows(similarity, candidates, KEYWORD_FEEDBACK_DEPTH)
     moved = query + vectors[top].mean(axis=0)
     return vectors @ (moved / max(float(np.linalg.norm(moved)), 1e-12))
 
@@ -192,7 +219,8 @@ def score_pool(
     allowed[[r for r in own if r < n]] = False
     if candidates is not None:
         wanted = np.zeros(n, dtype=bool)
-        wanted[[r for r in context.rows(candidates) if r < n]] = True
+        rows = np.asarray(context.rows(candidates), dtype=np.int64)
+        wanted[rows[rows < n]] = True
         allowed &= wanted
 
     signals: dict[str, np.ndarray] = {}

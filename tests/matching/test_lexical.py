@@ -71,3 +71,25 @@ def test_tfidf_rows_are_unit_length(index: LexicalIndex) -> None:
     matrix = index.tfidf()
     norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
     assert np.allclose(norms, 1.0)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        '"sparse attention"^2, kv cache',
+        "quantiz* OR title:attention",
+        'abstract:"dark matter" -xenon',
+        "kv-cache",
+    ],
+)
+def test_kept_word_scores_are_those_of_a_fresh_index(query: str) -> None:
+    """A pass asks one index for the same words profile after profile: what it keeps is what it computed."""
+    root = parse_query(query).root
+    used = LexicalIndex([analyze_paper(p) for p in PAPERS])
+    first_scores, first_mask = used.score(root), used.mask(root)
+    first_scores[:] = -1.0  # a caller writing into a result never changes what the index keeps
+    first_mask[:] = False
+    again_scores, again_mask = used.score(root), used.mask(root)
+    fresh = LexicalIndex([analyze_paper(p) for p in PAPERS])
+    assert np.array_equal(again_scores, fresh.score(root)) and again_scores.any()
+    assert np.array_equal(again_mask, fresh.mask(root))

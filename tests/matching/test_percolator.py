@@ -74,6 +74,12 @@ def test_percolator_agrees_with_brute_force(seed: int) -> None:
     }
     assert got == brute_force(interests)
     assert (result.scores > 0).all()
+    # A pool's match context lends its index (already built over the same analysed papers): same pairs.
+    analysed = [analyze_paper(p) for p in PAPERS]
+    lent = percolate(ProfileIndex(interests), analysed, LexicalIndex(analysed))
+    assert np.array_equal(lent.paper_rows, result.paper_rows)
+    assert np.array_equal(lent.profile_rows, result.profile_rows)
+    assert np.allclose(lent.scores, result.scores)
 
 
 def test_by_profile_orders_by_score_and_limits() -> None:

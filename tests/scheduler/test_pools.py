@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,9 +17,13 @@ from service.config import Settings
 from service.delivery import dispatch
 from service.delivery.claims import schedule_new
 from service.delivery.dispatch import run_dispatch
-from service.delivery.pools import PoolMatcher
-from service.digest.compose import compose_digest
-from service.models import Delivery, DeliveryPaper, Feedback, Subscription
+from service.delivery.pools import PoolMatcher, held_papers
+from service.digest.compose import choose_items, compose_digest
+from service.digest.model import DigestItem
+from service.digest.rank import paper_doc, rank_in_context
+from service.matching.diffusion import MIN_POOL
+from service.matching.ranking import MatchContext
+from service.models import Delivery, DeliveryPaper, Feedback, Paper, Profile, Subscription
 from tests.digest.helpers import NOW, add_paper, add_subscription
 from tests.scheduler.helpers import RecordingTransport, email_channel, subscribe, utc
 
@@ -105,6 +109,69 @@ def test_pool_matching_gives_the_per_subscription_digests_and_loads_the_papers_o
     paper_loads = [s for s in seen if "FROM papers" in s and "JOIN" not in s and "delivery_papers" not in s]
     assert len(paper_loads) <= 2  # the pool once (+ the liked profile's reference paper), not once a digest
     assert len(matcher.pools) == 1
+
+
+def test_a_large_pool_ranks_each_subscription_as_a_fresh_context_of_its_papers(
+    db: Session, settings: Settings
+) -> None:
+    """Past diffusion.MIN_POOL papers the pool's shared neighbour graph, kept columns, candidate rows
+    and brief-then-complete explanations all come into play: each digest must still be the one a
+    context built for that subscription alone over the same papers gives."""
+    fillers = ["solvers", "benchmarks", "datasets", "kernels", "compilers", "sensors", "robots", "markets"]
+    paper_ids = []
+    for n in range(130):
+        _, title, abstract = TOPICS[n % len(TOPICS)]
+        word = fillers[(n // len(TOPICS)) % len(fillers)]
+        paper = add_paper(
+            db, f"arxiv:2611.8{n:04d}", f"{title} with {word} {n}", f"{abstract} We study {word}."
+        )
+        paper_ids.append(paper.id)
+    sids = [add_subscription(db, f"r{n}@example.org", topic) for n, (topic, _, _) in enumerate(TOPICS)]
+    sids.append(add_subscription(db, "two@example.org", "sparse attention", "graph neural networks solvers"))
+    earlier = Delivery(
+        subscription_id=sids[0], period="2026-11-22", status="sent", created_at=NOW - dt.timedelta(days=1)
+    )
+    db.add(earlier)
+    db.flush()
+    for rank, paper_id in enumerate(paper_ids[:12:4], 1):  # sids[0] already got three of its papers
+        db.add(
+            DeliveryPaper(
+                delivery_id=earlier.id, subscription_id=sids[0], paper_id=paper_id, rank=rank, score=1
+            )
+        )
+    db.flush()
+    db.expire_all()
+    subs = list(db.scalars(select(Subscription).where(Subscription.id.in_(sids)).order_by(Subscription.id)))
+
+    matcher = PoolMatcher(settings, NOW)
+    digests = matcher.compose(db, subs, {sub.id: "p" for sub in subs})
+    (pool,) = matcher.pools.values()
+    assert len(pool.papers) >= MIN_POOL
+    held = held_papers(db, sids, after=NOW - dt.timedelta(days=2))
+    for sub in subs:
+        alone = MatchContext([paper_doc(p) for p in pool.papers])  # no kept columns, no shared caches
+        candidates = [p for p in pool.papers if p.id not in held.get(sub.id, set())]
+
+        def ranker(
+            session: Session,
+            profile: Profile,
+            papers: Sequence[Paper],
+            *,
+            interests: list[str] | None,
+            alone: MatchContext = alone,
+            limit: int = sub.max_papers,
+        ) -> list[DigestItem]:
+            rows = [i for i in profile.interests if interests is None or i.name in interests]
+            return rank_in_context(alone, profile.name, rows, list(papers), [], [], settings, limit)
+
+        expected = choose_items(db, sub, candidates, ranker)
+        got = digests[sub.id].items
+        assert [(i.paper_id, i.why, i.snippet, i.matched_terms) for i in got] == [
+            (i.paper_id, i.why, i.snippet, i.matched_terms) for i in expected
+        ]
+        assert [i.score for i in got] == pytest.approx([i.score for i in expected], abs=1e-9)
+        assert got  # every subscription matched: the comparison means something
+    assert not {i.paper_id for i in digests[sids[0]].items} & set(paper_ids[:12:4])
 
 
 def test_schedule_new_writes_one_update_per_distinct_slot(

@@ -1,0 +1,137 @@
+"""Ranking many profiles over one pool (a dispatch pass) gives each the results it gets alone.
+
+The pool path shares one context between profiles: candidates given as context rows, propagated
+columns kept by the neighbour graph, interest vectors embedded beforehand, word scores kept by the
+index. None of that may change a result: same papers, order, scores (to 1e-9) and reasons.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+
+import numpy as np
+import pytest
+
+from service.interest_vectors import interest_text
+from service.matching import diffusion
+from service.matching.diffusion import NeighbourGraph, best_rows
+from service.matching.documents import PaperDoc
+from service.matching.interests import Interest, compile_interest
+from service.matching.ranking import CandidateRows, Match, MatchContext, rank
+from tests.conftest import shared_path
+
+
+class WordEmbedder:
+    """A deterministic stand-in for MiniLM (hashed bag of words): one text embeds alike alone or in a
+    batch, as the pool path's stored interest vectors need to be compared exactly."""
+
+    model_id = "test-words"
+    dimension = 64
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"[a-z]+", text.lower()):
+                out[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dimension] += 1.0
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+def dev_set(papers: int) -> tuple[list[PaperDoc], list[dict[str, str]]]:
+    folder = shared_path("eval", "dev")
+    rows = [json.loads(line) for line in (folder / "papers.jsonl").read_text().splitlines()[:papers]]
+    docs = [PaperDoc(r["id"], r["title"], r["abstract"], tuple(r.get("authors") or ())) for r in rows]
+    profiles = [json.loads(line) for line in (folder / "profiles.jsonl").read_text().splitlines()]
+    return docs, profiles
+
+
+def interests(profiles: list[dict[str, str]]) -> list[Interest]:
+    """Keyword profiles, query profiles (a filter and a word to rank by), and keywords with an exclusion."""
+    out = []
+    for p in profiles:
+        keywords = [k.strip() for k in p["keywords"].split(",") if k.strip()]
+        out.append(Interest(p["id"], keywords=p["keywords"], threshold=0.0, top_k=10))
+        out.append(
+            Interest(f"{p['id']}-q", query=f'"{keywords[0]}" OR {keywords[-1]}', threshold=0.0, top_k=10)
+        )
+        out.append(Interest(f"{p['id']}-x", keywords=p["keywords"], exclude=("survey",), top_k=5))
+    return out
+
+
+def described(matches: list[Match]) -> list[tuple[object, ...]]:
+    return [
+        (
+            m.paper_id,
+            m.rank,
+            m.explanation.summary("topic"),
+            m.explanation.terms,
+            m.explanation.phrases,
+            m.explanation.shared_terms,
+            m.explanation.title_highlights,
+            m.explanation.snippet,
+            m.explanation.keywords,
+            sorted(m.explanation.signals),
+        )
+        for m in matches
+    ]
+
+
+@pytest.mark.parametrize("embedded", [False, True], ids=["lexical", "embedder"])
+def test_a_shared_pool_ranks_every_profile_as_it_ranks_alone(embedded: bool) -> None:
+    docs, profiles = dev_set(600)
+    embedder = WordEmbedder() if embedded else None
+    alone = MatchContext(docs, embedder=embedder)
+    shared = MatchContext(docs, embedder=embedder)
+    shared.graph.remember_spread()
+    chosen = interests(profiles[::2])
+    if embedded:
+        texts = [interest_text(compile_interest(i)) for i in chosen]
+        texts = [t for t in texts if t]
+        shared.remember_text_vectors(dict(zip(texts, WordEmbedder().embed(texts), strict=True)))
+    rng = random.Random(5)
+    compared = 0
+    for interest in chosen:
+        # Each subscription already got a few of the pool's papers: candidates differ per profile.
+        held = set(rng.sample(range(len(docs)), rng.randint(0, 40)))
+        rows = np.array([r for r in range(len(docs)) if r not in held])
+        expected = rank(interest, alone, candidates=[docs[r].id for r in rows])
+        got = rank(interest, shared, candidates=CandidateRows(shared, rows))
+        assert described(got) == described(expected), interest.name
+        assert np.allclose([m.score for m in got], [m.score for m in expected], rtol=0, atol=1e-9)
+        for g, e in zip(got, expected, strict=True):
+            assert g.explanation.signals.keys() == e.explanation.signals.keys()
+            assert np.allclose(
+                list(g.explanation.signals.values()), list(e.explanation.signals.values()), atol=1e-4
+            )
+        compared += len(got)
+    assert compared > 2 * len(chosen)  # most profiles matched papers: the comparison means something
+    assert shared.graph._spread  # the shared path did reuse propagated columns
+
+
+def test_kept_spreads_sum_to_the_propagation_of_the_rows_together(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((150, 8))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    plain, kept = NeighbourGraph(vectors), NeighbourGraph(vectors)
+    kept.remember_spread()
+    # Room for only a dozen columns: old ones are dropped while a profile's own are in use.
+    monkeypatch.setattr(diffusion, "SPREAD_BYTES", 12 * 8 * 150)
+    for _ in range(30):
+        first = rng.standard_normal(150)
+        allowed = rng.random(150) > 0.3
+        known = list(rng.choice(150, size=int(rng.integers(0, 4)), replace=False))
+        expected = plain.feedback(first, allowed, known)
+        assert np.array_equal(kept.feedback(first, allowed, known), expected)  # bit for bit: ties stay ties
+    assert kept._spread is not None and 0 < len(kept._spread) <= 12
+
+
+def test_best_rows_are_the_stable_sort_head() -> None:
+    rng = np.random.default_rng(1)
+    for size in (0, 3, 50, 400):
+        values = rng.integers(0, 6, size).astype(float)  # many ties
+        rows = np.flatnonzero(rng.random(size) > 0.2)
+        for k in (1, 3, 10, 60):
+            expected = rows[np.argsort(-values[rows], kind="stable")[:k]]
+            assert best_rows(values, rows, k).tolist() == expected.tolist()
