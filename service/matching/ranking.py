@@ -270,7 +270,7 @@ def score_pool(
         signals["learned"] = learned
         # Relative to the signals already there: at full weight it counts as much as all of them.
         parts.append((learned, blend_weight(model.labels) * hybrid))
-    if positive and parts:
+    if positive and parts and feature_blend_weight(len(positive) + len(negative)) > 0:
         learned_features = _feature_model_scores(compiled, context, positive, negative, allowed)
         if learned_features is not None:
             signals["learned_features"] = learned_features

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from service.matching import reader_model
 from service.matching.documents import PaperDoc
 from service.matching.interests import Interest, compile_interest
 from service.matching.ranking import MatchContext, score_pool
@@ -76,13 +78,18 @@ def test_feature_model_weights_what_separates_liked_from_disliked() -> None:
     assert train_feature_model(features[:, :0], positive, negative, background) is None
 
 
-def test_feature_blend_grows_with_labels() -> None:
+def test_feature_blend_grows_with_labels(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert feature_blend_weight(50) == 0.0  # off by default: it did not beat the hybrid (README)
+    monkeypatch.setattr(reader_model, "FEATURE_BLEND_MAX", 1.0)
     assert feature_blend_weight(0) == 0.0
     assert 0 < feature_blend_weight(5) < feature_blend_weight(50) < 1.0
 
 
-def test_on_the_lexical_path_feedback_moves_the_ranking_through_the_feature_model() -> None:
+def test_on_the_lexical_path_feedback_moves_the_ranking_through_the_feature_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """No embeddings: likes of one topic and dislikes of the other lift the liked topic."""
+    monkeypatch.setattr(reader_model, "FEATURE_BLEND_MAX", 1.0)
     papers = [
         PaperDoc(f"y{i}", f"{topic} note {i}", f"a note on {topic} {extra}", ())
         for i, (topic, extra) in enumerate(
@@ -102,3 +109,5 @@ def test_on_the_lexical_path_feedback_moves_the_ranking_through_the_feature_mode
     assert learned[solvers].min() > learned[sensing].max()
     order = np.argsort(-np.where(ranking.allowed, ranking.scores, -np.inf), kind="stable")[:10]
     assert all("solvers" in papers[i].title for i in order)
+    monkeypatch.setattr(reader_model, "FEATURE_BLEND_MAX", 0.0)
+    assert "learned_features" not in score_pool(compile_interest(interest), context).signals
