@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,8 +32,8 @@ from celery import Celery
 from celery.exceptions import MaxRetriesExceededError
 from celery.signals import worker_init, worker_process_init, worker_process_shutdown, worker_shutdown
 from kombu import Queue
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, selectinload
 
 from service import why
 from service.config import Settings, get_settings
@@ -56,7 +57,8 @@ from service.delivery.retries import EnqueuedRetries, retries_for_the_clock, sho
 from service.delivery.schedule import Schedule, ScheduleError, latest_slot, next_send_at
 from service.digest.compose import build_digest, item_from_json, item_json
 from service.matching.batch import ScreenedRanker
-from service.models import Profile, Subscription
+from service.models import Paper, Profile, Subscription
+from service.oplog import log_event
 
 log = logging.getLogger("paperboy.tasks")
 
@@ -171,8 +173,8 @@ def match_shard(
     until: dt.datetime,
     now: dt.datetime,
 ) -> int:
+    started, cpu = time.perf_counter(), time.thread_time()
     due_at = {sid: _at(at) for sid, at in shard}
-    matcher = PoolMatcher(settings, now, screen=_screen(settings))
     plans: list[tuple[Subscription, str, dt.datetime]] = []
     broken: list[int] = []
     with session_factory(engine)() as session, session.begin():
@@ -195,22 +197,62 @@ def match_shard(
                 continue
             plans.append((sub, latest_slot(schedule, now).period, next_send_at(schedule, now)))
         ready = [sub for sub, _, _ in plans if not_deliverable(sub) is None]
+        matcher = _matcher(session, settings, now)
+        ranked_before = matcher.rank_seconds
         digests = matcher.compose(session, ready, {sub.id: period for sub, period, _ in plans})
         by_channel: dict[str, list[tuple[int, str, list[dict[str, Any]] | None, str | None]]] = {}
         for sub, period, next_at in plans:
             digest = digests.get(sub.id)
             items = [item_json(item) for item in digest.items] if digest is not None else None
             by_channel.setdefault(sub.channel, []).append((sub.id, period, items, _iso(next_at)))
+    tasks = 0
     for channel, entries in by_channel.items():
         queue = queue_name(settings, channel if channel in CHANNEL_QUEUES else "email")
         for start in range(0, len(entries), DELIVER_BATCH):
             deliver_task.apply_async(
                 args=(entries[start : start + DELIVER_BATCH], _iso(until), _iso(now)), queue=queue
             )
+            tasks += 1
+    # The match stage's own costs, for `bench/scale_bench.py` and operators sizing the match queue.
+    log_event(
+        log,
+        "match",
+        subscriptions=len(shard),
+        composed=len(digests),
+        deliver_tasks=tasks,
+        rank_s=round(matcher.rank_seconds - ranked_before, 3),
+        cpu_s=round(time.thread_time() - cpu, 3),
+        seconds=round(time.perf_counter() - started, 3),
+    )
     return len(plans)
 
 
 _SCREEN: ScreenedRanker | None = None
+_MATCHER: tuple[str, PoolMatcher] | None = None  # (database, the matcher of its latest pass)
+
+
+def _matcher(session: Session, settings: Settings, now: dt.datetime) -> PoolMatcher:
+    """One PoolMatcher per worker process and pass (`now`), reused by the pass's match tasks.
+
+    The in-process pass keeps one for all its batches; a new one per task loaded the pool's papers and
+    built its match context again for every batch. It is reused only while the papers it loaded are
+    still those the database holds for its window (one indexed count).
+    """
+    global _MATCHER
+    database = str(session.get_bind().url)
+    if _MATCHER is not None and _MATCHER[0] == database and _MATCHER[1].now == now:
+        matcher = _MATCHER[1]
+        if matcher.loaded_after is None:
+            return matcher
+        count, last = session.execute(
+            select(func.count(), func.max(Paper.id)).where(
+                Paper.first_seen_at > matcher.loaded_after, Paper.first_seen_at <= now
+            )
+        ).one()
+        if count == len(matcher.papers) and last == max((p.id for p in matcher.papers), default=None):
+            return matcher
+    _MATCHER = (database, PoolMatcher(settings, now, screen=_screen(settings)))
+    return _MATCHER[1]
 
 
 def _screen(settings: Settings) -> ScreenedRanker:
