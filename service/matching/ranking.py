@@ -2,12 +2,13 @@
 
 Signals, each standardised over the pool so they can be added:
 
-* keywords/query: BM25F (lexical) and, with the [semantic] extra, the cosine between the
-  keywords' sentence embedding and each paper's;
+* keywords/query: BM25F on the lexical path; with the [semantic] extra the cosine between
+  the keywords' sentence embedding and each paper's (BM25F then only counts as evidence);
 * seeds and feedback: a Rocchio vector (mean of seeds and liked papers, minus a little of
   the disliked ones) compared with each paper, as centred embeddings and as TF-IDF;
 * the reader's learned scorer (reader_model.py), when the interest carries one, weighted
-  by how many labels taught it;
+  by how many labels taught it; and a feature model fitted on the interest's labels
+  (reader_features.py), off while its blend constant is 0;
 * pseudo-relevance feedback: the first ranking's best papers spread their relevance over
   the pool's neighbour graph (see diffusion.py).
 
