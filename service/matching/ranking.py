@@ -39,8 +39,7 @@ __all__ = ["CandidateRows", "Match", "MatchContext", "Ranking", "rank", "score_p
 # field ("theory", "physics") pulled in the wrong papers. Chosen on the dev profiles at even
 # positions among 0, 0.05, 0.1 and the former 0.25 (keywords-only nDCG@10 0.524, 0.520, 0.521, 0.512),
 # checked on the odd ones (0.557 at 0 and at 0.25) and on fresh-seed subsets (README). The words
-# still decide what may be sent (evidence), and the reader's feature model weighs BM25F again once
-# their verdicts show exact words matter to them.
+# still decide what may be sent (evidence), and rank on the lexical path.
 KEYWORD_LEXICAL_WEIGHT = 0.0
 # Pseudo-relevance feedback on the keywords' vector: its nearest papers join it, at equal weight. Chosen
 # on the dev profiles at even positions (depth 3, 5, 10; weight 0.5, 1, 2), checked on the odd ones.
