@@ -146,7 +146,9 @@ def _deliver_chunk(
     error: Exception | None = None
     try:
         with _marker(engine, now) as mark:
-            for plan, sub, claimed in claims.to_send:
+            # In delivery id order, each marked before the next is handed over: of a chunk a kill -9
+            # leaves claimed, only the first can have been sent (recovery.release_never_sent).
+            for plan, sub, claimed in sorted(claims.to_send, key=lambda entry: entry[2].delivery_id):
                 if should_stop():
                     stopped = True
                     break

@@ -97,3 +97,48 @@ def test_a_failed_send_in_a_batch_is_a_retry_and_stops_nothing_else(
         "sent",
         "sent",
     ]
+
+
+class Killed(BaseException):
+    """kill -9 in the middle of a send: nothing after it runs (no except, no finally that writes)."""
+
+
+@pytest.mark.parametrize("policy", ["hold", "resend"])
+def test_a_kill_mid_chunk_leaves_only_the_digest_in_flight_for_the_policy_the_rest_go_once(
+    committed_engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch, policy: str
+) -> None:
+    settings = settings.model_copy(update={"stuck_delivery_policy": policy, "stuck_delivery_delay_s": 0})
+    transport = RecordingTransport()
+    clock = ManualClock(utc(2026, 11, 23, 7, 0))
+    ids = [subscribe(committed_engine, f"r{n}@example.org") for n in range(5)]
+    tick(committed_engine, settings, clock, transport)  # scheduled for 08:00
+    clock.set(utc(2026, 11, 23, 8, 1))
+    real_send = transport.send
+
+    def dies_after_the_third_send(*args: object) -> None:
+        real_send(*args)  # type: ignore[arg-type]
+        if len(transport.sent) == 3:
+            raise Killed
+
+    monkeypatch.setattr(transport, "send", dies_after_the_third_send)
+    # A killed process writes nothing more: no marks of the chunk's other effects, no claims given back.
+    monkeypatch.setattr(batch, "release_unsent", lambda *args, **kwargs: None)
+    monkeypatch.setattr(batch, "note_sent", lambda *args, **kwargs: None)
+    with pytest.raises(Killed):
+        tick(committed_engine, settings, clock, transport, instance="doomed")
+    monkeypatch.undo()
+    statuses = sorted(d.status for sid in ids for d in deliveries(committed_engine, sid))
+    assert statuses == ["claimed", "claimed", "claimed", "sent", "sent"]  # one in flight, two never sent
+
+    clock.advance(seconds=ALIVE_S + 1)
+    again = tick(committed_engine, settings, clock, transport)
+    counts = transport.counts()
+    assert len(counts) == 5 and not again.errors  # the two never handed over went out: none lost
+    in_flight = [sid for sid in ids if [d.status for d in deliveries(committed_engine, sid)] == ["claimed"]]
+    if policy == "hold":
+        assert max(counts.values()) == 1  # none twice; only the one in flight waits for an operator
+        assert len(in_flight) == 1
+        with Session(committed_engine) as session:
+            assert [s.subscription_id for s in stuck_deliveries(session, clock.now())] == in_flight
+    else:  # the one in flight goes again under its Message-ID; nothing else twice
+        assert sorted(counts.values()) == [1, 1, 1, 1, 2] and in_flight == []
