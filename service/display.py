@@ -3,6 +3,7 @@ cannot reorder what is displayed around it ("Trojan Source"-style spoofing) or h
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from markupsafe import Markup
@@ -16,13 +17,16 @@ CONTROLS = frozenset(
     "\u200b\u2060\ufeff\u180e"  # zero-width space, word joiner, BOM, Mongolian vowel separator
 )
 _TABLE = dict.fromkeys(map(ord, CONTROLS))
+_FOUND = re.compile("[" + "".join(sorted(CONTROLS)) + "]")
 
 
 def neutralise(text: str) -> str:
     """`text` without bidi controls and invisible characters."""
-    # Every one of them is outside ASCII, and isascii() is a flag check: most output is ASCII (URLs,
-    # labels), and translate() walks every character through a dict.
-    return text if text.isascii() else text.translate(_TABLE)
+    # Most text has none of them: isascii() is a flag check (every one is outside ASCII) and a regex
+    # search runs in C, where translate() walks every character through a dict.
+    if text.isascii() or _FOUND.search(text) is None:
+        return text
+    return text.translate(_TABLE)
 
 
 def finalize(value: Any) -> Any:

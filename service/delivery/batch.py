@@ -4,8 +4,8 @@ The rules of service.delivery.attempt hold; only the writes are grouped, chunk b
 
 1. One read: the chunk's subscriptions and the delivery rows they already have (a due retry, or a
    period already done).
-2. One transaction claims the chunk: a multi-row INSERT ... ON CONFLICT DO NOTHING of the new periods,
-   one multi-row INSERT of their papers, a conditional UPDATE per due retry. A digest one of whose
+2. One transaction claims the chunk: one INSERT ... ON CONFLICT DO NOTHING of the new periods, one
+   INSERT of their papers (batch_records), a conditional UPDATE per due retry. A digest one of whose
    papers another delivery of the subscription recorded first is undone alone in that transaction,
    then delivered by deliver(), which composes from the papers left.
 3. Each claimed digest is sent on the batch's channels (one SMTP connection), and marked 'sent' at
@@ -14,10 +14,11 @@ The rules of service.delivery.attempt hold; only the writes are grouped, chunk b
 4. The chunk's last_sent_at and hard-bounce streaks are written together (records.note_sent).
 
 A process killed mid-chunk leaves at most one digest sent and unmarked, as deliver() did, plus the
-rest of its chunk claimed and never sent: service.delivery.recovery shows them all once the process is
-known dead, and STUCK_DELIVERY_POLICY decides (`resend`: the unsent ones go out once, the one in flight
-again under the same Message-ID; `hold`: an operator decides). An error that leaves the process alive
-does better: what never reached a channel is given back (records.release_unsent).
+rest of its chunk claimed and never sent. Sends go in delivery id order, each marked first, so once the
+process is known dead service.delivery.recovery makes all but the lowest of those rows retries due now
+(release_never_sent), and STUCK_DELIVERY_POLICY decides the one that may have been in flight. An error
+that leaves the process alive does better: what never reached a channel is given back
+(batch_records.release_unsent).
 """
 
 from __future__ import annotations

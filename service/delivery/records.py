@@ -61,9 +61,8 @@ def describe(delivery: Delivery) -> str:
     return "nothing to send for this period"
 
 
-def insert_for(session: Session) -> Callable[..., Any]:
+def insert_for_dialect(dialect: str) -> Callable[..., Any]:
     """The dialect's INSERT, which knows ON CONFLICT."""
-    dialect = session.get_bind().dialect.name
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
     if insert is None:
         raise RuntimeError(f"deliveries need PostgreSQL or SQLite, not {dialect}")
@@ -73,7 +72,7 @@ def insert_for(session: Session) -> Callable[..., Any]:
 def _insert_unless_taken(session: Session, values: dict[str, object]) -> int | None:
     """INSERT the delivery row; None when (subscription, period) already has one."""
     stmt = (
-        insert_for(session)(Delivery)
+        insert_for_dialect(session.get_bind().dialect.name)(Delivery)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["subscription_id", "period"])
         .returning(Delivery.id)
