@@ -233,6 +233,7 @@ def with_workers(run: Run, semantic: bool, count: int, broker: str, stall_s: flo
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # its own process group: stopping it reaches its pool process
+                    preexec_fn=counting_sink.die_with_parent,
                 )
             )
     app = configure(settings)
