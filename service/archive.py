@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from service.delivery.retention import delivered_items
 from service.digest.compose import item_from_record
 from service.digest.model import DigestItem
-from service.models import Delivery, DeliveryPaper, Paper
+from service.models import Delivery, Paper
 
 ARCHIVED = ("sent", "claimed")
 PAGE_SIZE = 20
@@ -70,18 +71,19 @@ def past_digests(
     counts: dict[int, int] = {}
     firsts: dict[int, list[str]] = {i: [] for i in ids}
     if ids:
+        items = delivered_items()
         counts = dict(
             session.execute(  # type: ignore[arg-type]
-                select(DeliveryPaper.delivery_id, func.count())
-                .where(DeliveryPaper.delivery_id.in_(ids))
-                .group_by(DeliveryPaper.delivery_id)
+                select(items.c.delivery_id, func.count())
+                .where(items.c.delivery_id.in_(ids))
+                .group_by(items.c.delivery_id)
             ).all()
         )
         rows = session.execute(
-            select(DeliveryPaper.delivery_id, Paper.title)
-            .join(Paper, Paper.id == DeliveryPaper.paper_id)
-            .where(DeliveryPaper.delivery_id.in_(ids), DeliveryPaper.rank <= titles)
-            .order_by(DeliveryPaper.delivery_id, DeliveryPaper.rank)
+            select(items.c.delivery_id, Paper.title)
+            .join(Paper, Paper.id == items.c.paper_id)
+            .where(items.c.delivery_id.in_(ids), items.c.rank <= titles)
+            .order_by(items.c.delivery_id, items.c.rank)
         )
         for delivery_id, title in rows:
             firsts[delivery_id].append(" ".join(title.split()))
@@ -103,10 +105,14 @@ def archived_delivery(session: Session, subscription_id: int, period: str) -> De
 
 def digest_items(session: Session, delivery: Delivery) -> list[DigestItem]:
     """The papers the delivery held, as they were sent (titles, reasons, snippets), in their order."""
-    rows = session.scalars(
-        select(DeliveryPaper).where(DeliveryPaper.delivery_id == delivery.id).order_by(DeliveryPaper.rank)
+    items = delivered_items()
+    rows = session.execute(
+        select(items, Paper.title)
+        .join(Paper, Paper.id == items.c.paper_id)
+        .where(items.c.delivery_id == delivery.id)
+        .order_by(items.c.rank)
     )
-    return [item_from_record(row) for row in rows]
+    return [item_from_record(row, row.title) for row in rows]
 
 
 def search_terms(query: str) -> list[str]:
@@ -135,26 +141,28 @@ def search_sent(
     terms = search_terms(query)
     if not terms:
         return 0, []
+    items = delivered_items()
     where = and_(
-        DeliveryPaper.subscription_id == subscription_id,
+        items.c.subscription_id == subscription_id,
         Delivery.status.in_(ARCHIVED),
         *(_matches(term) for term in terms),
     )
     base = (
-        select(DeliveryPaper, Delivery, Paper)
-        .join(Delivery, Delivery.id == DeliveryPaper.delivery_id)
-        .join(Paper, Paper.id == DeliveryPaper.paper_id)
+        select(items, Delivery, Paper)
+        .join(Delivery, Delivery.id == items.c.delivery_id)
+        .join(Paper, Paper.id == items.c.paper_id)
         .where(where)
     )
     total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
     rows = session.execute(
-        base.order_by(Delivery.created_at.desc(), Delivery.id.desc(), DeliveryPaper.rank)
+        base.order_by(Delivery.created_at.desc(), Delivery.id.desc(), items.c.rank)
         .limit(limit)
         .offset(offset)
     ).all()
     found = []
-    for record, delivery, paper in rows:
-        item = item_from_record(record)
+    for row in rows:
+        delivery, paper = row.Delivery, row.Paper
+        item = item_from_record(row, paper.title)
         found.append(
             SentPaper(
                 paper.id, " ".join(paper.title.split()), item.url, delivery.period, _when(delivery), item.why

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     delivery_max_attempts: int = 5
     delivery_retry_base_s: float = 120.0  # first retry delay; doubles per attempt, with jitter
     delivery_retry_max_s: float = 6 * 3600.0
+    # With workers, a retry due within this many seconds waits in Celery (the task retries itself);
+    # a later one waits in the database and the clock enqueues it (service.delivery.retries).
+    delivery_short_retry_s: float = 120.0
     hard_bounce_limit: int = 3
     digest_lookback_days: int = 7  # how far back a subscription's first digest looks
 
@@ -112,6 +115,7 @@ class Settings(BaseSettings):
 
     # Scheduler
     dispatch_interval_s: int = 300
+    retry_interval_s: int = 15  # with workers: how often the clock enqueues the retries that came due
     ingest_interval_s: int = 900
     lease_seconds: int = 60
     shutdown_grace_s: float = 120.0  # SIGTERM: how long sends in flight may take to finish

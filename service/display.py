@@ -20,7 +20,9 @@ _TABLE = dict.fromkeys(map(ord, CONTROLS))
 
 def neutralise(text: str) -> str:
     """`text` without bidi controls and invisible characters."""
-    return text.translate(_TABLE)
+    # Every one of them is outside ASCII, and isascii() is a flag check: most output is ASCII (URLs,
+    # labels), and translate() walks every character through a dict.
+    return text if text.isascii() else text.translate(_TABLE)
 
 
 def finalize(value: Any) -> Any:

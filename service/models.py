@@ -23,6 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     func,
+    select,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -298,6 +299,8 @@ class Delivery(Timestamped, Base):
     __table_args__ = (
         UniqueConstraint("subscription_id", "period"),
         Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        # The window start (a subscription's newest delivery) reads only the window's rows.
+        Index("ix_deliveries_subscription_id_created_at", "subscription_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -316,13 +319,30 @@ class Delivery(Timestamped, Base):
     papers: Mapped[list[DeliveryPaper]] = relationship(
         back_populates="delivery", cascade="all, delete-orphan", order_by="DeliveryPaper.rank"
     )
+    archived_papers: Mapped[list[ArchivedPaper]] = relationship(
+        cascade="all, delete-orphan", order_by="ArchivedPaper.rank"
+    )
+
+
+def _paper_seen_at(context: Any) -> dt.datetime | None:
+    """The paper's first_seen_at, for an insert that did not give it (one query per row: the
+    delivery path passes it)."""
+    paper_id = context.get_current_parameters()["paper_id"]
+    return context.connection.scalar(select(Paper.first_seen_at).where(Paper.id == paper_id))
 
 
 class DeliveryPaper(Base):
-    """A paper a delivery holds; unique per subscription so a paper is never sent twice."""
+    """A paper a delivery holds while it can still be a candidate; unique per subscription so a paper
+    is never sent twice. service.delivery.retention moves older rows to ArchivedPaper."""
 
     __tablename__ = "delivery_papers"
-    __table_args__ = (UniqueConstraint("subscription_id", "paper_id"),)
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "paper_id"),
+        # The pass reads a subscription's rows inside its window only (index-only on PostgreSQL).
+        Index(
+            "ix_delivery_papers_subscription_id_paper_seen_at", "subscription_id", "paper_seen_at", "paper_id"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"), index=True)
@@ -331,8 +351,29 @@ class DeliveryPaper(Base):
     rank: Mapped[int] = mapped_column(Integer)
     score: Mapped[float] = mapped_column(Float)
     reason: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # papers.first_seen_at, copied so the window and the pruning never join papers.
+    paper_seen_at: Mapped[dt.datetime] = mapped_column(default=_paper_seen_at, index=True)
 
     delivery: Mapped[Delivery] = relationship(back_populates="papers")
+    paper: Mapped[Paper] = relationship()
+
+
+class ArchivedPaper(Base):
+    """A paper a sent delivery held, moved out of delivery_papers once it can no longer be a
+    candidate: what the archive, digest pages, feeds and reader models still show."""
+
+    __tablename__ = "archived_papers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"), index=True)
+    subscription_id: Mapped[int] = mapped_column(
+        ForeignKey("subscriptions.id", ondelete="CASCADE"), index=True
+    )
+    paper_id: Mapped[int] = mapped_column(ForeignKey("papers.id", ondelete="CASCADE"))
+    rank: Mapped[int] = mapped_column(Integer)
+    score: Mapped[float] = mapped_column(Float)
+    reason: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
     paper: Mapped[Paper] = relationship()
 
 

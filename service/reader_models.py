@@ -17,11 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.config import Settings, get_settings
+from service.delivery.retention import delivered_items
 from service.matching.reader_model import Background, ReaderModel, train_reader_model
 from service.matching.semantic import Embedder, embed_papers, vector_from_bytes
 from service.models import (
     Delivery,
-    DeliveryPaper,
     Feedback,
     Paper,
     PaperEmbedding,
@@ -50,12 +50,13 @@ def _history(session: Session, profile: Profile) -> tuple[list[int], list[int], 
     positive = list(dict.fromkeys([int(s) for i in profile.interests for s in i.seeds or ()]))
     positive += [p for p, relevant in verdicts.items() if relevant and p not in positive]
     negative = [p for p, relevant in verdicts.items() if not relevant and p not in positive]
+    items = delivered_items()
     sent = session.scalars(
-        select(DeliveryPaper.paper_id)
-        .join(Delivery, Delivery.id == DeliveryPaper.delivery_id)
-        .join(Subscription, Subscription.id == DeliveryPaper.subscription_id)
+        select(items.c.paper_id)
+        .join(Delivery, Delivery.id == items.c.delivery_id)
+        .join(Subscription, Subscription.id == items.c.subscription_id)
         .where(Subscription.profile_id == profile.id, Delivery.status == "sent")
-        .order_by(DeliveryPaper.paper_id)
+        .order_by(items.c.paper_id)
     )
     ignored = [p for p in dict.fromkeys(sent) if p not in verdicts and p not in positive]
     return positive, negative, ignored

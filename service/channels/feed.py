@@ -18,10 +18,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.config import Settings
+from service.delivery.retention import delivered_items
 from service.digest.compose import item_from_record
 from service.digest.model import Digest
 from service.digest.render import safe_url
-from service.models import Delivery, DeliveryPaper, Subscription
+from service.models import Delivery, Paper, Subscription
 
 FEED_ENTRIES = 100
 FORMATS = ("atom", "rss")
@@ -51,10 +52,12 @@ class FeedVersion:
 
 
 def feed_version(session: Session, subscription: Subscription, fmt: str) -> FeedVersion:
+    items = delivered_items()
     count, newest, last_id = session.execute(
-        select(func.count(DeliveryPaper.id), func.max(Delivery.sent_at), func.max(Delivery.id))
-        .join(Delivery, Delivery.id == DeliveryPaper.delivery_id)
-        .where(DeliveryPaper.subscription_id == subscription.id, Delivery.status == "sent")
+        select(func.count(), func.max(Delivery.sent_at), func.max(Delivery.id))
+        .select_from(items)
+        .join(Delivery, Delivery.id == items.c.delivery_id)
+        .where(items.c.subscription_id == subscription.id, Delivery.status == "sent")
     ).one()
     seed = f"{subscription.id}:{fmt}:{count}:{last_id}:{newest}:{subscription.updated_at}"
     return FeedVersion('"' + hashlib.sha256(seed.encode()).hexdigest()[:32] + '"', newest)
@@ -64,11 +67,13 @@ def build_feed(
     session: Session, subscription: Subscription, fmt: str, *, self_url: str, home_url: str
 ) -> bytes:
     """The feed document: the newest FEED_ENTRIES delivered papers, with their reasons."""
+    items = delivered_items()
     rows = session.execute(
-        select(DeliveryPaper, Delivery.sent_at, Delivery.period)
-        .join(Delivery, Delivery.id == DeliveryPaper.delivery_id)
-        .where(DeliveryPaper.subscription_id == subscription.id, Delivery.status == "sent")
-        .order_by(Delivery.sent_at.desc(), Delivery.id.desc(), DeliveryPaper.rank.desc())
+        select(items, Paper.title, Delivery.sent_at, Delivery.period)
+        .join(Delivery, Delivery.id == items.c.delivery_id)
+        .join(Paper, Paper.id == items.c.paper_id)
+        .where(items.c.subscription_id == subscription.id, Delivery.status == "sent")
+        .order_by(Delivery.sent_at.desc(), Delivery.id.desc(), items.c.rank.desc())
         .limit(FEED_ENTRIES)
     ).all()
     topics = ", ".join(str(n) for n in subscription.interests or []) or "your interests"
@@ -79,11 +84,12 @@ def build_feed(
     fg.link(href=self_url, rel="self")
     fg.link(href=home_url, rel="alternate")
     fg.language("en")
-    newest = rows[0][1] if rows else subscription.created_at
+    newest = rows[0].sent_at if rows else subscription.created_at
     fg.updated(newest)
     # feedgen puts entries in the order they are added, at the front: add the oldest first.
-    for record, sent_at, period in reversed(rows):
-        item = item_from_record(record)
+    for record in reversed(rows):
+        sent_at, period = record.sent_at, record.period
+        item = item_from_record(record, record.title)
         entry = fg.add_entry()
         entry.id(f"urn:paperboy:subscription:{subscription.id}:paper:{record.paper_id}")
         entry.title(" ".join(item.title.split()))

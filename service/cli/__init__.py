@@ -125,6 +125,11 @@ class PaperboyCommands(PaperboyGroup):
             "Why a digest was (or was not) sent on a day: each dispatch pass's note, in plain words.",
         ),
         LazyCommand(
+            "prune",
+            "service.cli.prune:prune_command",
+            "Move delivered papers too old to be candidates to the archive table (run daily).",
+        ),
+        LazyCommand(
             "status",
             "service.cli.status:status_command",
             "Next run times, the last ingest, deliveries in the last 24 h, subscriptions needing attention.",

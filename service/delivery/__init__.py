@@ -1,8 +1,9 @@
 """The delivery path, in the order a pass runs it.
 
 scheduler (the clock, one leader by the lease) -> dispatch (one pass over due subscriptions and retries)
--> attempt (claim, send, mark one digest) -> records (the SQL of claims and marks); schedule computes
-when each subscription is due.
+-> batch (claim, send, mark many digests, writes batched; tasks runs the same on Celery workers) or
+attempt (one digest: `paperboy digest send`) -> records, batch_records (the SQL of claims and marks);
+schedule computes when each subscription is due.
 
 `deliver`, `ChannelPool` and friends are re-exported lazily: service.delivery.schedule is imported by
 the web and subscription modules, which must not pull in every channel just to compute a send time.

@@ -23,6 +23,9 @@ from service.delivery.schedule import Schedule, ScheduleError, next_send_at
 from service.models import Subscription
 
 CLAIM = dt.timedelta(minutes=10)  # how long a claimed subscription is left alone if its claimer dies
+# A claim whose work waits on the broker (service.delivery.tasks): a day's backlog may wait in the queue
+# longer than CLAIM, and the broker, not a process, owns it once the task is published.
+QUEUED_CLAIM = dt.timedelta(hours=1)
 BATCH = 500  # subscriptions claimed, composed and delivered together
 SCHEDULE_CHUNK = 2000  # subscriptions given their first slot per transaction
 
@@ -120,6 +123,22 @@ def claim_many(
             .returning(Subscription.id)
         ).scalars()
         return until, set(won)
+
+
+def hand_over(
+    engine: Engine, subscription_ids: Sequence[int], claimed_until: dt.datetime, owner: str
+) -> None:
+    """The claims' task is on the queue: the broker owns them now, so their claimer's death frees nothing."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(Subscription)
+            .where(
+                Subscription.id.in_(subscription_ids),
+                Subscription.next_digest_at == claimed_until,
+                Subscription.claimed_by == owner,
+            )
+            .values(claimed_by=None)
+        )
 
 
 def set_claimed(engine: Engine, claimed_until: dt.datetime, values: Mapping[int, dt.datetime | None]) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -31,7 +31,8 @@ from service.channels.base import Channel
 from service.clock import Clock
 from service.config import Settings
 from service.db import session_factory
-from service.delivery.attempt import ChannelPool, DeliveryOutcome, deliver, not_deliverable, retries_due
+from service.delivery.attempt import ChannelPool, DeliveryOutcome, not_deliverable, retries_due
+from service.delivery.batch import Planned, deliver_batch
 from service.delivery.claims import (
     BATCH,
     CLAIM,
@@ -118,30 +119,33 @@ class _Pass:
             self.report.stopped = True
         return self.report.stopped
 
-    def deliver(
-        self, subscription_id: int, period: str, now: dt.datetime, digest: Digest | None = None
-    ) -> DeliveryOutcome | None:
-        """deliver() one period, logged and reported; None when it failed unexpectedly."""
-        try:
-            outcome = deliver(
-                self.engine,
-                subscription_id,
-                period,
-                channel=self.pool,
-                now=now,
-                settings=self.settings,
-                instance=self.instance,
-                ranker=self.ranker,
-                digest=digest,
-            )
-        except Exception as exc:  # a bug or a database outage: the claim lapses and a later pass retries
-            log.exception("delivery of subscription %s for %s failed unexpectedly", subscription_id, period)
-            self.report.errors.append(f"subscription {subscription_id} {period}: {type(exc).__name__}: {exc}")
-            return None
-        self.report.outcomes.append(outcome)
-        self.notes.append((subscription_id, why.classify(outcome)))
-        log_delivery(outcome, self.instance)
-        return outcome
+    def batch(self, planned: list[Planned], now: dt.datetime) -> Iterator[tuple[Planned, bool]]:
+        """deliver_batch() the periods, each logged and reported; False: it failed unexpectedly."""
+        for plan, result in deliver_batch(
+            self.engine,
+            planned,
+            channel=self.pool,
+            now=now,
+            settings=self.settings,
+            instance=self.instance,
+            ranker=self.ranker,
+            should_stop=self.stop_requested,
+        ):
+            if isinstance(result, Exception):  # a bug or the database: the claim lapses, a later pass retries
+                log.error(
+                    "delivery of subscription %s for %s failed unexpectedly",
+                    plan.subscription_id,
+                    plan.period,
+                )
+                self.report.errors.append(
+                    f"subscription {plan.subscription_id} {plan.period}: {type(result).__name__}: {result}"
+                )
+                yield plan, False
+                continue
+            self.report.outcomes.append(result)
+            self.notes.append((plan.subscription_id, why.classify(result)))
+            log_delivery(result, self.instance)
+            yield plan, True
 
 
 def run_dispatch(
@@ -249,13 +253,13 @@ def _deliver_batch(run: _Pass, due: list[tuple[int, dt.datetime]], now: dt.datet
     _flag_broken(run.engine, until, broken)
     advanced: dict[int, dt.datetime | None] = {}
     handled = set(broken)
+    schedules = {sid: schedule for sid, _, schedule in plans}
     try:
-        for sid, period, schedule in plans:
-            if run.stop_requested():
-                return
-            handled.add(sid)
-            if run.deliver(sid, period, now, digests.get(sid)) is not None:
-                advanced[sid] = next_send_at(schedule, now)
+        planned = [Planned(sid, period, digests.get(sid)) for sid, period, _ in plans]
+        for plan, delivered in run.batch(planned, now):
+            handled.add(plan.subscription_id)
+            if delivered:
+                advanced[plan.subscription_id] = next_send_at(schedules[plan.subscription_id], now)
     finally:
         set_claimed(run.engine, until, advanced)
         # Claims this pass will not use go back as they were, for the next pass (or another instance).
@@ -284,11 +288,11 @@ def _deliver_retries(run: _Pass) -> None:
             due = [key for key in retries_due(session, now, limit=BATCH) if key not in seen]
         if not due:
             return
-        for subscription_id, period in due:
-            seen.add((subscription_id, period))
-            if run.stop_requested():
-                return
-            run.deliver(subscription_id, period, now)
+        seen.update(due)
+        for _ in run.batch([Planned(sid, period) for sid, period in due], now):
+            pass
+        if run.report.stopped:
+            return
 
 
 def log_delivery(outcome: DeliveryOutcome, instance: str) -> None:

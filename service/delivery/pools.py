@@ -37,19 +37,12 @@ from collections.abc import Set as AbstractSet
 from typing import Any, Protocol
 
 import numpy as np
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session, aliased
 
 from service.config import Settings
 from service.delivery.metrics import RANK_SECONDS
-from service.digest.compose import (
-    _WINDOW_STATUSES,
-    MAX_WINDOW,
-    Candidates,
-    Ranker,
-    build_digest,
-    choose_items,
-)
+from service.digest.compose import Candidates, Ranker, build_digest, choose_items, window_starts
 from service.digest.model import Digest, DigestItem
 from service.digest.rank import (
     DatabaseEmbeddingCache,
@@ -65,7 +58,7 @@ from service.matching.batch import ScreenedRanker
 from service.matching.diffusion import MIN_POOL
 from service.matching.interests import CompiledInterest, InterestError, compile_interest
 from service.matching.ranking import CandidateRows
-from service.models import Delivery, DeliveryPaper, Paper, Profile, Subscription
+from service.models import DeliveryPaper, Paper, Profile, Subscription
 
 POOLS_KEPT = 4  # match contexts kept per pass (a pool per distinct window; most passes have one)
 
@@ -294,21 +287,6 @@ class PoolMatcher:
         return pool
 
 
-def window_starts(
-    session: Session, subscription_ids: Sequence[int], *, now: dt.datetime, settings: Settings
-) -> dict[int, dt.datetime]:
-    """compose.window_start for many subscriptions in one query."""
-    rows = session.execute(
-        select(Delivery.subscription_id, func.max(Delivery.created_at))
-        .where(Delivery.subscription_id.in_(subscription_ids), Delivery.status.in_(_WINDOW_STATUSES))
-        .group_by(Delivery.subscription_id)
-    )
-    last = {subscription_id: at for subscription_id, at in rows}
-    lookback = now - dt.timedelta(days=settings.digest_lookback_days)
-    floor = now - MAX_WINDOW
-    return {sid: max(last.get(sid) or lookback, floor) for sid in subscription_ids}
-
-
 def held_papers(
     session: Session, subscription_ids: Sequence[int], *, after: dt.datetime
 ) -> dict[int, set[int]]:
@@ -320,8 +298,7 @@ def held_papers(
         select(own.id, DeliveryPaper.paper_id)
         .join(inbox, (inbox.channel == own.channel) & (inbox.address == own.address))
         .join(DeliveryPaper, DeliveryPaper.subscription_id == inbox.id)
-        .join(Paper, Paper.id == DeliveryPaper.paper_id)
-        .where(own.id.in_(subscription_ids), Paper.first_seen_at > after)
+        .where(own.id.in_(subscription_ids), DeliveryPaper.paper_seen_at > after)
     )
     for subscription_id, paper_id in rows:
         held[subscription_id].add(paper_id)

@@ -9,16 +9,18 @@ written over a row still 'claimed'. service.delivery decides what to do; this mo
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
 from service.digest.compose import digest_from_record, item_record
 from service.digest.model import Digest
-from service.models import Delivery, DeliveryPaper, Subscriber, Subscription
+from service.models import Delivery, DeliveryPaper, Paper, Subscriber, Subscription
 
 
 @dataclass(frozen=True)
@@ -59,14 +61,19 @@ def describe(delivery: Delivery) -> str:
     return "nothing to send for this period"
 
 
-def _insert_unless_taken(session: Session, values: dict[str, object]) -> int | None:
-    """INSERT the delivery row; None when (subscription, period) already has one."""
+def insert_for(session: Session) -> Callable[..., Any]:
+    """The dialect's INSERT, which knows ON CONFLICT."""
     dialect = session.get_bind().dialect.name
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
     if insert is None:
         raise RuntimeError(f"deliveries need PostgreSQL or SQLite, not {dialect}")
+    return insert
+
+
+def _insert_unless_taken(session: Session, values: dict[str, object]) -> int | None:
+    """INSERT the delivery row; None when (subscription, period) already has one."""
     stmt = (
-        insert(Delivery)
+        insert_for(session)(Delivery)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["subscription_id", "period"])
         .returning(Delivery.id)
@@ -100,6 +107,8 @@ def claim_new(
     delivery_id = _insert_unless_taken(session, values)
     if delivery_id is None:
         return None
+    ids = [item.paper_id for item in digest.items]
+    seen = dict(session.execute(select(Paper.id, Paper.first_seen_at).where(Paper.id.in_(ids))).all())
     session.add_all(
         DeliveryPaper(
             delivery_id=delivery_id,
@@ -108,6 +117,7 @@ def claim_new(
             rank=rank,
             score=item.score,
             reason=item_record(item),
+            paper_seen_at=seen.get(item.paper_id),
         )
         for rank, item in enumerate(digest.items, start=1)
     )
@@ -147,17 +157,55 @@ def mark_sent(
     factory: sessionmaker[Session], sub: Subscription, delivery_id: int, message_id: str, *, now: dt.datetime
 ) -> None:
     """Record a successful send (a hard-bounce streak ends with it)."""
+    subscriber = sub.subscriber_id if sub.channel == "email" else None
     with factory() as session, session.begin():
+        mark_sent_now(session.connection(), delivery_id, message_id, now=now)
+        note_sent(session, [Sent(delivery_id, sub.id, subscriber, message_id)], now=now)
+
+
+_MARK_SENT = (
+    update(Delivery)
+    .where(Delivery.id == bindparam("b_delivery"), Delivery.status == "claimed")
+    .values(status="sent", message_id=bindparam("b_message_id"), sent_at=bindparam("b_at"), last_error=None)
+    .values(updated_at=bindparam("b_at"))
+)
+
+
+def mark_sent_now(conn: Connection, delivery_id: int, message_id: str, *, now: dt.datetime) -> None:
+    """The delivery is 'sent' (only a row still 'claimed'): written as soon as the channel took it, so a
+    crash can leave at most the digest in flight unmarked."""
+    conn.execute(_MARK_SENT, {"b_delivery": delivery_id, "b_message_id": message_id[:300], "b_at": now})
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A delivery that went out."""
+
+    delivery_id: int
+    subscription_id: int
+    subscriber_id: int | None  # an email subscription's address: its hard-bounce streak ends
+    message_id: str
+
+
+def note_sent(session: Session, sent: Sequence[Sent], *, now: dt.datetime) -> None:
+    """What sends change besides their delivery rows, in two UPDATEs however many there are: the
+    subscriptions' last_sent_at, and the end of their addresses' hard-bounce streaks."""
+    if not sent:
+        return
+    session.execute(
+        update(Subscription)
+        .where(Subscription.id.in_({s.subscription_id for s in sent}))
+        .values(last_sent_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    subscribers = {s.subscriber_id for s in sent if s.subscriber_id is not None}
+    if subscribers:  # only streaks to end: most addresses have none, and an UPDATE is a new row version
         session.execute(
-            update(Delivery)
-            .where(Delivery.id == delivery_id, Delivery.status == "claimed")
-            .values(status="sent", message_id=message_id[:300], sent_at=now, last_error=None, updated_at=now)
+            update(Subscriber)
+            .where(Subscriber.id.in_(subscribers), Subscriber.hard_bounces != 0)
+            .values(hard_bounces=0)
+            .execution_options(synchronize_session=False)
         )
-        session.execute(update(Subscription).where(Subscription.id == sub.id).values(last_sent_at=now))
-        if sub.channel == "email" and sub.subscriber_id is not None:
-            session.execute(
-                update(Subscriber).where(Subscriber.id == sub.subscriber_id).values(hard_bounces=0)
-            )
 
 
 def mark_unsent(

@@ -12,6 +12,11 @@ three beats (ALIVE_S). An instance whose heartbeat is gone is dead (kill -9, pow
   retry due now: the same recorded papers under the same Message-ID, which mail clients use to drop
   the copy if the first one did arrive.
 
+A delivery is handed to its channel only after every earlier one of its claim (same instance, same
+claimed_at) is marked, in delivery id order (service.delivery.batch). So of the rows a dead instance
+left claimed together, only the lowest id can have been in flight: the others were never sent, and
+are made retries due now at once (no guess, no operator), whatever the policy.
+
 A claim without an owner (claimed_by NULL: a claim queued on the broker, or written by an older
 version) is left to its expiry, as before.
 """
@@ -30,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from service.config import Settings
 from service.delivery import lease
-from service.delivery.claims import CLAIM
+from service.delivery.claims import CLAIM, QUEUED_CLAIM
 from service.delivery.records import resolve_stuck
 from service.models import Delivery, Lease, Subscription
 
@@ -99,16 +104,24 @@ def _alive(now: dt.datetime) -> Select[tuple[str]]:
 
 
 def recover_claims(engine: Engine, now: dt.datetime, alive_s: float = ALIVE_S) -> int:
-    """Subscriptions claimed (more than ALIVE_S ago) by a dead instance are due again now."""
-    # A claim runs until claimed_at + CLAIM, so one made ALIVE_S ago ends before this:
-    settled = now + CLAIM - dt.timedelta(seconds=alive_s)
+    """Subscriptions claimed (more than ALIVE_S ago) by a dead instance are due again now: a pass's
+    claims (CLAIM), and a clock's queued claims (QUEUED_CLAIM) it died before handing to the broker."""
+    # A claim runs until claimed_at + its hold, so one made ALIVE_S ago ends before this; an expiry
+    # past now + CLAIM can only be a queued claim's.
+    alive = dt.timedelta(seconds=alive_s)
+    settled = or_(
+        and_(Subscription.next_digest_at > now, Subscription.next_digest_at <= now + CLAIM - alive),
+        and_(
+            Subscription.next_digest_at > now + CLAIM,
+            Subscription.next_digest_at <= now + QUEUED_CLAIM - alive,
+        ),
+    )
     with engine.begin() as conn:
         return conn.execute(
             update(Subscription)
             .where(
                 Subscription.claimed_by.is_not(None),
-                Subscription.next_digest_at > now,
-                Subscription.next_digest_at <= settled,
+                settled,
                 Subscription.claimed_by.not_in(_alive(now)),
             )
             .values(next_digest_at=now, claimed_by=None)
@@ -149,6 +162,40 @@ def stuck_deliveries(session: Session, now: dt.datetime, alive_s: float = ALIVE_
     return [StuckDelivery(*row) for row in rows]
 
 
+def release_never_sent(engine: Engine, now: dt.datetime, alive_s: float = ALIVE_S) -> list[int]:
+    """A dead instance's claimed deliveries that were never handed to a channel (all but the first of
+    each claim, see the module docstring) become retries due now: the same papers, a first send."""
+    with Session(engine) as session, session.begin():
+        rows = session.execute(
+            select(Delivery.id, Delivery.claimed_by, Delivery.claimed_at)
+            .where(_stuck(now, alive_s), Delivery.claimed_by.is_not(None))
+            .order_by(Delivery.id)
+        ).all()
+        first: set[tuple[str, dt.datetime]] = set()
+        unsent: list[int] = []
+        for delivery_id, claimed_by, claimed_at in rows:
+            if (claimed_by, claimed_at) in first:
+                unsent.append(delivery_id)
+            else:
+                first.add((claimed_by, claimed_at))
+        if unsent:
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(unsent), Delivery.status == "claimed")
+                .values(
+                    status="retry",
+                    attempts=Delivery.attempts - 1,  # never attempted: the retry's claim counts it
+                    next_attempt_at=now,
+                    last_error="never sent: the instance that claimed it died before sending it",
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False)
+            )
+    if unsent:
+        log.warning("event=never_sent_released deliveries=%s", len(unsent))
+    return unsent
+
+
 def settle_stuck(engine: Engine, settings: Settings, now: dt.datetime) -> list[int]:
     """Apply STUCK_DELIVERY_POLICY to stuck deliveries older than the delay; the ids resent."""
     if settings.stuck_delivery_policy != "resend":
@@ -171,4 +218,5 @@ def recover(engine: Engine, settings: Settings, now: dt.datetime) -> None:
     recovered = recover_claims(engine, now, 3 * settings.heartbeat_s)
     if recovered:
         log.warning("event=claims_recovered subscriptions=%s", recovered)
+    release_never_sent(engine, now, 3 * settings.heartbeat_s)
     settle_stuck(engine, settings, now)

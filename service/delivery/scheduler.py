@@ -4,7 +4,9 @@ Per-subscriber timing is data (subscriptions.next_digest_at, see service.deliver
 only runs two fixed jobs, each a whole pass that is safe to repeat:
 
 - `paperboy-ingest`: scan the drop folder and poll HTTP sources, every INGEST_INTERVAL_S;
-- `paperboy-dispatch`: deliver due digests and due retries, every DISPATCH_INTERVAL_S.
+- `paperboy-dispatch`: deliver due digests and due retries, every DISPATCH_INTERVAL_S;
+- `paperboy-retries`, with workers only (BROKER_URL): enqueue the retries that came due, every
+  RETRY_INTERVAL_S, so a retry waiting in the database does not wait for the next pass as well.
 
 Both live in the SQLAlchemyJobStore in paperboy's own database, added with explicit ids and
 replace_existing=True so a restart updates them instead of piling up copies. Choices, on purpose:
@@ -44,6 +46,7 @@ log = logging.getLogger("paperboy.scheduler")
 
 INGEST_JOB_ID = "paperboy-ingest"
 DISPATCH_JOB_ID = "paperboy-dispatch"
+RETRY_JOB_ID = "paperboy-retries"
 JOBS_TABLE = "apscheduler_jobs"
 
 
@@ -101,20 +104,34 @@ def dispatch_job(instance: str) -> None:
     )
 
 
+def retry_job(instance: str) -> None:
+    """The `paperboy-retries` job (with workers): enqueue the retries that came due."""
+    from service.delivery.tasks import configure, enqueue_retries
+
+    rt = _runtimes.get(instance)
+    if rt is None or rt.stop.is_set() or not rt.settings.broker_url:
+        return  # without workers (a job stored while there were some), each pass retries
+    configure(rt.settings)
+    enqueue_retries(rt.engine, rt.settings, rt.clock.now())
+
+
 def build_scheduler(rt: Runtime) -> BackgroundScheduler:
     """A scheduler with the two jobs in the database job store (not started)."""
     scheduler = BackgroundScheduler(
         jobstores={"default": SQLAlchemyJobStore(engine=rt.engine, tablename=JOBS_TABLE)},
-        # One thread per job: ingest and dispatch may run side by side, never two of the same.
-        executors={"default": ThreadPoolExecutor(max_workers=2)},
+        # One thread per job: the jobs may run side by side, never two of the same.
+        executors={"default": ThreadPoolExecutor(max_workers=3)},
         job_defaults={"coalesce": True, "max_instances": 1},
         timezone=dt.UTC,
     )
     now = rt.clock.now()
-    for job_id, func, interval in (
+    jobs = [
         (INGEST_JOB_ID, "service.delivery.scheduler:ingest_job", rt.settings.ingest_interval_s),
         (DISPATCH_JOB_ID, "service.delivery.scheduler:dispatch_job", rt.settings.dispatch_interval_s),
-    ):
+    ]
+    if rt.settings.broker_url:
+        jobs.append((RETRY_JOB_ID, "service.delivery.scheduler:retry_job", rt.settings.retry_interval_s))
+    for job_id, func, interval in jobs:
         scheduler.add_job(
             func,
             trigger=IntervalTrigger(seconds=interval, timezone=dt.UTC),
@@ -175,6 +192,8 @@ class SchedulerService:
             _runtimes[rt.instance] = rt
             self.scheduler = build_scheduler(rt)
             self.scheduler.start()
+            if not rt.settings.broker_url and self.scheduler.get_job(RETRY_JOB_ID) is not None:
+                self.scheduler.remove_job(RETRY_JOB_ID)  # stored while there were workers
         elif not held and self.scheduler is not None:
             log.warning("instance %s lost the scheduler lease; standing by", rt.instance)
             self._stop_scheduler()

@@ -4,14 +4,16 @@
         │                                      enqueue one `match` task per batch, and every due retry
         ├─ match task (queue `match`)          compose the batch's digests by pool (service.delivery.pools)
         │     └─ deliver tasks                 one per small batch, on the channel's queue (`email`, `slack`)
-        └─ deliver task                        claim -> render -> send -> mark (service.delivery.attempt),
-                                               then advance next_digest_at if the claim is still ours
+        └─ deliver task                        claim -> render -> send -> mark, writes batched
+                                               (service.delivery.batch), then advance next_digest_at
+                                               if the claim is still ours
 
 Every task is idempotent through the claim rules: a delivery row is unique per (subscription, period)
 and claimed before anything is sent, so a redelivered task (acks_late + reject_on_worker_lost: a killed
-worker's tasks go to another) finds the row and does nothing. Long retries stay in the database
-(next_attempt_at) and are enqueued by the clock when due: a delayed task held past RabbitMQ's
-consumer_timeout would be redelivered, and long ETAs pile up in worker memory.
+worker's tasks go to another) finds the row and does nothing. A short retry is the deliver task's own
+Celery retry; long ones stay in the database (next_attempt_at) and are enqueued by the clock when due:
+a delayed task held past RabbitMQ's consumer_timeout would be redelivered, and long ETAs pile up in
+worker memory (service.delivery.retries).
 
 Subscriptions are claimed for QUEUED_CLAIM rather than CLAIM: a day's backlog may wait in the queue
 longer than ten minutes, and the broker, not a process, owns a queued claim.
@@ -22,33 +24,44 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init
+from celery.exceptions import MaxRetriesExceededError
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown, worker_shutdown
 from kombu import Queue
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, selectinload
 
 from service import why
 from service.config import Settings, get_settings
 from service.db import get_engine, session_factory
-from service.delivery.attempt import ChannelPool, deliver, not_deliverable, retries_due
-from service.delivery.claims import claim_many, due_subscriptions, schedule_new, set_claimed
+from service.delivery.attempt import ChannelPool, not_deliverable
+from service.delivery.batch import Planned, deliver_batch
+from service.delivery.claims import (
+    QUEUED_CLAIM,
+    claim_many,
+    due_subscriptions,
+    hand_over,
+    schedule_new,
+    set_claimed,
+)
 from service.delivery.dispatch import DispatchReport, log_delivery
 from service.delivery.lease import instance_name
 from service.delivery.metrics import PASS_SECONDS
 from service.delivery.pools import PoolMatcher
 from service.delivery.recovery import Heartbeat, recover
+from service.delivery.retries import EnqueuedRetries, retries_for_the_clock, short_retries
 from service.delivery.schedule import Schedule, ScheduleError, latest_slot, next_send_at
 from service.digest.compose import build_digest, item_from_json, item_json
 from service.matching.batch import ScreenedRanker
-from service.models import Profile, Subscription
+from service.models import Paper, Profile, Subscription
+from service.oplog import log_event
 
 log = logging.getLogger("paperboy.tasks")
 
-QUEUED_CLAIM = dt.timedelta(hours=1)
 DELIVER_BATCH = 50  # digests per deliver task: one SMTP connection each, short enough to redeliver
 CHANNEL_QUEUES = ("email", "slack")
 
@@ -59,6 +72,10 @@ def configure(settings: Settings) -> Celery:
     """Point the app at the broker; queue names carry QUEUE_PREFIX (tests and shared brokers)."""
     prefix = settings.queue_prefix
     queues = [Queue(prefix + name) for name in ("match", *CHANNEL_QUEUES)]
+    if app.conf.broker_url != settings.broker_url:
+        # Celery keeps its connection and producer pools once made: a new broker needs new ones.
+        app._pool = None
+        app.amqp._producer_pool = None
     app.conf.update(
         broker_url=settings.broker_url,
         task_acks_late=True,  # a task is acknowledged after it ran ...
@@ -95,23 +112,51 @@ def enqueue_pass(engine: Engine, settings: Settings, now: dt.datetime) -> Dispat
 def _enqueue_pass(engine: Engine, settings: Settings, now: dt.datetime) -> DispatchReport:
     recover(engine, settings, now)
     report = DispatchReport(scheduled=schedule_new(engine, now))
-    seen: set[int] = set()
-    while True:
-        due = [(sid, at) for sid, at in due_subscriptions(engine, now) if sid not in seen]
-        if not due:
-            break
-        seen.update(sid for sid, _ in due)
-        until, won = claim_many(engine, [sid for sid, _ in due], now, hold=QUEUED_CLAIM)
-        report.lost_claims += len(due) - len(won)
-        if won:
-            shard = [(sid, _iso(at)) for sid, at in due if sid in won]
-            match_task.apply_async(args=(shard, _iso(until), _iso(now)), queue=queue_name(settings, "match"))
-    with session_factory(engine)() as session:
-        retries = retries_due(session, now, limit=None)
-    for start in range(0, len(retries), DELIVER_BATCH):
-        entries = [(sid, period, None, None) for sid, period in retries[start : start + DELIVER_BATCH]]
-        deliver_task.apply_async(args=(entries, None, _iso(now)), queue=queue_name(settings, "email"))
+    # Each batch is claimed in the clock's name until its task is published: a clock killed in
+    # between leaves claims that the next pass frees once this heartbeat is gone, not after an hour.
+    clock = instance_name()  # its own name: an in-process worker's heartbeat is not this pass's
+    beat = Heartbeat(engine, clock, interval_s=settings.heartbeat_s).start(beat_now=True)
+    try:
+        seen: set[int] = set()
+        while True:
+            due = [(sid, at) for sid, at in due_subscriptions(engine, now) if sid not in seen]
+            if not due:
+                break
+            seen.update(sid for sid, _ in due)
+            until, won = claim_many(engine, [sid for sid, _ in due], now, hold=QUEUED_CLAIM, owner=clock)
+            report.lost_claims += len(due) - len(won)
+            if won:
+                shard = [(sid, _iso(at)) for sid, at in due if sid in won]
+                try:
+                    match_task.apply_async(
+                        args=(shard, _iso(until), _iso(now)), queue=queue_name(settings, "match")
+                    )
+                except Exception:
+                    # Not on the queue (the broker unreachable past kombu's publish retries): the claims
+                    # go back as they were, due for the next pass rather than after a queued claim's hour.
+                    set_claimed(engine, until, {sid: at for sid, at in due if sid in won})
+                    raise
+                hand_over(engine, list(won), until, clock)
+    finally:
+        beat.stop()
+    enqueue_retries(engine, settings, now)
     return report
+
+
+_ENQUEUED_RETRIES = EnqueuedRetries(QUEUED_CLAIM)
+
+
+def enqueue_retries(engine: Engine, settings: Settings, now: dt.datetime) -> int:
+    """Enqueue the due retries that wait in the database (service.delivery.retries), each attempt once;
+    the clock's retry job runs this between passes, so a retry never waits for the next pass."""
+    with session_factory(engine)() as session:
+        due = _ENQUEUED_RETRIES.fresh(retries_for_the_clock(session, now, settings), now)
+    for start in range(0, len(due), DELIVER_BATCH):
+        batch = due[start : start + DELIVER_BATCH]
+        entries = [(sid, period, None, None) for sid, period, _ in batch]
+        deliver_task.apply_async(args=(entries, None, _iso(now)), queue=queue_name(settings, "email"))
+        _ENQUEUED_RETRIES.add(batch, now)
+    return len(due)
 
 
 @app.task(name="paperboy.match", bind=True)
@@ -128,8 +173,8 @@ def match_shard(
     until: dt.datetime,
     now: dt.datetime,
 ) -> int:
+    started, cpu = time.perf_counter(), time.thread_time()
     due_at = {sid: _at(at) for sid, at in shard}
-    matcher = PoolMatcher(settings, now, screen=_screen(settings))
     plans: list[tuple[Subscription, str, dt.datetime]] = []
     broken: list[int] = []
     with session_factory(engine)() as session, session.begin():
@@ -152,22 +197,62 @@ def match_shard(
                 continue
             plans.append((sub, latest_slot(schedule, now).period, next_send_at(schedule, now)))
         ready = [sub for sub, _, _ in plans if not_deliverable(sub) is None]
+        matcher = _matcher(session, settings, now)
+        ranked_before = matcher.rank_seconds
         digests = matcher.compose(session, ready, {sub.id: period for sub, period, _ in plans})
         by_channel: dict[str, list[tuple[int, str, list[dict[str, Any]] | None, str | None]]] = {}
         for sub, period, next_at in plans:
             digest = digests.get(sub.id)
             items = [item_json(item) for item in digest.items] if digest is not None else None
             by_channel.setdefault(sub.channel, []).append((sub.id, period, items, _iso(next_at)))
+    tasks = 0
     for channel, entries in by_channel.items():
         queue = queue_name(settings, channel if channel in CHANNEL_QUEUES else "email")
         for start in range(0, len(entries), DELIVER_BATCH):
             deliver_task.apply_async(
                 args=(entries[start : start + DELIVER_BATCH], _iso(until), _iso(now)), queue=queue
             )
+            tasks += 1
+    # The match stage's own costs, for `bench/scale_bench.py` and operators sizing the match queue.
+    log_event(
+        log,
+        "match",
+        subscriptions=len(shard),
+        composed=len(digests),
+        deliver_tasks=tasks,
+        rank_s=round(matcher.rank_seconds - ranked_before, 3),
+        cpu_s=round(time.thread_time() - cpu, 3),
+        seconds=round(time.perf_counter() - started, 3),
+    )
     return len(plans)
 
 
 _SCREEN: ScreenedRanker | None = None
+_MATCHER: tuple[str, PoolMatcher] | None = None  # (database, the matcher of its latest pass)
+
+
+def _matcher(session: Session, settings: Settings, now: dt.datetime) -> PoolMatcher:
+    """One PoolMatcher per worker process and pass (`now`), reused by the pass's match tasks.
+
+    The in-process pass keeps one for all its batches; a new one per task loaded the pool's papers and
+    built its match context again for every batch. It is reused only while the papers it loaded are
+    still those the database holds for its window (one indexed count).
+    """
+    global _MATCHER
+    database = str(session.get_bind().url)
+    if _MATCHER is not None and _MATCHER[0] == database and _MATCHER[1].now == now:
+        matcher = _MATCHER[1]
+        if matcher.loaded_after is None:
+            return matcher
+        count, last = session.execute(
+            select(func.count(), func.max(Paper.id)).where(
+                Paper.first_seen_at > matcher.loaded_after, Paper.first_seen_at <= now
+            )
+        ).one()
+        if count == len(matcher.papers) and last == max((p.id for p in matcher.papers), default=None):
+            return matcher
+    _MATCHER = (database, PoolMatcher(settings, now, screen=_screen(settings)))
+    return _MATCHER[1]
 
 
 def _screen(settings: Settings) -> ScreenedRanker:
@@ -187,7 +272,32 @@ def deliver_task(
 ) -> int:
     """Deliver a batch; entries are (subscription, period, composed items or None for a retry, next slot)."""
     settings = get_settings()
-    return deliver_entries(get_engine(settings), settings, entries, _at(until), _at(now))  # type: ignore[arg-type]
+    engine = get_engine(settings)
+    sent = deliver_entries(engine, settings, entries, _at(until), _at(now))  # type: ignore[arg-type]
+    retry_soon(self, engine, settings, [(sid, period) for sid, period, *_ in entries], _at(now))  # type: ignore[arg-type]
+    return sent
+
+
+def retry_soon(
+    task: Any, engine: Engine, settings: Settings, keys: list[tuple[int, str]], now: dt.datetime
+) -> None:
+    """The batch's short retries go again after their countdown, as a task of their own (Celery's retry:
+    this message is acknowledged, a delayed copy published); long ones are left to the clock."""
+    with session_factory(engine)() as session:
+        waiting = short_retries(session, keys, now, settings)
+    if not waiting:
+        return
+    at = max(next_at for _, _, next_at in waiting)
+    entries = [(sid, period, None, None) for sid, period, _ in waiting]
+    try:
+        # The retry runs at `at` on the pass's clock, so every claim it retries is due by then.
+        raise task.retry(
+            args=(entries, None, _iso(at)),
+            countdown=(at - now).total_seconds(),
+            max_retries=settings.delivery_max_attempts,
+        )
+    except MaxRetriesExceededError:
+        log.warning("event=retry_left_to_clock deliveries=%s", len(entries))
 
 
 def deliver_entries(
@@ -197,38 +307,56 @@ def deliver_entries(
     until: dt.datetime | None,
     now: dt.datetime,
 ) -> int:
+    """The batch through deliver_batch, as a pass delivers it; the claims delivered are advanced.
+
+    An unexpected error (a bug, the database) leaves its subscriptions' claims to lapse and fails the
+    task once the others are recorded.
+    """
+    next_slot = {(sid, period): _at(next_at) for sid, period, _, next_at in entries}
+    with session_factory(engine)() as session:  # the subscriptions of the composed digests, read once
+        ids = [sid for sid, _, items, _ in entries if items is not None]
+        subs = {
+            sub.id: sub
+            for sub in session.scalars(
+                select(Subscription)
+                .where(Subscription.id.in_(ids))
+                .options(selectinload(Subscription.profile).selectinload(Profile.interests))
+            )
+        }
+        planned = [
+            Planned(
+                sid,
+                period,
+                build_digest(
+                    subs[sid], period, [item_from_json(i) for i in items], now=now, settings=settings
+                )
+                if items is not None
+                else None,
+            )
+            for sid, period, items, _ in entries
+            if items is None or sid in subs
+        ]
     sent = 0
     advanced: dict[int, dt.datetime | None] = {}
     notes: list[tuple[int, why.Note]] = []  # "why no email today"
+    errors: list[Exception] = []
     with ChannelPool(settings) as pool:
-        for subscription_id, period, items, next_at in entries:
-            digest = None
-            if items is not None:
-                with session_factory(engine)() as session:
-                    sub = session.get(Subscription, subscription_id)
-                    if sub is None:
-                        continue
-                    digest = build_digest(
-                        sub, period, [item_from_json(i) for i in items], now=now, settings=settings
-                    )
-            outcome = deliver(
-                engine,
-                subscription_id,
-                period,
-                channel=pool,
-                now=now,
-                settings=settings,
-                instance=worker_instance(),
-                digest=digest,
-            )
-            log_delivery(outcome, worker_instance())
-            notes.append((subscription_id, why.classify(outcome)))
-            sent += outcome.status == "sent"
+        for plan, result in deliver_batch(
+            engine, planned, channel=pool, now=now, settings=settings, instance=worker_instance()
+        ):
+            if isinstance(result, Exception):
+                errors.append(result)
+                continue
+            log_delivery(result, worker_instance())
+            notes.append((plan.subscription_id, why.classify(result)))
+            sent += result.status == "sent"
             if until is not None:
-                advanced[subscription_id] = _at(next_at)
+                advanced[plan.subscription_id] = next_slot[(plan.subscription_id, plan.period)]
     if until is not None:
         set_claimed(engine, until, advanced)
     why.record(engine, notes, pass_at=now, at=now, instance=worker_instance())
+    if errors:
+        raise errors[0]
     return sent
 
 
@@ -252,6 +380,15 @@ def _start_heartbeat(**_: Any) -> None:
     _HEARTBEATS[os.getpid()] = beat.start(beat_now=True)
 
 
+@worker_shutdown.connect
+@worker_process_shutdown.connect
+def _stop_heartbeat(**_: Any) -> None:
+    """A worker stopping cleanly says so: its tasks are finished, and its beat thread must not outlive it."""
+    beat = _HEARTBEATS.pop(os.getpid(), None)
+    if beat is not None:
+        beat.stop()
+
+
 def worker_instance() -> str:
     """This worker process's name in claimed_by, one per process (prefork children get their own)."""
     pid = os.getpid()
@@ -260,4 +397,4 @@ def worker_instance() -> str:
     return _INSTANCE[pid]
 
 
-__all__ = ["app", "configure", "deliver_task", "enqueue_pass", "match_task"]
+__all__ = ["app", "configure", "deliver_task", "enqueue_pass", "enqueue_retries", "match_task"]

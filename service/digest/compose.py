@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any, Protocol, overload
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.config import Settings
@@ -53,14 +53,43 @@ def window_start(
     session: Session, subscription: Subscription, *, now: dt.datetime, settings: Settings
 ) -> dt.datetime:
     """Papers first seen after this instant are new for the subscription."""
-    last = session.scalar(
-        select(Delivery.created_at)
-        .where(Delivery.subscription_id == subscription.id, Delivery.status.in_(_WINDOW_STATUSES))
-        .order_by(Delivery.created_at.desc())
-        .limit(1)
+    return window_starts(session, [subscription.id], now=now, settings=settings)[subscription.id]
+
+
+def window_starts(
+    session: Session, subscription_ids: Sequence[int], *, now: dt.datetime, settings: Settings
+) -> dict[int, dt.datetime]:
+    """window_start for many subscriptions in two index range reads.
+
+    The window never starts before now - MAX_WINDOW, so only deliveries created since then are read
+    (ix_deliveries_subscription_id_created_at): a subscription's years of history cost nothing. A
+    subscription with none of those is either new (the lookback) or was paused longer than
+    MAX_WINDOW (the floor); one more query over those few subscriptions tells which.
+    """
+    floor = now - MAX_WINDOW
+    covered = Delivery.status.in_(_WINDOW_STATUSES)
+    last = dict(
+        session.execute(  # type: ignore[arg-type]
+            select(Delivery.subscription_id, func.max(Delivery.created_at))
+            .where(Delivery.subscription_id.in_(subscription_ids), Delivery.created_at > floor, covered)
+            .group_by(Delivery.subscription_id)
+        ).all()
     )
-    start = last if last is not None else now - dt.timedelta(days=settings.digest_lookback_days)
-    return max(start, now - MAX_WINDOW)
+    lookback = max(now - dt.timedelta(days=settings.digest_lookback_days), floor)
+    unseen = [sid for sid in subscription_ids if sid not in last]
+    older: set[int] = set()
+    if unseen and lookback > floor:
+        older = set(
+            session.scalars(
+                select(Delivery.subscription_id)
+                .where(Delivery.subscription_id.in_(unseen), Delivery.created_at <= floor, covered)
+                .distinct()
+            )
+        )
+    return {
+        sid: max(last[sid], floor) if sid in last else (floor if sid in older else lookback)
+        for sid in subscription_ids
+    }
 
 
 def candidate_papers(
@@ -71,11 +100,13 @@ def candidate_papers(
     Every subscription of the same channel and address counts, not only this one: two subscriptions
     whose interests overlap never mail one paper twice to one inbox.
     """
+    since = window_start(session, subscription, now=now, settings=settings)
     same_inbox = select(Subscription.id).where(
         Subscription.channel == subscription.channel, Subscription.address == subscription.address
     )
-    already = select(DeliveryPaper.paper_id).where(DeliveryPaper.subscription_id.in_(same_inbox))
-    since = window_start(session, subscription, now=now, settings=settings)
+    already = select(DeliveryPaper.paper_id).where(
+        DeliveryPaper.subscription_id.in_(same_inbox), DeliveryPaper.paper_seen_at > since
+    )
     stmt = (
         select(Paper)
         .where(Paper.first_seen_at > since, Paper.first_seen_at <= now, Paper.id.not_in(already))
@@ -319,12 +350,23 @@ def item_from_json(data: dict[str, Any]) -> DigestItem:
     )
 
 
-def item_from_record(row: DeliveryPaper) -> DigestItem:
+class RecordedItem(Protocol):
+    """A delivery_papers or archived_papers row, or a row of retention.delivered_items."""
+
+    paper_id: int
+    score: float
+    reason: dict[str, Any]
+
+
+def item_from_record(row: RecordedItem, paper_title: str | None = None) -> DigestItem:
+    """The digest item a record holds; `paper_title` (else the row's paper) stands in for a record
+    without a title."""
     reason: dict[str, Any] = row.reason or {}
     published = reason.get("published_on")
+    title = reason.get("title") or (paper_title if paper_title is not None else row.paper.title)  # type: ignore[attr-defined]
     return DigestItem(
         paper_id=row.paper_id,
-        title=reason.get("title") or row.paper.title,
+        title=title,
         url=reason.get("url"),
         authors=list(reason.get("authors") or []),
         author_count=reason.get("author_count"),

@@ -21,6 +21,7 @@ from service.web.admin_schemas import (
     MAX_ID,
     DeliveryDetail,
     DeliveryOut,
+    DeliveryPaperOut,
     Error,
     IngestRunOut,
     Page,
@@ -306,10 +307,15 @@ def list_deliveries(
 
 
 @router.get("/deliveries/{delivery_id}", response_model=DeliveryDetail, responses=NOT_FOUND)
-def get_delivery(session: DB, delivery_id: Id) -> Delivery:
+def get_delivery(session: DB, delivery_id: Id) -> DeliveryDetail:
     delivery = session.scalar(
-        select(Delivery).where(Delivery.id == delivery_id).options(selectinload(Delivery.papers))
+        select(Delivery)
+        .where(Delivery.id == delivery_id)
+        .options(selectinload(Delivery.papers), selectinload(Delivery.archived_papers))
     )
     if delivery is None:
         raise HTTPException(404, f"no delivery with id {delivery_id}")
-    return delivery
+    # Papers past the candidate window live in archived_papers (service.delivery.retention).
+    detail = DeliveryDetail.model_validate(delivery)
+    held = [DeliveryPaperOut.model_validate(p) for p in [*delivery.papers, *delivery.archived_papers]]
+    return detail.model_copy(update={"papers": sorted(held, key=lambda p: p.rank)})

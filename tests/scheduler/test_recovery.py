@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-import service.delivery.attempt as attempt
+import service.delivery.batch as batch
 from service.cli.status import collect_status
 from service.clock import ManualClock
 from service.config import Settings
@@ -75,7 +75,7 @@ def _crash_between_send_and_mark(
     def crash(*args: object, **kwargs: object) -> None:
         raise RuntimeError("killed before marking")
 
-    monkeypatch.setattr(attempt, "mark_sent", crash)
+    monkeypatch.setattr(batch, "mark_sent_now", crash)  # a pass marks each send itself
     run_dispatch(
         engine, settings, clock, instance="doomed", channel=email_channel(settings, transport, clock)
     )

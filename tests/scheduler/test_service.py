@@ -23,7 +23,7 @@ from service.clock import ManualClock
 from service.config import Settings
 from service.db import make_engine
 from service.delivery import lease
-from service.delivery.scheduler import DISPATCH_JOB_ID, INGEST_JOB_ID, SchedulerService
+from service.delivery.scheduler import DISPATCH_JOB_ID, INGEST_JOB_ID, Runtime, SchedulerService
 from service.migrations import upgrade
 from service.models import Delivery, Subscription
 from tests.scheduler.helpers import subscribe, utc
@@ -198,3 +198,36 @@ def test_sigterm_finishes_the_send_in_flight_takes_no_new_work_and_exits_cleanly
     assert sorted(due) == sorted(set(ids) - {rows[0].subscription_id})  # left for the next run
     assert lease.current(engine, lease.SCHEDULER_LEASE) is None  # released on the way out
     engine.dispose()
+
+
+def test_with_workers_the_clock_also_runs_the_retry_job(committed_engine: Engine, tmp_path: Path) -> None:
+    from service.delivery.scheduler import RETRY_JOB_ID, build_scheduler
+
+    clock = ManualClock(dt.datetime.now(dt.UTC))
+    for broker, expected in (("", set()), ("amqp://guest:guest@127.0.0.1:5672//", {RETRY_JOB_ID})):
+        settings = Settings(var_dir=tmp_path / "var", broker_url=broker, retry_interval_s=7)
+        scheduler = build_scheduler(Runtime(committed_engine, settings, clock, "a", threading.Event()))
+        jobs = {job.id: job for job in scheduler.get_jobs()}
+        assert set(jobs) - {INGEST_JOB_ID, DISPATCH_JOB_ID} == expected
+        if expected:
+            assert jobs[RETRY_JOB_ID].trigger.interval == dt.timedelta(seconds=7)
+
+
+def test_without_workers_a_stored_retry_job_is_removed(committed_engine: Engine, tmp_path: Path) -> None:
+    from service.delivery.scheduler import RETRY_JOB_ID, build_scheduler
+
+    clock = ManualClock(dt.datetime.now(dt.UTC))
+    with_workers = Settings(var_dir=tmp_path / "var", broker_url="amqp://guest:guest@127.0.0.1:5672//")
+    stored = build_scheduler(Runtime(committed_engine, with_workers, clock, "a", threading.Event()))
+    stored.start(paused=True)  # the jobs are written to the job store, none runs
+    assert stored.get_job(RETRY_JOB_ID) is not None
+    stored.shutdown()
+    # Restarted without BROKER_URL: the passes retry, and the stored retry job is gone.
+    service = SchedulerService(
+        committed_engine, Settings(var_dir=tmp_path / "var", semantic=False), clock, instance="b"
+    )
+    try:
+        assert service.step() and service.scheduler is not None
+        assert service.scheduler.get_job(RETRY_JOB_ID) is None
+    finally:
+        service.shutdown()

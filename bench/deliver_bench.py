@@ -1,0 +1,199 @@
+"""Delivery-step benchmark: claim, render, send, mark for composed digests on PostgreSQL (issue 11, item 1).
+
+    python bench/deliver_bench.py [--subscriptions 1000] [--papers 2000]
+                                  [--pg postgresql+psycopg://postgres@127.0.0.1:5432]
+
+Builds the scale benchmark's database (bench/scale_bench.py: --papers papers, --subscriptions verified
+email subscriptions, all due), composes every digest once by pool (not measured), then delivers the
+same digests twice to a loopback aiosmtpd Sink in its own process:
+
+1. single: `deliver()` one digest at a time, as a pass did before batching;
+2. batched: `deliver_batch()` (service.delivery.batch), as a pass and a worker do now.
+
+For each: CPU ms per digest of this process and of the PostgreSQL backends serving it (/proc), SQL
+statements per digest, digests/s. Lexical ranking. Writes bench/results/deliver.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from digest_bench import cpu_seconds, start_sink  # noqa: E402
+from pydantic import SecretStr  # noqa: E402
+from scale_bench import NOW, fresh_database, load_papers, load_subscriptions  # noqa: E402
+from sqlalchemy import Engine, delete, event, select, text  # noqa: E402
+from sqlalchemy.orm import Session, selectinload  # noqa: E402
+
+from service.config import Settings  # noqa: E402
+from service.db import make_engine  # noqa: E402
+from service.delivery.attempt import ChannelPool, deliver  # noqa: E402
+from service.delivery.batch import Planned, deliver_batch  # noqa: E402
+from service.delivery.pools import PoolMatcher  # noqa: E402
+from service.delivery.schedule import Schedule, latest_slot  # noqa: E402
+from service.digest.model import Digest  # noqa: E402
+from service.matching.batch import ScreenedRanker  # noqa: E402
+from service.models import Delivery, DeliveryPaper, Profile, Subscription  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "deliver.json"
+
+
+class Meter:
+    """Statements this process sends, and the CPU of the PostgreSQL backends it talks to."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.statements = 0
+        self.backends: set[int] = set()
+        event.listen(engine, "before_cursor_execute", self._statement)
+        event.listen(engine, "connect", self._connected)
+
+    def _statement(self, *_: object) -> None:
+        self.statements += 1
+
+    def _connected(self, dbapi_connection: Any, _record: object) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            self.backends.add(cursor.fetchone()[0])
+
+    def backend_cpu(self) -> float:
+        return sum(cpu_seconds(pid) for pid in self.backends)
+
+
+def compose_all(engine: Engine, settings: Settings) -> list[Planned]:
+    matcher = PoolMatcher(settings, NOW, screen=ScreenedRanker(settings))
+    with Session(engine) as session:
+        subs = session.scalars(
+            select(Subscription)
+            .order_by(Subscription.id)
+            .options(
+                selectinload(Subscription.subscriber),
+                selectinload(Subscription.profile).selectinload(Profile.interests),
+                selectinload(Subscription.profile).selectinload(Profile.feedback),
+            )
+        ).all()
+        periods = {sub.id: latest_slot(Schedule.of(sub), NOW).period for sub in subs}
+        digests: dict[int, Digest] = {}
+        for start in range(0, len(subs), 500):
+            digests.update(matcher.compose(session, subs[start : start + 500], periods))
+    return [Planned(sub.id, periods[sub.id], digests[sub.id]) for sub in subs]
+
+
+def measure(engine: Engine, meter: Meter, sink_pid: int, work: Callable[[], list[str]]) -> dict[str, Any]:
+    with engine.begin() as conn:
+        conn.execute(delete(DeliveryPaper))
+        conn.execute(delete(Delivery))
+    statements, backend0, sink0 = meter.statements, meter.backend_cpu(), cpu_seconds(sink_pid)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    statuses = work()
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    backend = meter.backend_cpu() - backend0
+    n = len(statuses)
+    return {
+        "digests": n,
+        "sent": statuses.count("sent"),
+        "empty": statuses.count("empty"),
+        "other": n - statuses.count("sent") - statuses.count("empty"),
+        "wall_s": round(wall, 2),
+        "digests_per_s": round(n / wall, 1),
+        "cpu_ms_per_digest": round(1000 * cpu / n, 2),
+        "postgres_cpu_ms_per_digest": round(1000 * backend / n, 2),
+        "smtp_sink_cpu_ms_per_digest": round(1000 * (cpu_seconds(sink_pid) - sink0) / n, 2),
+        "statements_per_digest": round((meter.statements - statements) / n, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--subscriptions", type=int, default=1_000)
+    parser.add_argument("--papers", type=int, default=2_000)
+    parser.add_argument(
+        "--pg", default=os.environ.get("PAPERBOY_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
+    )
+    args = parser.parse_args()
+
+    engine = fresh_database(args.pg, f"paperboy_deliver_bench_{os.getpid()}")
+    load_subscriptions(engine, args.subscriptions, load_papers(engine, args.papers))
+    sink, port = start_sink()
+    settings = Settings(
+        database_url=str(engine.url),
+        semantic=False,
+        smtp_url=SecretStr(f"smtp://127.0.0.1:{port}"),
+        smtp_rate_per_s=1e6,
+        var_dir=Path("/tmp/paperboy-deliver-bench"),
+    )
+    try:
+        planned = compose_all(engine, settings)
+        engine.dispose()  # new connections from here on, so the meter knows every backend
+        meter = Meter(engine)
+
+        def single() -> list[str]:
+            with ChannelPool(settings) as pool:
+                return [
+                    deliver(
+                        engine,
+                        plan.subscription_id,
+                        plan.period,
+                        channel=pool,
+                        now=NOW,
+                        settings=settings,
+                        instance="bench",
+                        digest=plan.digest,
+                    ).status
+                    for plan in planned
+                ]
+
+        def batched() -> list[str]:
+            statuses: list[str] = []
+            with ChannelPool(settings) as pool:
+                for start in range(0, len(planned), 500):  # a pass's batch
+                    for _, result in deliver_batch(
+                        engine,
+                        planned[start : start + 500],
+                        channel=pool,
+                        now=NOW,
+                        settings=settings,
+                        instance="bench",
+                    ):
+                        statuses.append(getattr(result, "status", "error"))
+            return statuses
+
+        results = {}
+        for name, work in (("single", single), ("batched", batched)):
+            results[name] = measure(engine, meter, sink.pid, work)
+            print(f"{name}: {results[name]}", flush=True)
+    finally:
+        sink.kill()
+        engine.dispose()
+        admin = make_engine(f"{args.pg}/test")
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{engine.url.database}" WITH (FORCE)'))
+        admin.dispose()
+    result = {
+        "benchmark": "deliver",
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "database": "PostgreSQL (loopback)",
+        "papers": args.papers,
+        "subscriptions": args.subscriptions,
+        **results,
+        "load_average_during_run": os.getloadavg()[0],
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
