@@ -9,8 +9,10 @@ into what the scale benchmark checks: how many, how many distinct Message-IDs, w
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -86,6 +88,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def die_with_parent() -> None:
+    """preexec_fn: the child gets SIGTERM when the benchmark dies (a crash must not leave it running)."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def start(log: Path) -> tuple[subprocess.Popen[bytes], int]:
     """The sink in its own process (it must not share a GIL with what it measures); its port."""
     port = _free_port()
@@ -108,6 +115,7 @@ def start(log: Path) -> tuple[subprocess.Popen[bytes], int]:
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -49,6 +49,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -232,6 +233,7 @@ def with_workers(run: Run, semantic: bool, count: int, broker: str, stall_s: flo
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # its own process group: stopping it reaches its pool process
+                    preexec_fn=counting_sink.die_with_parent,
                 )
             )
     app = configure(settings)
@@ -401,7 +403,12 @@ def main() -> None:
     parser.add_argument(
         "--broker", default=os.environ.get("PAPERBOY_TEST_BROKER", "amqp://guest:guest@127.0.0.1:5672//")
     )
-    parser.add_argument("--cache-dir", type=Path, default=Path("/tmp/paperboy-scale-bench"))
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "paperboy-scale-bench",
+        help="interest-vector cache and each run's logs (sink, workers)",
+    )
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
     modes = [int(w) for w in args.workers.split(",") if w.strip()]

@@ -30,10 +30,22 @@ def relevance_command(
         help="Replay the set as N chronological batches with a simulated reader's feedback "
         "(nDCG@10 and P@10 per round) instead of one snapshot.",
     ),
+    method: list[str] = typer.Option(
+        [],
+        "--method",
+        help="Run only this method (repeat for several), e.g. --method paperboy to measure a change.",
+    ),
 ) -> None:
     """Print P@10, nDCG@10 and R@50 per method and profile kind (keywords, seeds, both)."""
-    from service.matching.evaluation import DatasetError, evaluate, format_table, load_dataset
-    from service.matching.replay import format_rounds, replay
+    from service.matching.evaluation import METHODS, DatasetError, evaluate, format_table, load_dataset
+    from service.matching.replay import REPLAY_METHODS, format_rounds, replay
+
+    known = REPLAY_METHODS if rounds else METHODS
+    unknown = [m for m in method if m not in known]
+    if unknown:
+        typer.echo(f"error: --method: unknown method {unknown[0]!r}; one of: {', '.join(known)}", err=True)
+        raise typer.Exit(2)
+    methods = tuple(method) or known
     from service.matching.semantic import MiniLMEmbedder, NpzEmbeddingCache, semantic_available
 
     settings = get_settings()
@@ -52,7 +64,7 @@ def relevance_command(
     say = lambda message: typer.echo(message, err=True)  # noqa: E731
     if rounds:
         try:
-            replayed = replay(dataset, rounds, embedder=embedder, cache=store, progress=say)
+            replayed = replay(dataset, rounds, embedder=embedder, cache=store, methods=methods, progress=say)
         except ValueError as error:
             typer.echo(f"error: --{error}", err=True)
             raise typer.Exit(2) from error
@@ -60,7 +72,7 @@ def relevance_command(
         _print_report(heading, format_rounds(replayed), replayed.notes, replayed.seconds)
         _write_json(json_out, replayed.to_dict())
         return
-    report = evaluate(dataset, embedder=embedder, cache=store, progress=say)
+    report = evaluate(dataset, embedder=embedder, cache=store, methods=methods, progress=say)
     heading = f"{dataset.path}: {report.papers} papers, {report.profiles} profiles"
     _print_report(heading, format_table(report), report.notes, report.seconds)
     _write_json(json_out, report.to_dict())

@@ -33,13 +33,18 @@ def _text_shingles(title: str, abstract: str) -> frozenset[tuple[str, ...]]:
     return frozenset(tuple(words[i : i + SHINGLE_SIZE]) for i in range(len(words) - SHINGLE_SIZE + 1))
 
 
+# Pairs remembered per context: a pass meets the same pairs profile after profile, but a 5,000-paper
+# pool has 12.5M of them; a dict of int keys this long holds about 100 MB.
+PAIRS_KEPT = 1_000_000
+
+
 class _Compared:
     """What a context's rankings learnt of its rows: their shingles and which pairs are duplicates
     (a pass's pool holds more papers than the text cache above, and meets the same pairs again)."""
 
     def __init__(self) -> None:
         self.shingles: dict[int, frozenset[tuple[str, ...]]] = {}
-        self.pairs: dict[tuple[int, int], bool] = {}
+        self.pairs: dict[int, bool] = {}  # key: low row * 2**32 + high row
 
 
 _COMPARED: WeakKeyDictionary[MatchContext, _Compared] = WeakKeyDictionary()
@@ -72,9 +77,11 @@ def suppress_duplicates(order: np.ndarray, context: MatchContext, limit: int) ->
 
 
 def _duplicates(compared: _Compared, context: MatchContext, row: int, other: int) -> bool:
-    pair = (row, other) if row < other else (other, row)
+    pair = (row << 32) | other if row < other else (other << 32) | row
     same = compared.pairs.get(pair)
     if same is None:
+        if len(compared.pairs) >= PAIRS_KEPT:  # a memo, not a record: start again rather than grow
+            compared.pairs.clear()
         same = compared.pairs[pair] = is_near_duplicate(
             _shingles(compared, context, row), _shingles(compared, context, other)
         )

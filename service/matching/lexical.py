@@ -179,7 +179,10 @@ class LexicalIndex:
     def _bounded(cache: dict[Any, Any], key: Any) -> Any:
         """`key`, after making room for it: the oldest entries go once a cache holds LEAVES_KEPT."""
         while len(cache) >= LEAVES_KEPT:
-            del cache[next(iter(cache))]
+            try:
+                del cache[next(iter(cache))]
+            except (KeyError, RuntimeError, StopIteration):
+                break  # another thread (a shared context of service.digest.rank) made room meanwhile
         return key
 
     # -- nodes -----------------------------------------------------------------------------

@@ -250,3 +250,18 @@ def test_cli_rounds_mode(tmp_path: Path) -> None:
     )
     figures = json.loads(out.read_text())
     assert figures["rounds"] == 2 and {r["round"] for r in figures["results"]} == {1, 2}
+
+
+def test_cli_runs_only_the_methods_asked_for(tmp_path: Path) -> None:
+    directory = write_set(tmp_path / "set", per_topic=8)
+    out = tmp_path / "rounds.json"
+    only = ["--method", "paperboy", "--json", str(out)]
+    result = CliRunner().invoke(
+        app, ["eval", "relevance", str(directory), "--lexical-only", "--rounds", "2", *only]
+    )
+    assert result.exit_code == 0, result.output
+    assert {r["method"] for r in json.loads(out.read_text())["results"]} == {"paperboy"}
+    wrong = CliRunner().invoke(
+        app, ["eval", "relevance", str(directory), "--lexical-only", "--method", "paperbot"]
+    )
+    assert wrong.exit_code == 2 and "--method: unknown method 'paperbot'" in wrong.output

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from service.matching import dedup
 from service.matching.documents import PaperDoc
 from service.matching.interests import Interest, InterestError
 from service.matching.query import QueryError, parse_query
@@ -99,6 +100,19 @@ def test_near_duplicates_are_suppressed() -> None:
     assert len({"p2", "p2-v2"} & set(ids(matches))) == 1
     kept = rank(Interest("kv", keywords="kv cache"), context, top_k=5, dedupe=False)
     assert {"p2", "p2-v2"} <= set(ids(kept))
+
+
+def test_pairs_remembered_per_pool_stay_bounded_and_rank_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    copy = PaperDoc("p2-v2", PAPERS[1].title, PAPERS[1].abstract + " Code is released.", ["Grace Hopper"])
+    context = MatchContext([*PAPERS, copy])
+    interests = [Interest("kv", keywords="kv cache"), Interest("q", keywords="quantization, attention")]
+    expected = [ids(rank(i, MatchContext([*PAPERS, copy]), top_k=5)) for i in interests]
+    monkeypatch.setattr(dedup, "PAIRS_KEPT", 2)
+    for _ in range(3):  # a pass ranks profile after profile against one pool
+        assert [ids(rank(i, context, top_k=5)) for i in interests] == expected
+        assert len(dedup._COMPARED[context].pairs) <= 2
 
 
 def test_explanation_highlights_the_words_in_the_original_text(context: MatchContext) -> None:

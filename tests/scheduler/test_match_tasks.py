@@ -6,57 +6,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import re
-import secrets
-import socket
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, update
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
 from service.config import get_settings
-from service.delivery.claims import claim_many, schedule_new
-from service.delivery.tasks import CHANNEL_QUEUES, QUEUED_CLAIM, configure, match_shard
-from service.models import Subscription
-from tests.digest.helpers import add_paper, add_subscription
-from tests.scheduler.helpers import utc
+from service.delivery.claims import claim_many
+from service.delivery.tasks import QUEUED_CLAIM, configure, match_shard
+from tests.digest.helpers import add_paper
+from tests.scheduler.workers import DUE, T0, subscribe_many
 
-T0 = utc(2026, 11, 23, 7, 0)
-DUE = utc(2026, 11, 23, 8, 1)
 PAPERS_LOADED = re.compile(r"^SELECT papers\.id, .*\sFROM papers\s+WHERE papers\.first_seen_at >", re.DOTALL)
-
-
-@pytest.fixture
-def pg_engine(committed_engine: Engine) -> Engine:
-    if committed_engine.dialect.name != "postgresql":
-        pytest.skip("match tasks run in workers that share the PostgreSQL database")
-    try:
-        socket.create_connection(("127.0.0.1", 5672), timeout=2).close()
-    except OSError:
-        pytest.skip("RabbitMQ is not running on 127.0.0.1:5672")
-    return committed_engine
-
-
-@pytest.fixture
-def queue_prefix(pg_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The deliver tasks go to queues of their own on the shared broker, removed after."""
-    prefix = f"test-{secrets.token_hex(4)}-"
-    monkeypatch.setenv("DATABASE_URL", pg_engine.url.render_as_string(hide_password=False))
-    monkeypatch.setenv(
-        "BROKER_URL", os.environ.get("PAPERBOY_TEST_BROKER", "amqp://guest:guest@127.0.0.1:5672//")
-    )
-    monkeypatch.setenv("QUEUE_PREFIX", prefix)
-    monkeypatch.setenv("SEMANTIC", "false")
-    get_settings.cache_clear()
-    app = configure(get_settings())
-    yield prefix
-    with app.connection_for_write() as conn:
-        for name in ("match", *CHANNEL_QUEUES):
-            conn.default_channel.queue_delete(prefix + name)
-    get_settings.cache_clear()
 
 
 def _queued_items(queue: str) -> dict[int, list[int]]:
@@ -73,20 +36,15 @@ def _queued_items(queue: str) -> dict[int, list[int]]:
 
 def _claim(engine: Engine, count: int) -> tuple[list[int], dt.datetime]:
     """`count` subscriptions to one paper, due at DUE and claimed as the clock claims them."""
-    with Session(engine) as s, s.begin():
-        add_paper(
-            s, "arxiv:2611.00001", "Sparse attention for long documents", "Attention made sparse.", seen=T0
-        )
-        ids = [add_subscription(s, f"m{n}@example.org", "sparse attention") for n in range(count)]
-        s.execute(update(Subscription).values(next_digest_at=None))  # scheduled on the test's clock
-    schedule_new(engine, T0)
+    configure(get_settings())
+    ids = subscribe_many(engine, count)
     until, won = claim_many(engine, ids, DUE, hold=QUEUED_CLAIM)
     assert won == set(ids)
     return ids, until
 
 
 def test_the_match_tasks_of_one_pass_load_the_pool_once_and_log_their_costs(
-    queue_prefix: str,
+    worker_env: dict[str, str],
     pg_engine: Engine,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -109,7 +67,7 @@ def test_the_match_tasks_of_one_pass_load_the_pool_once_and_log_their_costs(
         event.remove(pg_engine, "before_cursor_execute", record)
 
     assert len(first) == 1 and second == []
-    queued = _queued_items(queue_prefix + "email")
+    queued = _queued_items(worker_env["QUEUE_PREFIX"] + "email")
     assert sorted(queued) == sorted(ids)
     assert all(len(papers) == 1 for papers in queued.values())  # the one paper, in every digest
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("event=match ")]
@@ -121,7 +79,7 @@ def test_the_match_tasks_of_one_pass_load_the_pool_once_and_log_their_costs(
 
 
 def test_a_paper_stored_in_the_window_between_two_match_tasks_reaches_the_second(
-    queue_prefix: str, pg_engine: Engine
+    worker_env: dict[str, str], pg_engine: Engine
 ) -> None:
     ids, until = _claim(pg_engine, 2)
     settings = get_settings()
@@ -132,6 +90,6 @@ def test_a_paper_stored_in_the_window_between_two_match_tasks_reaches_the_second
         ).id
     match_shard(pg_engine, settings, [(ids[1], None)], until, DUE)
 
-    queued = _queued_items(queue_prefix + "email")
+    queued = _queued_items(worker_env["QUEUE_PREFIX"] + "email")
     assert late not in queued[ids[0]]
     assert late in queued[ids[1]]
