@@ -63,6 +63,23 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# Entries of one percolation's (paper, interest) matrices the screen aims at: papers go through in
+# blocks of about this many over the number of interests.
+PAIRS_PER_BLOCK = 5_000_000
+# (interest, paper) hits kept for per-subscription questions (16 bytes each); past it, each
+# interest's newest hit only, which answers a pool exactly and anything else more broadly.
+HITS_KEPT = 20_000_000
+_NEVER = np.iinfo(np.int64).min
+
+
+def _micros(at: dt.datetime | None) -> int:
+    """A first_seen_at as an integer (SQLite gives naive UTC datetimes, PostgreSQL aware ones); a paper
+    not stored yet counts as the newest (broader is safe)."""
+    if at is None:
+        return int(np.iinfo(np.int64).max)
+    return int((at if at.tzinfo else at.replace(tzinfo=dt.UTC)).timestamp() * 1_000_000)
+
+
 # What the screen knows of a profile: its interests (id, last edit) and whether it has liked papers.
 Fingerprint = tuple[frozenset[tuple[int, dt.datetime]], bool]
 
@@ -189,35 +206,71 @@ class BatchScreen:
         self.semantic = semantic
         self.vectors = semantic.load(by_meaning) if semantic is not None else None
         self.screened: set[int] = set()
-        # One (interest ids, paper ids) pair of arrays per screened batch, sorted by interest id.
+        # One (interest ids, paper ids) pair of arrays per screened batch, sorted by interest id, while
+        # they fit in HITS_KEPT pairs; past that only each interest's newest hit is kept (`_latest`).
         self._hits: list[tuple[np.ndarray, np.ndarray]] = []
+        self._kept = 0
+        self._complete = True
+        vector_ids = self.vectors.ids if self.vectors is not None else np.zeros(0, dtype=np.int64)
+        self._ids = np.unique(
+            np.concatenate([np.array([int(i) for i in self.index.profile_ids], dtype=np.int64), vector_ids])
+        )
+        self._latest = np.full(len(self._ids), _NEVER, dtype=np.int64)  # microseconds of first_seen_at
 
     def screen(self, papers: Iterable[Paper], lexical: LexicalIndex | None = None) -> None:
         """Percolate the papers not screened yet. `lexical`: the papers' index, when built already
-        (a pool's match context: its papers in the same order), used when all of them are new."""
+        (a pool's match context: its papers in the same order), used when all of them are new.
+
+        Papers go through in blocks, so that a block's (paper, interest) matrices stay near
+        PAIRS_PER_BLOCK entries whatever the number of stored interests (100,000 broad interests
+        against 5,000 papers at once took 12 GB)."""
         papers = list(papers)
         fresh = [p for p in papers if p.id not in self.screened]
         if not fresh or not len(self.index):
             self.screened.update(p.id for p in fresh)
             return
-        fresh_ids = np.array([p.id for p in fresh], dtype=np.int64)
-        if lexical is not None and len(fresh) == len(papers) == len(lexical):
-            result = percolate(self.index, lexical.papers, lexical)
-        else:
-            result = percolate(self.index, [analyze_paper(paper_doc(p)) for p in fresh])
-        interest_ids = np.array(self.index.profile_ids, dtype=np.int64)[result.profile_rows]
-        paper_ids = fresh_ids[result.paper_rows]
-        if self.vectors is not None and self.semantic is not None and len(self.vectors):
-            owners, rows = self.vectors.hits(self.semantic.paper_vectors(fresh))
-            interest_ids = np.concatenate([interest_ids, owners])
-            paper_ids = np.concatenate([paper_ids, fresh_ids[rows]])
-        order = np.argsort(interest_ids, kind="stable")
-        self._hits.append((interest_ids[order], paper_ids[order]))
+        lent = lexical is not None and len(fresh) == len(papers) == len(lexical)
+        block = max(1, PAIRS_PER_BLOCK // max(len(self.index), 1))
+        for start in range(0, len(fresh), block):
+            part = fresh[start : start + block]
+            part_ids = np.array([p.id for p in part], dtype=np.int64)
+            if lent and lexical is not None and block >= len(fresh):
+                result = percolate(self.index, lexical.papers, lexical)
+            elif lent and lexical is not None:
+                result = percolate(self.index, lexical.papers[start : start + block])
+            else:
+                result = percolate(self.index, [analyze_paper(paper_doc(p)) for p in part])
+            interest_ids = np.array(self.index.profile_ids, dtype=np.int64)[result.profile_rows]
+            paper_ids = part_ids[result.paper_rows]
+            if self.vectors is not None and self.semantic is not None and len(self.vectors):
+                owners, rows = self.vectors.hits(self.semantic.paper_vectors(part))
+                interest_ids = np.concatenate([interest_ids, owners])
+                paper_ids = np.concatenate([paper_ids, part_ids[rows]])
+            seen = np.array([_micros(p.first_seen_at) for p in part], dtype=np.int64)
+            sorter = np.argsort(part_ids)
+            rows_of = sorter[np.searchsorted(part_ids, paper_ids, sorter=sorter)]
+            self._record(interest_ids, paper_ids, seen[rows_of])
         self.screened.update(p.id for p in fresh)
+
+    def _record(self, interest_ids: np.ndarray, paper_ids: np.ndarray, seen: np.ndarray) -> None:
+        if interest_ids.size:
+            np.maximum.at(self._latest, np.searchsorted(self._ids, interest_ids), seen)
+        if self._complete and self._kept + interest_ids.size <= HITS_KEPT:
+            order = np.argsort(interest_ids, kind="stable")
+            self._hits.append((interest_ids[order], paper_ids[order]))
+            self._kept += interest_ids.size
+        elif self._complete:
+            log.info(
+                "batch screen: over %d (interest, paper) pairs, keeping each interest's newest", HITS_KEPT
+            )
+            self._complete, self._hits, self._kept = False, [], 0
 
     def interest_may_match(self, interest_id: int, paper_ids: np.ndarray) -> bool:
         if interest_id in self.always:
             return True
+        if not self._complete:  # pairs no longer kept: any hit at all keeps it (broader is safe)
+            at = int(np.searchsorted(self._ids, interest_id))
+            return at < len(self._ids) and self._ids[at] == interest_id and self._latest[at] != _NEVER
         for owners, hits in self._hits:
             lo, hi = np.searchsorted(owners, [interest_id, interest_id + 1])
             if hi > lo and np.isin(hits[lo:hi], paper_ids).any():
@@ -226,10 +279,18 @@ class BatchScreen:
 
     def wanted_interests(self, paper_ids: np.ndarray) -> set[int]:
         """Ids of the interests that may want one of these (screened) papers."""
+        if not self._complete:
+            return set(self.always) | set(self._ids[self._latest != _NEVER].tolist())
         wanted = set(self.always)
         for owners, hits in self._hits:
             wanted.update(owners[np.isin(hits, paper_ids)].tolist())
         return wanted
+
+    def wanted_since(self, first_seen_at: dt.datetime) -> set[int]:
+        """Ids of the interests that may want a screened paper first seen at or after this instant:
+        a pool's (its papers are every paper first seen after a window start). Exact for a pool, and
+        never fewer: a hit outside the pool only makes an interest ranked."""
+        return set(self.always) | set(self._ids[self._latest >= _micros(first_seen_at)].tolist())
 
     def may_match(self, profile: Profile, papers: Sequence[Paper], interests: Sequence[str] | None) -> bool:
         """False only when ranking `profile` over `papers` is sure to give nothing."""
@@ -320,9 +381,7 @@ class ScreenedRanker:
         wanted = self._wanted.get(pool)
         if wanted is None:
             screen.screen(papers, lexical)
-            wanted = self._wanted[pool] = screen.wanted_interests(
-                np.array([p.id for p in papers], dtype=np.int64)
-            )
+            wanted = self._wanted[pool] = screen.wanted_since(min(p.first_seen_at for p in papers))
         if screen.fingerprints.get(profile.id) != fingerprint(profile):
             return False
         if any(i.id in wanted for i in profile.interests if interests is None or i.name in interests):

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from service.config import Settings
 from service.digest.rank import rank_papers
+from service.matching import batch as batch_screen
 from service.matching.batch import BatchScreen, ScreenedRanker, StoredInterest, evidence_form, load_interests
 from service.matching.interests import Interest, compile_interest
 from service.matching.ranking import MatchContext, rank
@@ -58,6 +59,36 @@ def test_screen_keeps_every_interest_the_ranker_would_send_papers(seed: int) -> 
             assert kept or not sent, (interest, [m.paper_id for m in sent])
             ruled_out += not kept
     assert ruled_out > 0  # it is a screen, not a pass-through
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_papers_in_blocks_and_few_kept_pairs_change_nothing_a_pool_sees(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    interests = [interest for _, interest in random_interests(seed, 60)]
+    papers = transient_papers()
+    for n, paper in enumerate(papers.values()):
+        paper.first_seen_at = EDITED + dt.timedelta(hours=n)
+    stored = [StoredInterest(1, n, i.name, EDITED, i) for n, i in enumerate(interests)]
+    whole = BatchScreen(stored)
+    whole.screen(papers.values())
+    monkeypatch.setattr(batch_screen, "PAIRS_PER_BLOCK", 1)  # one paper per percolation
+    monkeypatch.setattr(batch_screen, "HITS_KEPT", 5)  # pairs dropped after the first few
+    small = BatchScreen(stored)
+    small.screen(papers.values())
+    assert not small._complete and whole._complete
+    ordered = sorted(papers.values(), key=lambda p: p.first_seen_at)
+    for at in range(len(ordered)):  # every pool a pass can have: the papers seen after a window start
+        pool = ordered[at:]
+        ids = np.array([p.id for p in pool], dtype=np.int64)
+        exact = whole.wanted_interests(ids)
+        assert whole.wanted_since(pool[0].first_seen_at) == exact
+        assert small.wanted_since(pool[0].first_seen_at) == exact
+        for n in range(len(interests)):  # per subscription: broader, never narrower
+            assert small.interest_may_match(n, ids) or not whole.interest_may_match(n, ids)
+    assert len(whole.wanted_since(ordered[-1].first_seen_at)) < len(
+        whole.wanted_since(ordered[0].first_seen_at)
+    )
 
 
 def test_what_the_screen_can_and_cannot_rule_out() -> None:
