@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from digest_bench import cpu_seconds, start_sink  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
-from scale_bench import NOW, fresh_database, load_papers, load_subscriptions  # noqa: E402
+from scale_data import NOW, fresh_database, load_papers, load_subscriptions  # noqa: E402
 from sqlalchemy import Engine, delete, event, select, text  # noqa: E402
 from sqlalchemy.orm import Session, selectinload  # noqa: E402
 
@@ -124,7 +124,7 @@ def main() -> None:
     args = parser.parse_args()
 
     engine = fresh_database(args.pg, f"paperboy_deliver_bench_{os.getpid()}")
-    load_subscriptions(engine, args.subscriptions, load_papers(engine, args.papers))
+    load_subscriptions(engine, args.subscriptions, load_papers(engine, args.papers), 0)
     sink, port = start_sink()
     settings = Settings(
         database_url=str(engine.url),

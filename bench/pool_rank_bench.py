@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from scale_bench import NOW, fresh_database, load_papers, load_subscriptions  # noqa: E402
+from scale_data import NOW, fresh_database, load_papers, load_subscriptions  # noqa: E402
 from sqlalchemy import select, text  # noqa: E402
 from sqlalchemy.orm import Session, selectinload  # noqa: E402
 
@@ -110,7 +110,7 @@ def main() -> None:
     )
     try:
         words = load_papers(engine, args.papers)
-        load_subscriptions(engine, args.subscriptions, words)
+        load_subscriptions(engine, args.subscriptions, words, 0)
         if args.semantic:
             with Session(engine) as session:
                 store_vectors(session, settings)

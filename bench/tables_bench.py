@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from digest_bench import cpu_seconds, start_sink  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
-from scale_bench import NOW, fresh_database, load_papers, load_subscriptions  # noqa: E402
+from scale_data import NOW, fresh_database, load_papers, load_subscriptions  # noqa: E402
 from sqlalchemy import Engine, delete, func, insert, select, text, update  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
@@ -341,7 +341,7 @@ def main() -> None:
     )
     try:
         words = load_papers(engine, args.papers)
-        load_subscriptions(engine, subscriptions, words)
+        load_subscriptions(engine, subscriptions, words, 0)
         first_paper = load_history_papers(engine, days)
         empty = timed_passes(engine, settings, args.due, args.runs)
         print(f"empty delivery tables: {empty}", flush=True)
