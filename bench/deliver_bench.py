@@ -33,12 +33,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from digest_bench import cpu_seconds, start_sink  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
-from scale_data import NOW, fresh_database, load_papers, load_subscriptions  # noqa: E402
-from sqlalchemy import Engine, delete, event, select, text  # noqa: E402
+from scale_data import NOW, drop_database, fresh_database, load_papers, load_subscriptions  # noqa: E402
+from sqlalchemy import Engine, delete, event, select  # noqa: E402
 from sqlalchemy.orm import Session, selectinload  # noqa: E402
 
 from service.config import Settings  # noqa: E402
-from service.db import make_engine  # noqa: E402
 from service.delivery.attempt import ChannelPool, deliver  # noqa: E402
 from service.delivery.batch import Planned, deliver_batch  # noqa: E402
 from service.delivery.pools import PoolMatcher  # noqa: E402
@@ -176,10 +175,7 @@ def main() -> None:
     finally:
         sink.kill()
         engine.dispose()
-        admin = make_engine(f"{args.pg}/test")
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{engine.url.database}" WITH (FORCE)'))
-        admin.dispose()
+        drop_database(args.pg, str(engine.url.database))
     result = {
         "benchmark": "deliver",
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -28,12 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from scale_data import NOW, fresh_database, load_papers, load_subscriptions  # noqa: E402
-from sqlalchemy import select, text  # noqa: E402
+from scale_data import NOW, drop_database, fresh_database, load_papers, load_subscriptions  # noqa: E402
+from sqlalchemy import select  # noqa: E402
 from sqlalchemy.orm import Session, selectinload  # noqa: E402
 
 from service.config import Settings  # noqa: E402
-from service.db import make_engine  # noqa: E402
 from service.delivery.claims import BATCH  # noqa: E402
 from service.delivery.pools import PoolMatcher  # noqa: E402
 from service.digest.rank import DatabaseEmbeddingCache, embedder_for, paper_doc  # noqa: E402
@@ -117,10 +116,7 @@ def main() -> None:
         figures = compose_pass(engine, settings)
     finally:
         engine.dispose()
-        admin = make_engine(f"{args.pg}/test")
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{engine.url.database}" WITH (FORCE)'))
-        admin.dispose()
+        drop_database(args.pg, str(engine.url.database))
     result = {
         "benchmark": "pool_rank",
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

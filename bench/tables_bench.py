@@ -38,13 +38,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from digest_bench import cpu_seconds, start_sink  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
-from scale_data import NOW, fresh_database, load_papers, load_subscriptions  # noqa: E402
+from scale_data import NOW, drop_database, fresh_database, load_papers, load_subscriptions  # noqa: E402
 from sqlalchemy import Engine, delete, func, insert, select, text, update  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from service.clock import ManualClock  # noqa: E402
 from service.config import Settings  # noqa: E402
-from service.db import make_engine  # noqa: E402
 from service.delivery.dispatch import run_dispatch  # noqa: E402
 from service.delivery.retention import MARGIN, prune  # noqa: E402
 from service.digest.compose import MAX_WINDOW  # noqa: E402
@@ -364,10 +363,7 @@ def main() -> None:
         sink.kill()
         engine.dispose()
         if not args.keep:
-            admin = make_engine(f"{args.pg}/test")
-            with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{engine.url.database}" WITH (FORCE)'))
-            admin.dispose()
+            drop_database(args.pg, str(engine.url.database))
     result = {
         "benchmark": "tables",
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
