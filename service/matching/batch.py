@@ -18,8 +18,8 @@ The screen never rules out a profile the ranker would give papers:
   close enough to the paper's: the screen then also compares the stored interest vectors with the
   batch's paper vectors (service.matching.vector_screen, service.interest_vectors) and keeps every
   interest some paper reaches, whatever its filters say (broader is safe);
-* interests with seed or liked papers are never ruled out (closeness to the seeds needs no shared
-  word);
+* interests with seed or liked papers, or followed authors, are never ruled out (closeness to the
+  seeds needs no shared word, a followed author's paper is sent whatever its words);
 * a profile created or edited after the screen was built, or that got a liked paper since, is
   never ruled out.
 """
@@ -131,7 +131,7 @@ def evidence_form(compiled: CompiledInterest) -> CompiledInterest | None:
     """The interest as the screen indexes it, or None when words alone cannot rule a paper out."""
     interest = compiled.interest
     leaves = compiled.positives
-    if interest.seeds or interest.liked or not leaves:
+    if interest.seeds or interest.liked or interest.authors or not leaves:
         return None
     evidence = Query(interest.keywords or interest.query, tuple(leaves))
     try:
@@ -149,6 +149,44 @@ def evidence_form(compiled: CompiledInterest) -> CompiledInterest | None:
         compiled.query_dnf if query is not None else (),
         tuple(conj for node in excluded for conj in to_dnf(node)),
     )
+
+
+def may_want(compiled: CompiledInterest, index: LexicalIndex) -> bool:
+    """Whether the interest may want a paper of the index's pool, on the lexical path: what percolating
+    it over the pool decides (a positive word or phrase present, the filters passed), read from the
+    pool's own index with the ranker's own masks (a wildcard expands as the ranker expands it)."""
+    interest = compiled.interest
+    leaves = compiled.positives
+    if interest.seeds or interest.liked or interest.authors or not leaves:
+        return True  # closeness to seeds needs no shared word; a followed author's paper needs none
+    present = np.logical_or.reduce([index.mask(leaf) for leaf in leaves])
+    if compiled.query is not None:
+        present &= index.mask(compiled.query.root)
+    for node in compiled.exclude:
+        present &= ~index.mask(node)
+    return bool(present.any())
+
+
+def may_want_from(
+    profile: Profile, interests: Sequence[str] | None, index: LexicalIndex, settings: Settings
+) -> bool:
+    """False only when ranking the profile's interests (all, or those named) over the index's pool,
+    without the sentence embedding, is sure to give nothing. The profile is read as it is now, so
+    an edit or a new liked paper counts at once: nothing is kept between profiles but the index's
+    own word masks."""
+    liked = [str(f.paper_id) for f in profile.feedback if f.relevant]
+    for row in profile.interests:
+        if interests is not None and row.name not in interests:
+            continue
+        if row.authors:
+            return True  # a followed author's paper is sent whatever its words
+        try:
+            compiled = compile_interest(to_interest(row, liked, [], settings))
+        except InterestError:
+            continue  # the ranker skips it too: it can never match
+        if may_want(compiled, index):
+            return True
+    return False
 
 
 def fingerprint(profile: Profile) -> Fingerprint:
@@ -330,6 +368,7 @@ class ScreenedRanker:
         self._wanted: dict[tuple[int, int], set[int]] = {}  # per shared pool: interests it may interest
         self._built_at = 0.0
         self._useful = True  # the word screen, plus the vector screen when the embedding is on
+        self._words_only: bool | None = None  # no sentence embedding: a pool is screened by its own index
 
     def screen_for(self, session: Session) -> BatchScreen:
         if self._screen is None or time.monotonic() - self._built_at > self.max_age.total_seconds():
@@ -375,6 +414,11 @@ class ScreenedRanker:
         lookup. Papers a subscription already got are still in that set: it only rules out less.
         """
         self.calls += 1
+        if lexical is not None and papers and self._by_words_only():
+            if may_want_from(profile, interests, lexical, self.settings):
+                return False
+            self.skipped += 1
+            return True
         if not (self._useful and papers and self.calls >= self.build_after):
             return False
         screen = self.screen_for(session)
@@ -388,6 +432,11 @@ class ScreenedRanker:
             return False
         self.skipped += 1
         return True
+
+    def _by_words_only(self) -> bool:
+        if self._words_only is None:
+            self._words_only = embedder_for(self.settings) is None
+        return self._words_only
 
     def __call__(
         self, session: Session, profile: Profile, papers: Sequence[Paper], *, interests: list[str] | None

@@ -186,3 +186,41 @@ def test_screen_is_built_late_and_rebuilt_when_old(db: Session) -> None:
     assert ranker(db, later, batch, interests=None) == [] and ranker.skipped == 2  # rebuilt: known now
     with_words = _profile(db, "words", keywords="kv cache")
     assert ranker(db, with_words, batch, interests=None) and ranker.skipped == 2
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_pool_screened_by_its_own_index_keeps_every_interest_the_ranker_would_send_papers(
+    seed: int,
+) -> None:
+    rng = random.Random(seed)
+    interests = [interest for _, interest in random_interests(seed, 60)]
+    interests += [
+        Interest("w1", "attention", query=f"quantiz* OR {rng.choice(WORDS)}"),
+        Interest("w2", "attention, memory", exclude=["quantiz*"]),
+        Interest("w3", "galaxy", query="NOT quantiz*"),
+        Interest("s1", "", seeds=["p1"]),
+        Interest("s2", "dark matter", liked=["p2"]),
+    ]
+    ruled_out = 0
+    for _ in range(8):
+        context = MatchContext(rng.sample(PAPERS, rng.randint(2, len(PAPERS))))
+        for interest in interests:
+            compiled = compile_interest(interest)
+            sent = rank(compiled, context, top_k=len(PAPERS))
+            kept = batch_screen.may_want(compiled, context.index)
+            assert kept or not sent, (interest, [m.paper_id for m in sent])
+            ruled_out += not kept
+    assert ruled_out > 0
+
+
+def test_an_interest_that_follows_authors_is_never_ruled_out_by_its_words(db: Session) -> None:
+    papers = _store_papers(db)
+    author = papers["p1"].authors[0]
+    follows = _profile(db, "follows", keywords="galaxy rotation", authors=[author])
+    assert evidence_form(compile_interest(Interest("a", "galaxy rotation", authors=(author,)))) is None
+    context = MatchContext([PAPERS[0]])
+    assert not batch_screen.may_want(compile_interest(Interest("k", "galaxy rotation")), context.index)
+    assert batch_screen.may_want_from(follows, None, context.index, LEXICAL)
+    ranker = ScreenedRanker(LEXICAL, build_after=1)
+    got = ranker(db, follows, [papers["p1"], papers["p2"]], interests=None)
+    assert [item.paper_id for item in got] == [papers["p1"].id] and ranker.skipped == 0

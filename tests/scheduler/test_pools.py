@@ -21,6 +21,7 @@ from service.delivery.pools import PoolMatcher, held_papers
 from service.digest.compose import choose_items, compose_digest
 from service.digest.model import DigestItem
 from service.digest.rank import paper_doc, rank_in_context
+from service.matching.batch import ScreenedRanker
 from service.matching.diffusion import MIN_POOL
 from service.matching.ranking import MatchContext
 from service.models import Delivery, DeliveryPaper, Feedback, Paper, Profile, Subscription
@@ -232,3 +233,23 @@ def test_the_cron_pass_screens_out_profiles_that_cannot_match(
     )
     assert report.count("empty") == 23 and report.count("sent") == 1
     assert report.screened_out >= 23 - 20  # the screen is built after 20 rankings, then rules out the rest
+
+
+def test_a_lexical_pool_is_screened_by_its_own_index_without_the_stored_interests(
+    db: Session, settings: Settings
+) -> None:
+    """Without the sentence embedding the pool's index says which profiles can want any of its papers:
+    no screen of every stored interest is built (26 s of a worker's first task at 100,000 interests),
+    and the digests are those of the unscreened matcher."""
+    _papers(db)
+    sids = [add_subscription(db, f"r{n}@example.org", topic) for n, (topic, _, _) in enumerate(TOPICS)]
+    sids += [add_subscription(db, f"g{n}@example.org", "galaxy rotation curves") for n in range(3)]
+    db.expire_all()
+    subs = list(db.scalars(select(Subscription).where(Subscription.id.in_(sids)).order_by(Subscription.id)))
+    screen = ScreenedRanker(settings)
+    screened = PoolMatcher(settings, NOW, screen=screen).compose(db, subs, {s.id: "p" for s in subs})
+    plain = PoolMatcher(settings, NOW).compose(db, subs, {s.id: "p" for s in subs})
+    assert {sid: [i.paper_id for i in d.items] for sid, d in screened.items()} == {
+        sid: [i.paper_id for i in d.items] for sid, d in plain.items()
+    }
+    assert screen.skipped == 3 and screen._screen is None
