@@ -18,8 +18,9 @@ are explained in full.
 The per-subscription path (service.digest.compose.compose_digest) loaded every candidate paper from
 the database and built, or looked up by hashing every paper's text, a match context per digest.
 
-A profile with seed papers or feedback reads reference papers outside the pool, which change the
-context; it is ranked on its own (service.digest.rank.rank_papers), as before. The batch screen
+A profile whose seed papers and feedback are all pool papers ranks against the pool's context like
+any other; one that reads a reference paper outside the pool, which changes the context's statistics
+and graph, is ranked on its own (service.digest.rank.rank_papers), as before. The batch screen
 (service.matching.batch) skips profiles that cannot want any candidate.
 
 `PoolScorer` is the one interface a scorer plugs into: lexical and embedding ranking through the
@@ -59,6 +60,7 @@ from service.matching.diffusion import MIN_POOL
 from service.matching.interests import CompiledInterest, InterestError, compile_interest
 from service.matching.ranking import CandidateRows
 from service.models import DeliveryPaper, Paper, Profile, Subscription
+from service.reader_models import model_for
 
 POOLS_KEPT = 4  # match contexts kept per pass (a pool per distinct window; most passes have one)
 
@@ -167,11 +169,15 @@ def context_scorer(
         return []
     liked = [str(f.paper_id) for f in profile.feedback if f.relevant]
     disliked = [str(f.paper_id) for f in profile.feedback if not f.relevant]
-    if liked or disliked or any(row.seeds for row in rows):
+    references = {str(seed) for row in rows for seed in row.seeds or ()} | {*liked, *disliked}
+    if not references <= pool.by_key.keys():
+        # A reference paper outside the pool changes the context's statistics and graph: ranked on
+        # its own context, as before.
         names = list(interests) if interests is not None else None
         return rank_papers(session, profile, list(candidates), interests=names, settings=pool.settings)
     if not isinstance(candidates, Candidates):
         candidates = Candidates(candidates, {p.id: p for p in candidates}, set())
+    embedder = embedder_for(pool.settings) if references else None
     return rank_in_context(
         pool.context(session),
         profile.name,
@@ -181,6 +187,7 @@ def context_scorer(
         disliked,
         pool.settings,
         limit,
+        model=model_for(session, profile, embedder, pool.settings) if embedder is not None else None,
         candidates=pool.candidate_rows(session, candidates),
         lookup=pool.by_key,
     )

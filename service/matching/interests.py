@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from .normal_form import Conjunction, TooComplex, to_dnf
@@ -82,6 +83,15 @@ def positive_leaves(node: Node) -> list[Term | Phrase]:
     return [leaf for child in node.children for leaf in positive_leaves(child)]
 
 
+@lru_cache(maxsize=8192)
+def _parsed(text: str) -> tuple[Query, tuple[Conjunction, ...]]:
+    """A text's query and its normal form, which refuses what the percolator cannot index. Kept: a
+    pass compiles a profile's interests twice (the pool's screen, then the ranker), and the trees are
+    immutable."""
+    query = parse_query(text)
+    return query, tuple(to_dnf(query.root))
+
+
 def compile_interest(interest: Interest) -> CompiledInterest:
     """Parse every part; a QueryError becomes an InterestError naming the part."""
     if interest.top_k < 1:
@@ -91,9 +101,10 @@ def compile_interest(interest: Interest) -> CompiledInterest:
     for part in ("keywords", "query"):
         text = getattr(interest, part)
         try:
-            query = parsed[part] = parse_query(text) if text.strip() else None
-            if query is not None:
-                forms[part] = tuple(to_dnf(query.root))  # refuses what the percolator cannot index
+            if text.strip():
+                parsed[part], forms[part] = _parsed(text)
+            else:
+                parsed[part] = None
         except QueryError as error:
             raise InterestError(part, str(error), error) from error
         except TooComplex as error:
@@ -101,8 +112,9 @@ def compile_interest(interest: Interest) -> CompiledInterest:
     exclude: list[Node] = []
     for i, text in enumerate(interest.exclude):
         try:
-            exclude.append(parse_query(text).root)
-            forms["exclude"] += tuple(to_dnf(exclude[-1]))
+            query, form = _parsed(text)
+            exclude.append(query.root)
+            forms["exclude"] += form
         except TooComplex as error:
             raise InterestError(f"exclude[{i}]", str(error)) from error
         except QueryError as error:

@@ -1,4 +1,5 @@
-"""Ranking many profiles over one pool (a dispatch pass) gives each the results it gets alone.
+"""Ranking many profiles over one pool (a dispatch pass) gives each the results it gets alone,
+profiles with seed papers or feedback among the pool's papers included.
 
 The pool path shares one context between profiles: candidates given as context rows, propagated
 columns kept by the neighbour graph, interest vectors embedded beforehand, word scores kept by the
@@ -60,6 +61,21 @@ def interests(profiles: list[dict[str, str]]) -> list[Interest]:
     return out
 
 
+def seeded(profiles: list[dict[str, str]], docs: list[PaperDoc]) -> list[Interest]:
+    """Profiles whose seed papers and feedback are pool papers (the pool path ranks them in the shared
+    context): seeds alone, keywords with seeds, keywords with liked and disliked papers."""
+    ids = {doc.id for doc in docs}
+    rng = random.Random(9)
+    out = []
+    for p in profiles:
+        seeds = tuple(s for s in p["seeds"] if s in ids) or tuple(rng.sample(sorted(ids), 3))
+        out.append(Interest(f"{p['id']}-s", seeds=seeds, threshold=0.0, top_k=10))
+        out.append(Interest(f"{p['id']}-ks", keywords=p["keywords"], seeds=seeds[:2], top_k=10))
+        liked, disliked = rng.sample(sorted(ids), 2), rng.sample(sorted(ids), 1)
+        out.append(Interest(f"{p['id']}-f", keywords=p["keywords"], liked=liked, disliked=disliked))
+    return out
+
+
 def described(matches: list[Match]) -> list[tuple[object, ...]]:
     return [
         (
@@ -85,7 +101,7 @@ def test_a_shared_pool_ranks_every_profile_as_it_ranks_alone(embedded: bool) -> 
     alone = MatchContext(docs, embedder=embedder)
     shared = MatchContext(docs, embedder=embedder)
     shared.graph.remember_spread()
-    chosen = interests(profiles[::2])
+    chosen = interests(profiles[::2]) + seeded(profiles[1::4], docs)
     if embedded:
         texts = [interest_text(compile_interest(i)) for i in chosen]
         texts = [t for t in texts if t]

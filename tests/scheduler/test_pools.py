@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from service.channels.base import DeliveryError
 from service.clock import ManualClock
 from service.config import Settings
-from service.delivery import dispatch
+from service.delivery import dispatch, pools
 from service.delivery.claims import schedule_new
 from service.delivery.dispatch import run_dispatch
 from service.delivery.pools import PoolMatcher, held_papers
@@ -253,3 +253,83 @@ def test_a_lexical_pool_is_screened_by_its_own_index_without_the_stored_interest
         sid: [i.paper_id for i in d.items] for sid, d in plain.items()
     }
     assert screen.skipped == 3 and screen._screen is None
+
+
+def test_profiles_with_seeds_or_feedback_in_the_pool_rank_in_its_shared_context(
+    db: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seed papers and feedback among the pool's papers are rows of its context: such a profile gets the
+    digest a context of the pool alone gives it, without a context of its own. A seed outside the pool
+    still has its own context (rank_papers), as compose_digest ranks it."""
+    fillers = ["solvers", "benchmarks", "datasets", "kernels", "compilers", "sensors", "robots", "markets"]
+    paper_ids = []
+    for n in range(130):
+        _, title, abstract = TOPICS[n % len(TOPICS)]
+        word = fillers[(n // len(TOPICS)) % len(fillers)]
+        paper = add_paper(
+            db, f"arxiv:2611.8{n:04d}", f"{title} with {word} {n}", f"{abstract} We study {word}."
+        )
+        paper_ids.append(paper.id)
+    old = add_paper(
+        db,
+        "arxiv:2401.00001",
+        "Protein folding, an old view",
+        "Folding proteins.",
+        seen=NOW - dt.timedelta(days=90),
+    )
+    sids = [add_subscription(db, f"r{n}@example.org", topic) for n, (topic, _, _) in enumerate(TOPICS)]
+    subs = {s.id: s for s in db.scalars(select(Subscription).where(Subscription.id.in_(sids)))}
+    first, second, third, _plain = (subs[sid].profile for sid in sids)
+    first.interests[0].seeds = [paper_ids[4], paper_ids[8]]
+    db.add(Feedback(profile_id=second.id, paper_id=paper_ids[5], relevant=True))
+    db.add(Feedback(profile_id=second.id, paper_id=paper_ids[9], relevant=False))
+    third.interests[0].seeds = [paper_ids[2], old.id]  # one seed outside the pool
+    db.flush()
+    db.expire_all()
+    subs_list = list(
+        db.scalars(select(Subscription).where(Subscription.id.in_(sids)).order_by(Subscription.id))
+    )
+
+    on_their_own: list[str] = []
+    rank_alone = pools.rank_papers
+
+    def recorded(session: Session, profile: Profile, *args: object, **kwargs: object) -> list[DigestItem]:
+        on_their_own.append(profile.name)
+        return rank_alone(session, profile, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pools, "rank_papers", recorded)
+    matcher = PoolMatcher(settings, NOW)
+    digests = matcher.compose(db, subs_list, {sub.id: "p" for sub in subs_list})
+    (pool,) = matcher.pools.values()
+    assert len(pool.papers) >= MIN_POOL
+    assert on_their_own == [third.name]
+    for sub in subs_list:
+        if sub.profile_id == third.id:
+            monkeypatch.setattr(pools, "rank_papers", rank_alone)
+            expected = compose_digest(db, sub, "p", now=NOW, settings=settings).items
+        else:
+            alone = MatchContext([paper_doc(p) for p in pool.papers])
+            liked = [str(f.paper_id) for f in sub.profile.feedback if f.relevant]
+            disliked = [str(f.paper_id) for f in sub.profile.feedback if not f.relevant]
+
+            def ranker(
+                session: Session,
+                profile: Profile,
+                papers: Sequence[Paper],
+                *,
+                interests: list[str] | None,
+                alone: MatchContext = alone,
+                liked: list[str] = liked,
+                disliked: list[str] = disliked,
+            ) -> list[DigestItem]:
+                rows = [i for i in profile.interests if interests is None or i.name in interests]
+                return rank_in_context(alone, profile.name, rows, list(papers), liked, disliked, settings, 10)
+
+            expected = choose_items(db, sub, pool.papers, ranker)
+        got = digests[sub.id].items
+        assert [(i.paper_id, i.why, i.snippet, i.matched_terms) for i in got] == [
+            (i.paper_id, i.why, i.snippet, i.matched_terms) for i in expected
+        ], sub.profile.name
+        assert [i.score for i in got] == pytest.approx([i.score for i in expected], abs=1e-9)
+        assert got
+    assert any("resembles" in i.why for i in digests[sids[0]].items)  # the seeds did count
