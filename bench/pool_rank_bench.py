@@ -9,7 +9,8 @@ composes them (batches of claims.BATCH, the batch screen in front) without deliv
 process's CPU time (time.process_time) per digest, for the whole pass and for the batches after the
 first (the first builds the screen, the pool's context and its neighbour graph). With --semantic,
 paper and interest vectors are stored beforehand, as ingest and the screen leave them, and are
-not part of the figure. Writes bench/results/pool_rank[_semantic].json and prints the figures.
+not part of the figure. Writes bench/results/pool_rank[_semantic].json (with this process's peak
+RSS) and prints the figures.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import datetime as dt
 import json
 import os
 import platform
+import resource
 import sys
 import time
 from pathlib import Path
@@ -126,6 +128,7 @@ def main() -> None:
         "subscriptions": args.subscriptions,
         "compose": figures,
         "load_average_during_run": os.getloadavg()[0],
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "pool_rank_semantic.json" if args.semantic else "pool_rank.json"

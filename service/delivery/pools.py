@@ -56,6 +56,7 @@ from service.digest.rank import (
 from service.interest_vectors import stored_text_vectors
 from service.matching import MatchContext
 from service.matching.batch import ScreenedRanker
+from service.matching.dedup import remember_duplicates
 from service.matching.diffusion import MIN_POOL
 from service.matching.interests import CompiledInterest, InterestError, compile_interest
 from service.matching.ranking import CandidateRows
@@ -102,6 +103,7 @@ class Pool:
             )
             if len(self.papers) >= MIN_POOL:
                 self._context.graph.remember_spread()  # profile after profile spreads from the same papers
+                remember_duplicates(self._context)  # and meets the same near-duplicate pairs
             self.build_seconds = time.perf_counter() - started
         return self._context
 

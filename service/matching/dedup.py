@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
 
 import numpy as np
+import scipy.sparse as sp
 
 from .analysis import terms
 from .documents import PaperDoc
@@ -14,7 +15,7 @@ from .documents import PaperDoc
 if TYPE_CHECKING:
     from .ranking import MatchContext
 
-__all__ = ["is_near_duplicate", "shingles", "suppress_duplicates"]
+__all__ = ["is_near_duplicate", "remember_duplicates", "shingles", "suppress_duplicates"]
 
 EMBEDDING_DUPLICATE = 0.95  # cosine of MiniLM vectors above which two abstracts say the same
 SHINGLE_DUPLICATE = 0.7  # Jaccard of word 3-shingles above which two texts are one text
@@ -45,6 +46,8 @@ class _Compared:
     def __init__(self) -> None:
         self.shingles: dict[int, frozenset[tuple[str, ...]]] = {}
         self.pairs: dict[int, bool] = {}  # key: low row * 2**32 + high row
+        # Every row's near duplicates, when found for the whole context at once (remember_duplicates).
+        self.near: dict[int, set[int]] | None = None
 
 
 _COMPARED: WeakKeyDictionary[MatchContext, _Compared] = WeakKeyDictionary()
@@ -53,6 +56,38 @@ _COMPARED: WeakKeyDictionary[MatchContext, _Compared] = WeakKeyDictionary()
 def is_near_duplicate(a: frozenset[tuple[str, ...]], b: frozenset[tuple[str, ...]]) -> bool:
     union = len(a | b)
     return union > 0 and len(a & b) / union >= SHINGLE_DUPLICATE
+
+
+def remember_duplicates(context: MatchContext) -> None:
+    """Find every pair of near-duplicate rows of the context at once: worth it when many rankings walk
+    one context (a pass's pool), as each then checks a row with one lookup instead of comparing it
+    with every paper kept so far. The same Jaccard of the same shingles as is_near_duplicate, from
+    the counts of shared shingles (a sparse product); most rows have no duplicate at all."""
+    compared = _COMPARED.setdefault(context, _Compared())
+    if compared.near is not None:
+        return
+    columns: dict[tuple[str, ...], int] = {}
+    rows: list[int] = []
+    cols: list[int] = []
+    sizes = np.zeros(len(context.docs))
+    for row in range(len(context.docs)):
+        own = _shingles(compared, context, row)
+        sizes[row] = len(own)
+        rows.extend([row] * len(own))
+        cols.extend(columns.setdefault(shingle, len(columns)) for shingle in own)
+    member = sp.csr_matrix(
+        (np.ones(len(rows)), (rows, cols)), shape=(len(context.docs), max(len(columns), 1))
+    )
+    shared = sp.coo_matrix(member @ member.T)
+    pair = shared.row < shared.col
+    low, high, common = shared.row[pair], shared.col[pair], shared.data[pair]
+    union = sizes[low] + sizes[high] - common
+    same = (union > 0) & (common / np.maximum(union, 1) >= SHINGLE_DUPLICATE)
+    near: dict[int, set[int]] = {}
+    for a, b in zip(low[same].tolist(), high[same].tolist(), strict=True):
+        near.setdefault(a, set()).add(b)
+        near.setdefault(b, set()).add(a)
+    compared.near = near
 
 
 def suppress_duplicates(order: np.ndarray, context: MatchContext, limit: int) -> np.ndarray:
@@ -68,7 +103,11 @@ def suppress_duplicates(order: np.ndarray, context: MatchContext, limit: int) ->
         row = int(row)
         if vectors is not None and kept and float(np.max(vectors[kept] @ vectors[row])) > EMBEDDING_DUPLICATE:
             continue
-        if any(_duplicates(compared, context, row, other) for other in kept):
+        if compared.near is not None:
+            near = compared.near.get(row)
+            if near and any(other in near for other in kept):
+                continue
+        elif any(_duplicates(compared, context, row, other) for other in kept):
             continue
         kept.append(row)
         if len(kept) >= limit:

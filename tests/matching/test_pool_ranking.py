@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from service.interest_vectors import interest_text
-from service.matching import diffusion
+from service.matching import dedup, diffusion
 from service.matching.diffusion import NeighbourGraph, best_rows
 from service.matching.documents import PaperDoc
 from service.matching.interests import Interest, compile_interest
@@ -151,3 +151,26 @@ def test_best_rows_are_the_stable_sort_head() -> None:
         for k in (1, 3, 10, 60):
             expected = rows[np.argsort(-values[rows], kind="stable")[:k]]
             assert best_rows(values, rows, k).tolist() == expected.tolist()
+
+
+def test_near_duplicates_found_at_once_are_the_pairs_compared_one_by_one() -> None:
+    docs, profiles = dev_set(400)
+    rng = random.Random(7)
+    # Re-posts: the same abstract with a sentence added or a few words cut, and unrelated near misses.
+    copies = []
+    for n, doc in enumerate(rng.sample(docs, 40)):
+        words = doc.abstract.split()
+        abstract = doc.abstract + " Code is released." if n % 2 else " ".join(words[: int(len(words) * 0.8)])
+        copies.append(PaperDoc(f"{doc.id}-v{n}", doc.title, abstract, doc.authors))
+    pool = docs + copies
+    shared, alone = MatchContext(pool), MatchContext(pool)
+    dedup.remember_duplicates(shared)
+    near = dedup._COMPARED[shared].near
+    assert near is not None
+    found = {(a, b) for a, others in near.items() for b in others if a < b}
+    sets = [dedup.shingles(doc) for doc in pool]
+    candidates = {(a, b) for a in range(len(pool)) for b in range(a + 1, len(pool)) if sets[a] & sets[b]}
+    expected = {(a, b) for a, b in candidates if dedup.is_near_duplicate(sets[a], sets[b])}
+    assert found == expected and len(found) >= 20
+    for interest in interests(profiles[::3]):
+        assert described(rank(interest, shared)) == described(rank(interest, alone)), interest.name
