@@ -70,8 +70,10 @@ def remember_duplicates(context: MatchContext) -> None:
     rows: list[int] = []
     cols: list[int] = []
     sizes = np.zeros(len(context.docs))
-    for row in range(len(context.docs)):
-        own = _shingles(compared, context, row)
+    for row, doc in enumerate(context.docs):
+        # Not kept (neither here nor in _text_shingles' cache): once the pairs are known, no ranking
+        # needs a row's shingles again, and a 5,000-paper pool's take about 100 MB.
+        own = _text_shingles.__wrapped__(doc.title, doc.abstract)
         sizes[row] = len(own)
         rows.extend([row] * len(own))
         cols.extend(columns.setdefault(shingle, len(columns)) for shingle in own)
