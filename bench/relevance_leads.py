@@ -91,11 +91,13 @@ def main() -> None:
             )
             print(f"{papers} papers, seed {seed}: {cells}", flush=True)
     total = pooled([row["kinds"] for row in rows])
-    pooled_items = total.items()
-    cells = "  ".join(
-        f"{kind} {r['paperboy']:.3f} vs {r['baseline_ndcg']:.3f} {r['lead']:+.0%}" for kind, r in pooled_items
+    print(
+        "pooled: "
+        + "  ".join(
+            f"{kind} {r['paperboy']:.3f} vs {r['baseline_ndcg']:.3f} ({r['lead']:+.0%})"
+            for kind, r in total.items()
+        )
     )
-    print(f"pooled: {cells}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
         json.dumps(
