@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from pydantic import SecretStr
 from itsdangerous import URLSafeTimedSerializer
+from pydantic import SecretStr
 
 from service.config import Settings
 from service.secrets import secret_keys
@@ -16,6 +16,7 @@ from service.tokens import make_token, read_token
 @pytest.fixture
 def settings() -> Settings:
     return Settings(_env_file=None, secret_key="k" * 40)  # type: ignore[call-arg]
+
 
 PAYLOADS = [
     ("feedback", {"subscription_id": 7, "paper": 12, "relevant": True}),
@@ -48,12 +49,16 @@ def test_a_token_is_byte_for_byte_the_one_itsdangerous_signs(
     )
 
 
-def test_tokens_follow_the_clock_and_a_rotated_key(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tokens_follow_the_clock_and_a_rotated_key(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(time, "time", lambda: 1_790_000_000.0)
     first = make_token("manage", subscriber_id=1, settings=settings)
     monkeypatch.setattr(time, "time", lambda: 1_790_000_001.0)
     assert make_token("manage", subscriber_id=1, settings=settings) != first
-    rotated = settings.model_copy(update={"secret_key": SecretStr("n" * 40), "old_secret_keys": [settings.secret_key]})
+    rotated = settings.model_copy(
+        update={"secret_key": SecretStr("n" * 40), "old_secret_keys": [settings.secret_key]}
+    )
     newer = make_token("manage", subscriber_id=1, settings=rotated)
     assert read_token("manage", newer, settings=rotated, max_age_s=10**9).subscriber_id == 1
     with pytest.raises(Exception, match="not valid"):
