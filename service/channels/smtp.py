@@ -216,7 +216,7 @@ class OutboxTransport:
 def _data(conn: smtplib.SMTP, payload: bytes) -> tuple[int, bytes]:
     """smtplib's SMTP.data for bytes, its dot-stuffing done by bytes.replace: smtplib runs a
     multiline regex over the whole message, half the SMTP client's CPU for a 46 kB digest.
-    `(?m)^\.` matches at the start and after every LF, which is what the replace does."""
+    A line-start dot is one at the start or after any LF, which is what the replace finds."""
     conn.putcmd("data")
     code, reply = conn.getreply()
     if code != 354:
