@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 from pydantic import SecretStr
 
 from service.config import Settings
-from service.secrets import secret_keys
+from service.secrets import keys_read_once, secret_keys
 from service.tokens import make_token, read_token
 
 
@@ -63,3 +64,13 @@ def test_tokens_follow_the_clock_and_a_rotated_key(
     assert read_token("manage", newer, settings=rotated, max_age_s=10**9).subscriber_id == 1
     with pytest.raises(Exception, match="not valid"):
         read_token("manage", newer, settings=settings, max_age_s=10**9)
+
+
+def test_keys_read_once_sign_as_the_key_file_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(time, "time", lambda: 1_790_000_000.0)
+    generated = Settings(_env_file=None, var_dir=tmp_path, old_secret_keys=["o" * 40])  # type: ignore[call-arg]
+    pinned = keys_read_once(generated)
+    assert secret_keys(pinned) == secret_keys(generated)
+    assert make_token("feedback", subscription_id=3, settings=pinned, paper=1, relevant=True) == make_token(
+        "feedback", subscription_id=3, settings=generated, paper=1, relevant=True
+    )
