@@ -5,20 +5,23 @@
 
 Builds the scale benchmark's database (bench/scale_bench.py: --papers papers, --subscriptions verified
 email subscriptions, all due), composes every digest once by pool (not measured), then delivers the
-same digests twice to a loopback aiosmtpd Sink in its own process:
+same digests three times to the scale benchmark's loopback SMTP sink (bench/counting_sink.py) in its
+own process:
 
 1. single: `deliver()` one digest at a time, as a pass did before batching;
-2. batched: `deliver_batch()` (service.delivery.batch), as a pass and a worker do now.
+2. batched: `deliver_batch()` (service.delivery.batch), as a pass and a worker do now;
+3. batched again, with each database step of the batch metered alone (`phases`): the chunk's claim
+   (read + INSERTs), the per-send mark, and the chunk's closing writes (last_sent_at, release).
 
-For each: CPU ms per digest of this process and of the PostgreSQL backends serving it (/proc), SQL
-statements per digest, digests/s. Lexical ranking.
+For each: CPU ms per digest of this process and of the PostgreSQL backends serving it (/proc; the
+backends' from schedstat, in nanoseconds), SQL statements per digest, digests/s. Lexical ranking.
 
-3. steps: the delivery step's own CPU without the database, each step over every composed digest in
+4. steps: the delivery step's own CPU without the database, each step over every composed digest in
    turn (time.process_time): `links` signs the digest's links as a worker does (build_digest),
    `render` the subject, text and HTML (Jinja2 + css-inline), `mime` the message bytes
    (EmailChannel.digest_message minus render), `smtp` the SMTP client handing the bytes to the sink.
 
-`--steps-only` skips 1 and 2. Writes bench/results/deliver.json.
+`--steps-only` skips 1-3. Writes bench/results/deliver.json.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from digest_bench import cpu_seconds, start_sink  # noqa: E402
+import counting_sink  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 from scale_data import NOW, drop_database, fresh_database, load_papers, load_subscriptions  # noqa: E402
 from sqlalchemy import Engine, delete, event, select  # noqa: E402
@@ -46,6 +49,7 @@ from sqlalchemy.orm import Session, selectinload  # noqa: E402
 
 from service.channels.email import EmailChannel  # noqa: E402
 from service.config import Settings  # noqa: E402
+from service.delivery import batch  # noqa: E402
 from service.delivery.attempt import ChannelPool, deliver  # noqa: E402
 from service.delivery.batch import Planned, deliver_batch  # noqa: E402
 from service.delivery.pools import PoolMatcher  # noqa: E402
@@ -77,7 +81,59 @@ class Meter:
             self.backends.add(cursor.fetchone()[0])
 
     def backend_cpu(self) -> float:
-        return sum(cpu_seconds(pid) for pid in self.backends)
+        return sum(_run_seconds(pid) for pid in self.backends)
+
+
+def _run_seconds(pid: int) -> float:
+    """CPU seconds a single-threaded process has run, to the nanosecond (/proc/PID/schedstat)."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    except OSError:  # a backend whose connection the pool closed
+        return 0.0
+
+
+class Phases:
+    """CPU of this process and of the backends inside the batch's database steps, step by step."""
+
+    STEPS = {"claim": "_claim", "mark": "mark_sent_now", "close": "note_sent", "release": "release_unsent"}
+
+    def __init__(self, meter: Meter) -> None:
+        self.meter = meter
+        self.cpu = {name: [0.0, 0.0, 0] for name in self.STEPS}  # worker s, backends s, calls
+        self.saved = {name: getattr(batch, attr) for name, attr in self.STEPS.items()}
+
+    def __enter__(self) -> Phases:
+        for name, attr in self.STEPS.items():
+            setattr(batch, attr, self._metered(name, self.saved[name]))
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for name, attr in self.STEPS.items():
+            setattr(batch, attr, self.saved[name])
+
+    def _metered(self, name: str, step: Callable[..., Any]) -> Callable[..., Any]:
+        def metered(*args: Any, **kwargs: Any) -> Any:
+            backends = self.meter.backend_cpu()
+            cpu = time.process_time()
+            try:
+                return step(*args, **kwargs)
+            finally:
+                used = self.cpu[name]
+                used[0] += time.process_time() - cpu
+                used[1] += self.meter.backend_cpu() - backends
+                used[2] += 1
+
+        return metered
+
+    def per_digest(self, digests: int) -> dict[str, dict[str, float]]:
+        return {
+            name: {
+                "cpu_ms": round(1000 * worker / digests, 3),
+                "postgres_cpu_ms": round(1000 * backends / digests, 3),
+                "calls": calls,
+            }
+            for name, (worker, backends, calls) in self.cpu.items()
+        }
 
 
 def compose_all(engine: Engine, settings: Settings) -> list[Planned]:
@@ -144,7 +200,7 @@ def measure(engine: Engine, meter: Meter, sink_pid: int, work: Callable[[], list
     with engine.begin() as conn:
         conn.execute(delete(DeliveryPaper))
         conn.execute(delete(Delivery))
-    statements, backend0, sink0 = meter.statements, meter.backend_cpu(), cpu_seconds(sink_pid)
+    statements, backend0, sink0 = meter.statements, meter.backend_cpu(), _run_seconds(sink_pid)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     statuses = work()
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
@@ -159,7 +215,7 @@ def measure(engine: Engine, meter: Meter, sink_pid: int, work: Callable[[], list
         "digests_per_s": round(n / wall, 1),
         "cpu_ms_per_digest": round(1000 * cpu / n, 2),
         "postgres_cpu_ms_per_digest": round(1000 * backend / n, 2),
-        "smtp_sink_cpu_ms_per_digest": round(1000 * (cpu_seconds(sink_pid) - sink0) / n, 2),
+        "smtp_sink_cpu_ms_per_digest": round(1000 * (_run_seconds(sink_pid) - sink0) / n, 2),
         "statements_per_digest": round((meter.statements - statements) / n, 2),
     }
 
@@ -176,7 +232,7 @@ def main() -> None:
 
     engine = fresh_database(args.pg, f"paperboy_deliver_bench_{os.getpid()}")
     load_subscriptions(engine, args.subscriptions, load_papers(engine, args.papers), 0)
-    sink, port = start_sink()
+    sink, port = counting_sink.start(Path(f"/tmp/paperboy-deliver-bench-sink-{os.getpid()}.log"))
     settings = Settings(
         database_url=str(engine.url),
         semantic=False,
@@ -224,10 +280,16 @@ def main() -> None:
         for name, work in () if args.steps_only else (("single", single), ("batched", batched)):
             results[name] = measure(engine, meter, sink.pid, work)
             print(f"{name}: {results[name]}", flush=True)
+        if not args.steps_only:
+            with Phases(meter) as phases:
+                metered = measure(engine, meter, sink.pid, batched)
+            results["batched_phases"] = phases.per_digest(metered["digests"])
+            print(f"batched, by step: {results['batched_phases']}", flush=True)
         results["steps"] = steps(engine, settings, planned)
         print(f"steps: {results['steps']}", flush=True)
     finally:
         sink.kill()
+        Path(f"/tmp/paperboy-deliver-bench-sink-{os.getpid()}.log").unlink(missing_ok=True)
         engine.dispose()
         drop_database(args.pg, str(engine.url.database))
     result = {

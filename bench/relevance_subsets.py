@@ -18,6 +18,46 @@ from pathlib import Path
 DEV = Path(__file__).resolve().parents[1].parent / "shared" / "eval" / "dev"
 
 
+def draw_subset(dev: Path, papers: int, seed: int, min_papers: int = 12) -> tuple[list[dict], list[dict]]:
+    """The subset's papers and its profiles (one per primary category with ``min_papers`` papers)."""
+    rng = random.Random(seed)
+    everything = [json.loads(line) for line in (dev / "papers.jsonl").open(encoding="utf-8") if line.strip()]
+    keywords = {}
+    for line in (dev / "profiles.jsonl").open(encoding="utf-8"):
+        if line.strip():
+            profile = json.loads(line)
+            keywords.setdefault(profile["category"], profile["keywords"])
+    chosen = sorted(rng.sample(range(len(everything)), min(papers, len(everything))))
+    subset = [everything[i] for i in chosen]
+    by_category: dict[str, list[str]] = defaultdict(list)
+    for paper in subset:
+        if paper.get("categories"):
+            by_category[paper["categories"][0]].append(paper["id"])
+    profiles = []
+    for category, ids in sorted(by_category.items()):
+        if len(ids) < min_papers or category not in keywords:
+            continue
+        seeds = rng.sample(ids, 5)
+        relevant = [i for i in ids if i not in seeds]
+        profiles.append(
+            {
+                "id": f"{category}#s{seed}",
+                "keywords": keywords[category],
+                "seeds": seeds,
+                "relevant": relevant,
+            }
+        )
+    return subset, profiles
+
+
+def write_subset(out: Path, papers: list[dict], profiles: list[dict]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "papers.jsonl").open("w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(p) + "\n" for p in papers)
+    with (out / "profiles.jsonl").open("w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(p) + "\n" for p in profiles)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out", type=Path)
@@ -26,38 +66,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--min-papers", type=int, default=12)
     args = parser.parse_args()
-    rng = random.Random(args.seed)
-    papers = [json.loads(line) for line in (args.dev / "papers.jsonl").open(encoding="utf-8") if line.strip()]
-    keywords = {}
-    for line in (args.dev / "profiles.jsonl").open(encoding="utf-8"):
-        if line.strip():
-            profile = json.loads(line)
-            keywords.setdefault(profile["category"], profile["keywords"])
-    chosen = sorted(rng.sample(range(len(papers)), min(args.papers, len(papers))))
-    subset = [papers[i] for i in chosen]
-    by_category: dict[str, list[str]] = defaultdict(list)
-    for paper in subset:
-        if paper.get("categories"):
-            by_category[paper["categories"][0]].append(paper["id"])
-    profiles = []
-    for category, ids in sorted(by_category.items()):
-        if len(ids) < args.min_papers or category not in keywords:
-            continue
-        seeds = rng.sample(ids, 5)
-        relevant = [i for i in ids if i not in seeds]
-        profiles.append(
-            {
-                "id": f"{category}#s{args.seed}",
-                "keywords": keywords[category],
-                "seeds": seeds,
-                "relevant": relevant,
-            }
-        )
-    args.out.mkdir(parents=True, exist_ok=True)
-    with (args.out / "papers.jsonl").open("w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(p) + "\n" for p in subset)
-    with (args.out / "profiles.jsonl").open("w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(p) + "\n" for p in profiles)
+    subset, profiles = draw_subset(args.dev, args.papers, args.seed, args.min_papers)
+    write_subset(args.out, subset, profiles)
     print(f"{args.out}: {len(subset)} papers, {len(profiles)} profiles")
 
 

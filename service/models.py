@@ -345,6 +345,8 @@ class DeliveryPaper(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # On PostgreSQL a statement trigger on deliveries replaces this foreign key (migration dbsink_1): the
+    # per-row check was most of the claim's database CPU, and rows are only written with their delivery.
     delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"), index=True)
     subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"))
     paper_id: Mapped[int] = mapped_column(ForeignKey("papers.id", ondelete="CASCADE"))

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.config import Settings
 from service.digest.compose import digest_from_record, item_record
 from service.digest.model import Digest
-from service.models import Delivery, DeliveryPaper, Paper, Subscriber, Subscription
+from service.models import Delivery, DeliveryPaper, Paper, Subscriber, Subscription, UTCDateTime
 
 
 @dataclass(frozen=True)
@@ -170,9 +170,22 @@ _MARK_SENT = (
 )
 
 
+# The same UPDATE for PostgreSQL, sent by psycopg as a server-side prepared statement: it runs once per
+# digest, and SQLAlchemy's execution path cost ten times the statement's own round trip (deliver_bench).
+_MARK_SENT_PG = (
+    "UPDATE deliveries SET status = 'sent', message_id = %s, sent_at = %s, updated_at = %s, last_error = NULL"
+    " WHERE id = %s AND status = 'claimed'"
+)
+
+
 def mark_sent_now(conn: Connection, delivery_id: int, message_id: str, *, now: dt.datetime) -> None:
     """The delivery is 'sent' (only a row still 'claimed'): written as soon as the channel took it, so a
     crash can leave at most the digest in flight unmarked."""
+    if conn.dialect.name == "postgresql":
+        at = UTCDateTime().process_bind_param(now, conn.dialect)
+        with conn.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
+            cursor.execute(_MARK_SENT_PG, (message_id[:300], at, at, delivery_id), prepare=True)
+        return
     conn.execute(_MARK_SENT, {"b_delivery": delivery_id, "b_message_id": message_id[:300], "b_at": now})
 
 
