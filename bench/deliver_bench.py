@@ -21,7 +21,8 @@ backends' from schedstat, in nanoseconds), SQL statements per digest, digests/s.
    `render` the subject, text and HTML (Jinja2 + css-inline), `mime` the message bytes
    (EmailChannel.digest_message minus render), `smtp` the SMTP client handing the bytes to the sink.
 
-`--steps-only` skips 1-3. Writes bench/results/deliver.json.
+`--steps-only` skips 1-3 and writes bench/results/deliver-steps.json; a full run writes
+bench/results/deliver.json.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ from service.matching.batch import ScreenedRanker  # noqa: E402
 from service.models import Delivery, DeliveryPaper, Profile, Subscription  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "deliver.json"
+STEPS_RESULTS = ROOT / "bench" / "results" / "deliver-steps.json"
 
 
 class Meter:
@@ -302,8 +304,9 @@ def main() -> None:
         **results,
         "load_average_during_run": os.getloadavg()[0],
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    target = STEPS_RESULTS if args.steps_only else RESULTS  # a steps-only run keeps the full run's file
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 
