@@ -15,7 +15,14 @@ own process:
 
 For each: CPU ms per digest of this process and of the PostgreSQL backends serving it (/proc; the
 backends' from schedstat, in nanoseconds), SQL statements per digest, digests/s. Lexical ranking.
-Writes bench/results/deliver.json.
+
+4. steps: the delivery step's own CPU without the database, each step over every composed digest in
+   turn (time.process_time): `links` signs the digest's links as a worker does (build_digest),
+   `render` the subject, text and HTML (Jinja2 + css-inline), `mime` the message bytes
+   (EmailChannel.digest_message minus render), `smtp` the SMTP client handing the bytes to the sink.
+
+`--steps-only` skips 1-3 and writes bench/results/deliver-steps.json; a full run writes
+bench/results/deliver.json.
 """
 
 from __future__ import annotations
@@ -41,17 +48,21 @@ from scale_data import NOW, drop_database, fresh_database, load_papers, load_sub
 from sqlalchemy import Engine, delete, event, select  # noqa: E402
 from sqlalchemy.orm import Session, selectinload  # noqa: E402
 
+from service.channels.email import EmailChannel  # noqa: E402
 from service.config import Settings  # noqa: E402
 from service.delivery import batch  # noqa: E402
 from service.delivery.attempt import ChannelPool, deliver  # noqa: E402
 from service.delivery.batch import Planned, deliver_batch  # noqa: E402
 from service.delivery.pools import PoolMatcher  # noqa: E402
 from service.delivery.schedule import Schedule, latest_slot  # noqa: E402
+from service.digest.compose import build_digest  # noqa: E402
 from service.digest.model import Digest  # noqa: E402
+from service.digest.render import render_digest_email  # noqa: E402
 from service.matching.batch import ScreenedRanker  # noqa: E402
 from service.models import Delivery, DeliveryPaper, Profile, Subscription  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "deliver.json"
+STEPS_RESULTS = ROOT / "bench" / "results" / "deliver-steps.json"
 
 
 class Meter:
@@ -146,6 +157,47 @@ def compose_all(engine: Engine, settings: Settings) -> list[Planned]:
     return [Planned(sub.id, periods[sub.id], digests[sub.id]) for sub in subs]
 
 
+def steps(engine: Engine, settings: Settings, planned: list[Planned]) -> dict[str, Any]:
+    """CPU ms per digest of each step of the delivery step, the database left out."""
+    with Session(engine) as session:
+        subs = {
+            sub.id: sub
+            for sub in session.scalars(
+                select(Subscription).options(
+                    selectinload(Subscription.profile).selectinload(Profile.interests)
+                )
+            )
+        }
+        pairs = [(subs[plan.subscription_id], plan.digest) for plan in planned if plan.digest is not None]
+        pairs = [(sub, digest) for sub, digest in pairs if digest.items]
+        n = len(pairs)
+
+        def cpu_ms(work: Callable[[], object]) -> float:
+            start = time.process_time()
+            work()
+            return 1000 * (time.process_time() - start) / n
+
+        channel = EmailChannel(settings)
+        try:
+            channel.send(*pairs[0])  # templates compiled, connection open: not measured
+            links = cpu_ms(
+                lambda: [build_digest(sub, d.period, d.items, now=NOW, settings=settings) for sub, d in pairs]
+            )
+            render = cpu_ms(lambda: [render_digest_email(d, recipient=sub.address) for sub, d in pairs])
+            built: list[Any] = []
+            message = cpu_ms(lambda: built.extend(channel.digest_message(sub, d) for sub, d in pairs))
+            smtp = cpu_ms(lambda: [channel.send_message(m) for m in built])
+        finally:
+            channel.close()
+    figures = {"links": links, "render": render, "mime": message - render, "smtp": smtp}
+    figures["total"] = sum(figures.values())
+    return {
+        "digests": n,
+        "bytes_per_message": round(sum(len(m.data) for m in built) / n),
+        "cpu_ms_per_digest": {name: round(value, 3) for name, value in figures.items()},
+    }
+
+
 def measure(engine: Engine, meter: Meter, sink_pid: int, work: Callable[[], list[str]]) -> dict[str, Any]:
     with engine.begin() as conn:
         conn.execute(delete(DeliveryPaper))
@@ -177,6 +229,7 @@ def main() -> None:
     parser.add_argument(
         "--pg", default=os.environ.get("PAPERBOY_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
     )
+    parser.add_argument("--steps-only", action="store_true", help="only the per-step CPU (3.)")
     args = parser.parse_args()
 
     engine = fresh_database(args.pg, f"paperboy_deliver_bench_{os.getpid()}")
@@ -226,13 +279,16 @@ def main() -> None:
             return statuses
 
         results: dict[str, Any] = {}
-        for name, work in (("single", single), ("batched", batched)):
+        for name, work in () if args.steps_only else (("single", single), ("batched", batched)):
             results[name] = measure(engine, meter, sink.pid, work)
             print(f"{name}: {results[name]}", flush=True)
-        with Phases(meter) as phases:
-            metered = measure(engine, meter, sink.pid, batched)
-        results["batched_phases"] = phases.per_digest(metered["digests"])
-        print(f"batched, by step: {results['batched_phases']}", flush=True)
+        if not args.steps_only:
+            with Phases(meter) as phases:
+                metered = measure(engine, meter, sink.pid, batched)
+            results["batched_phases"] = phases.per_digest(metered["digests"])
+            print(f"batched, by step: {results['batched_phases']}", flush=True)
+        results["steps"] = steps(engine, settings, planned)
+        print(f"steps: {results['steps']}", flush=True)
     finally:
         sink.kill()
         Path(f"/tmp/paperboy-deliver-bench-sink-{os.getpid()}.log").unlink(missing_ok=True)
@@ -248,8 +304,9 @@ def main() -> None:
         **results,
         "load_average_during_run": os.getloadavg()[0],
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    target = STEPS_RESULTS if args.steps_only else RESULTS  # a steps-only run keeps the full run's file
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from pydantic import SecretStr
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -77,6 +78,18 @@ def secret_keys(settings: Settings) -> list[str]:
     configured = settings.secret_key.get_secret_value() if settings.secret_key else ""
     keys = [configured] if configured else list(_generated_keys(key_file(settings)))
     return keys + [k.get_secret_value() for k in settings.old_secret_keys if k.get_secret_value()]
+
+
+def keys_read_once(settings: Settings) -> Settings:
+    """`settings` with the keys in force now written into SECRET_KEY / OLD_SECRET_KEYS, for a run of
+    signatures (a digest's forty links): without SECRET_KEY, secret_keys() checks the key file
+    on every call."""
+    if settings.secret_key and settings.secret_key.get_secret_value():
+        return settings
+    first, *older = secret_keys(settings)
+    return settings.model_copy(
+        update={"secret_key": SecretStr(first), "old_secret_keys": [SecretStr(k) for k in older]}
+    )
 
 
 def _generated_keys(path: Path) -> tuple[str, ...]:

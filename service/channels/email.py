@@ -20,6 +20,7 @@ from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, getaddresses, make_msgid
+from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote, urlsplit
 
@@ -73,9 +74,15 @@ def check_email_settings(settings: Settings) -> None:
 
 def sender_address(settings: Settings) -> Address:
     """SMTP_FROM parsed ("paperboy <digest@example.org>"); a clear error when it is not an address."""
-    pairs = getaddresses([settings.smtp_from])
+    return _parsed_sender(settings.smtp_from)
+
+
+@lru_cache(maxsize=8)
+def _parsed_sender(smtp_from: str) -> Address:
+    # Three times a digest (From, Message-ID, List-Id): the parse was a tenth of building a message.
+    pairs = getaddresses([smtp_from])
     if len(pairs) != 1 or "@" not in pairs[0][1]:
-        raise SetupError(f"SMTP_FROM {settings.smtp_from!r} is not one email address")
+        raise SetupError(f"SMTP_FROM {smtp_from!r} is not one email address")
     name, addr = pairs[0]
     username, domain = addr.rsplit("@", 1)
     return Address(display_name=one_line(name), username=username, domain=domain)
@@ -164,6 +171,13 @@ def header_line(name: str, value: str) -> bytes:
     non-ASCII text and folds."""
     if value.isascii() and value.isprintable() and len(name) + len(value) < 990:
         return f"{name}: {value}\r\n".encode("ascii")
+    return _folded(name, value)
+
+
+@lru_cache(maxsize=1024)
+def _folded(name: str, value: str) -> bytes:
+    # A non-ASCII From name is the same on every message, and subjects repeat across a pool's
+    # subscribers ("·" in every subject sends it here); the email package's folding is slow.
     stored_name, header = POLICY.header_store_parse(name, value)
     return POLICY.fold_binary(stored_name, header)
 

@@ -164,7 +164,7 @@ class SmtpTransport:
                 self._drop()
                 raise DeliveryError(f"SMTP connection lost: {_brief(again)}", permanent=False) from again
         try:
-            code, resp = self._conn.data(payload)
+            code, resp = _data(self._conn, payload)
         except smtplib.SMTPDataError as exc:  # DATA itself refused (no 354)
             self._rejected(exc.smtp_code, exc.smtp_error, "the message", permanent_5xx=True)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
@@ -211,6 +211,21 @@ class OutboxTransport:
 
     def close(self) -> None:
         pass
+
+
+def _data(conn: smtplib.SMTP, payload: bytes) -> tuple[int, bytes]:
+    """smtplib's SMTP.data for bytes, its dot-stuffing done by bytes.replace: smtplib runs a
+    multiline regex over the whole message, half the SMTP client's CPU for a 46 kB digest.
+    A line-start dot is one at the start or after any LF, which is what the replace finds."""
+    conn.putcmd("data")
+    code, reply = conn.getreply()
+    if code != 354:
+        raise smtplib.SMTPDataError(code, reply)
+    stuffed = payload.replace(b"\n.", b"\n..")
+    if stuffed.startswith(b"."):
+        stuffed = b"." + stuffed
+    conn.send(stuffed + (b".\r\n" if stuffed.endswith(b"\r\n") else b"\r\n.\r\n"))
+    return conn.getreply()
 
 
 def one_line(text: str) -> str:

@@ -59,6 +59,7 @@ from service.matching.batch import ScreenedRanker
 from service.matching.dedup import remember_duplicates
 from service.matching.diffusion import MIN_POOL
 from service.matching.interests import CompiledInterest, InterestError, compile_interest
+from service.matching.one_thread import one_blas_thread
 from service.matching.ranking import CandidateRows
 from service.models import DeliveryPaper, Paper, Profile, Subscription
 from service.reader_models import model_for
@@ -216,6 +217,7 @@ class PoolMatcher:
         self.pools: OrderedDict[int, Pool] = OrderedDict()
         self.rank_seconds = 0.0
 
+    @one_blas_thread()
     def compose(
         self, session: Session, subscriptions: Sequence[Subscription], periods: dict[int, str]
     ) -> dict[int, Digest]:

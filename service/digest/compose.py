@@ -24,6 +24,7 @@ from service.digest.popularity import best_of_week_order, trending_order
 from service.digest.tldr import tldr
 from service.links import archive_url, digest_url, feedback_url, follow_url, manage_url, unsubscribe_url
 from service.models import Delivery, DeliveryPaper, Paper, Profile, Subscription
+from service.secrets import keys_read_once
 
 # A subscription paused for months does not get a digest ranked over months of papers: the window
 # never reaches further back than this.
@@ -238,6 +239,7 @@ def digest_links(
 ) -> DigestLinks:
     """Signed manage / unsubscribe / feedback links, and with a period the digest's own page (the web
     app serves them all)."""
+    settings = keys_read_once(settings)
     unsubscribe = unsubscribe_url(subscription.subscriber_id, subscription.id, settings)
     owner = subscription.subscriber_id
     return DigestLinks(

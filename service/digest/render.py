@@ -53,20 +53,25 @@ def wrap(value: object, width: int = 72, indent: int = 0) -> str:
     """Greedy word wrap for plain text; lines after the first indented by `indent` spaces.
 
     Words longer than the width (URLs) are never broken. Several times faster than the wordwrap
-    filter (textwrap), which dominated the text part's rendering time.
+    filter (textwrap), which dominated the text part's rendering time; a text that fits on one line
+    (most why-lines and meta lines) is only collapsed.
     """
+    words = str(value).split()
+    if not words:
+        return ""
+    joined = " ".join(words)
+    if len(joined) <= width:
+        return joined
     lines: list[str] = []
-    line: list[str] = []
-    length = 0
-    for word in str(value).split():
-        if line and length + 1 + len(word) > width:
-            lines.append(" ".join(line))
-            line, length = [word], len(word)
+    start, length = 0, len(words[0])
+    for n in range(1, len(words)):
+        size = len(words[n])
+        if length + 1 + size > width:
+            lines.append(" ".join(words[start:n]))
+            start, length = n, size
         else:
-            length += len(word) + (1 if line else 0)
-            line.append(word)
-    if line:
-        lines.append(" ".join(line))
+            length += 1 + size
+    lines.append(" ".join(words[start:]))
     return ("\n" + " " * indent).join(lines)
 
 

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine, exists, func, select
 
@@ -38,13 +39,15 @@ def _missing(model_id: str):  # type: ignore[no-untyped-def]
 
 
 def embed_new_papers(
-    engine: Engine, settings: Settings, progress: Progress | None = None
+    engine: Engine, settings: Settings, progress: Progress | None = None, embedder: Any = None
 ) -> EmbeddingRun | None:
-    """Embed every stored paper that has no vector yet; None when semantic matching is off or absent."""
+    """Embed every stored paper that has no vector yet; None when semantic matching is off or absent.
+
+    `embedder` stands in for the settings' model (the scale benchmark's on-disk cache of it)."""
     from service.digest.rank import DatabaseEmbeddingCache, embedder_for, paper_doc
     from service.matching.semantic import embed_papers
 
-    embedder = embedder_for(settings)
+    embedder = embedder if embedder is not None else embedder_for(settings)
     if embedder is None:
         return None
     sessions = session_factory(engine)

@@ -12,6 +12,7 @@ from pydantic import SecretStr
 
 from service.channels.base import DeliveryError
 from service.channels.email import EmailChannel, send_email
+from service.channels.smtp import SmtpTransport, parse_smtp_url
 from service.config import Settings
 from service.digest.render import render_digest_email, render_email
 from service.models import Subscription
@@ -212,3 +213,21 @@ def test_long_signed_links_stay_literal_in_list_unsubscribe(smtp: SmtpServer, ch
     assert msg.defects == [] and all(part.defects == [] for part in msg.iter_parts())
     assert msg.get_body(("plain",)).get_content().endswith(f"Unsubscribe: {url}\r\n")  # wire CRLF
     assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"Subject: dots\r\n\r\n.starts a line\r\n..two\r\nmid . dot\r\n.\r\nend\r\n",
+        b".first byte is a dot\r\n\r\nbody without a final line end",
+    ],
+)
+def test_the_server_receives_exactly_the_bytes_handed_over(smtp: SmtpServer, payload: bytes) -> None:
+    transport = SmtpTransport(parse_smtp_url(smtp.url), timeout=5)
+    try:
+        transport.send("digest@paperboy.example", "reader@example.org", payload, "<x@paperboy.example>")
+        transport.send("digest@paperboy.example", "reader@example.org", payload, "<y@paperboy.example>")
+    finally:
+        transport.close()
+    expected = payload if payload.endswith(b"\r\n") else payload + b"\r\n"
+    assert [m.data for m in smtp.messages] == [expected, expected]

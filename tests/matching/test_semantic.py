@@ -109,3 +109,19 @@ def test_missing_extra_gives_a_clear_message(monkeypatch: pytest.MonkeyPatch) ->
     assert not semantic_available()
     with pytest.raises(SemanticUnavailable, match=r"pip install 'paperboy\[semantic\]'"):
         semantic.MiniLMEmbedder()
+
+
+@pytest.mark.semantic
+@needs_model
+def test_the_model_is_loaded_by_the_first_text_to_embed_only() -> None:
+    """A dispatch pass reads stored vectors: building the embedder must not load onnxruntime's model
+    (about 250 MB a worker) until a text is actually embedded."""
+    embedder = semantic.MiniLMEmbedder()
+    assert not embedder.loaded
+    assert embedder.embed([]).shape == (0, semantic.DIMENSION)
+    assert not embedder.loaded
+    vector = embedder.embed(["graph neural networks"])
+    assert embedder.loaded and np.isclose(np.linalg.norm(vector), 1.0)
+    # Its idle threads wait without spinning: spinning cost 60% more CPU on a busy machine.
+    options = embedder._session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"

@@ -7,9 +7,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import Engine, event, select, update
 from sqlalchemy.orm import Session
+from threadpoolctl import threadpool_info
 
 from service.channels.base import DeliveryError
 from service.clock import ManualClock
@@ -18,14 +20,18 @@ from service.delivery import dispatch, pools
 from service.delivery.claims import schedule_new
 from service.delivery.dispatch import run_dispatch
 from service.delivery.pools import PoolMatcher, held_papers
+from service.digest import rank as digest_rank
 from service.digest.compose import choose_items, compose_digest
 from service.digest.model import DigestItem
-from service.digest.rank import paper_doc, rank_in_context
+from service.digest.rank import DatabaseEmbeddingCache, paper_doc, rank_in_context
+from service.matching import batch
 from service.matching.batch import ScreenedRanker
 from service.matching.diffusion import MIN_POOL
 from service.matching.ranking import MatchContext
+from service.matching.semantic import embed_papers
 from service.models import Delivery, DeliveryPaper, Feedback, Paper, Profile, Subscription
 from tests.digest.helpers import NOW, add_paper, add_subscription
+from tests.matching.test_pool_ranking import WordEmbedder
 from tests.scheduler.helpers import RecordingTransport, email_channel, subscribe, utc
 
 TOPICS = [
@@ -333,3 +339,58 @@ def test_profiles_with_seeds_or_feedback_in_the_pool_rank_in_its_shared_context(
         assert [i.score for i in got] == pytest.approx([i.score for i in expected], abs=1e-9)
         assert got
     assert any("resembles" in i.why for i in digests[sids[0]].items)  # the seeds did count
+
+
+class CountingEmbedder(WordEmbedder):
+    """The test embedder, counting the texts it is asked to embed."""
+
+    def __init__(self) -> None:
+        self.texts = 0
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        self.texts += len(texts)
+        return super().embed(texts)
+
+
+def test_with_embeddings_a_pass_runs_no_model_once_paper_and_interest_vectors_are_stored(
+    db: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Paper vectors are cached at ingest and interest vectors stored by the screen: ranking the pass
+    is matrix products, never the model once per digest or per interest."""
+    embedder = CountingEmbedder()
+    for module in (digest_rank, pools, batch):
+        monkeypatch.setattr(module, "embedder_for", lambda _settings: embedder)
+    _papers(db)
+    sids = [add_subscription(db, f"r{n}@example.org", topic) for n, (topic, _, _) in enumerate(TOPICS)]
+    sids.append(add_subscription(db, "two@example.org", "sparse attention", "protein folding"))
+    semantic = settings.model_copy(update={"semantic": True})
+    embed_papers([paper_doc(p) for p in db.scalars(select(Paper))], embedder, DatabaseEmbeddingCache(db))
+    screen = ScreenedRanker(semantic, build_after=0)
+    screen.screen_for(db)  # stores every interest's vector, as the pass's first batch does
+    db.flush()
+    db.expire_all()
+    subs = list(db.scalars(select(Subscription).where(Subscription.id.in_(sids)).order_by(Subscription.id)))
+    before = embedder.texts
+
+    digests = PoolMatcher(semantic, NOW, screen=screen).compose(db, subs, {sub.id: "p" for sub in subs})
+
+    assert embedder.texts == before
+    assert all(digests[sid].items for sid in sids)  # ranked by meaning and words: the pass did run
+
+
+def test_a_pass_ranks_with_matrix_products_on_one_thread(db: Session, settings: Settings) -> None:
+    """OpenBLAS's helper threads cost far more CPU than the small products of a pass (and hid it from
+    the match stage's figure): inside compose, BLAS runs on the calling thread only."""
+    _papers(db)
+    add_subscription(db, "r@example.org", "sparse attention")
+    subs = list(db.scalars(select(Subscription)))
+    threads: list[int] = []
+    outside = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    def scorer(*args: object) -> list[DigestItem]:
+        threads.extend(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas")
+        return []
+
+    PoolMatcher(settings, NOW, scorer=scorer).compose(db, subs, {sub.id: "p" for sub in subs})
+    assert threads and set(threads) == {1}
+    assert [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"] == outside
