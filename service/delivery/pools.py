@@ -217,11 +217,30 @@ class PoolMatcher:
         self.pools: OrderedDict[int, Pool] = OrderedDict()
         self.rank_seconds = 0.0
 
-    @one_blas_thread()
     def compose(
         self, session: Session, subscriptions: Sequence[Subscription], periods: dict[int, str]
     ) -> dict[int, Digest]:
         """The digest of each subscription for its period (reads only, like compose_digest)."""
+        chosen = self.choose(session, subscriptions)
+        return {
+            sub.id: build_digest(
+                sub,
+                periods[sub.id],
+                chosen[sub.id][0],
+                now=self.now,
+                settings=self.settings,
+                stats=chosen[sub.id][1],
+            )
+            for sub in subscriptions
+        }
+
+    @one_blas_thread()
+    def choose(
+        self, session: Session, subscriptions: Sequence[Subscription]
+    ) -> dict[int, tuple[list[DigestItem], dict[str, Any]]]:
+        """Each subscription's digest items and the figures of its choice (candidates, best score),
+        without the digest's signed links: a match task hands items on, and the deliver task that
+        sends them builds the digest."""
         if not subscriptions:
             return {}
         ids = [s.id for s in subscriptions]
@@ -229,7 +248,7 @@ class PoolMatcher:
         earliest = min(starts.values())
         self._load_after(session, earliest)
         held = held_papers(session, ids, after=earliest)
-        digests: dict[int, Digest] = {}
+        chosen: dict[int, tuple[list[DigestItem], dict[str, Any]]] = {}
         started = time.perf_counter()
         places = {sub.id: bisect.bisect_right(self.seen_at, starts[sub.id]) for sub in subscriptions}
         groups: dict[int, list[Subscription]] = defaultdict(list)
@@ -246,13 +265,11 @@ class PoolMatcher:
             items = choose_items(
                 session, sub, candidates, self._ranker(pool, (at, len(pool.papers)), sub.max_papers), stats
             )
-            digests[sub.id] = build_digest(
-                sub, periods[sub.id], items, now=self.now, settings=self.settings, stats=stats
-            )
+            chosen[sub.id] = (items, stats)
         took = time.perf_counter() - started
         self.rank_seconds += took
         RANK_SECONDS.observe(took)
-        return digests
+        return chosen
 
     def _ranker(self, pool: Pool, key: tuple[int, int], limit: int) -> Ranker:
         """A compose Ranker for one subscription of `pool`: the screen sees the whole pool once, the

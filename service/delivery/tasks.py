@@ -202,11 +202,12 @@ def match_shard(
         ready = [sub for sub, _, _ in plans if not_deliverable(sub) is None]
         matcher = _matcher(session, settings, now)
         ranked_before = matcher.rank_seconds
-        digests = matcher.compose(session, ready, {sub.id: period for sub, period, _ in plans})
+        # Items only: the deliver task builds each digest (its signed links) when it sends it.
+        chosen = matcher.choose(session, ready)
         by_channel: dict[str, list[tuple[int, str, list[dict[str, Any]] | None, str | None]]] = {}
         for sub, period, next_at in plans:
-            digest = digests.get(sub.id)
-            items = [item_json(item) for item in digest.items] if digest is not None else None
+            choice = chosen.get(sub.id)
+            items = [item_json(item) for item in choice[0]] if choice is not None else None
             by_channel.setdefault(sub.channel, []).append((sub.id, period, items, _iso(next_at)))
     tasks = 0
     for channel, entries in by_channel.items():
@@ -221,7 +222,7 @@ def match_shard(
         log,
         "match",
         subscriptions=len(shard),
-        composed=len(digests),
+        composed=len(chosen),
         deliver_tasks=tasks,
         rank_s=round(matcher.rank_seconds - ranked_before, 3),
         cpu_s=round(time.process_time() - cpu, 3),

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from service.config import get_settings
 from service.delivery.claims import claim_many
 from service.delivery.tasks import QUEUED_CLAIM, configure, match_shard
+from service.digest import compose
 from tests.digest.helpers import add_paper
 from tests.scheduler.workers import DUE, T0, subscribe_many
 
@@ -93,3 +94,24 @@ def test_a_paper_stored_in_the_window_between_two_match_tasks_reaches_the_second
     queued = _queued_items(worker_env["QUEUE_PREFIX"] + "email")
     assert late not in queued[ids[0]]
     assert late in queued[ids[1]]
+
+
+def test_a_match_task_hands_on_items_and_signs_no_links(
+    worker_env: dict[str, str], pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The deliver task builds the digest it sends, signed links included; signing them in the match
+    # task too was thrown away with the digest (about 40 HMACs a digest, counted as ranking time).
+    ids, until = _claim(pg_engine, 2)
+    signed: list[int] = []
+    original = compose.digest_links
+
+    def counted(subscription: Any, *args: Any, **kwargs: Any) -> Any:
+        signed.append(subscription.id)
+        return original(subscription, *args, **kwargs)
+
+    monkeypatch.setattr(compose, "digest_links", counted)
+    match_shard(pg_engine, get_settings(), [(i, None) for i in ids], until, DUE)
+
+    assert signed == []
+    queued = _queued_items(worker_env["QUEUE_PREFIX"] + "email")
+    assert sorted(queued) == sorted(ids) and all(len(p) == 1 for p in queued.values())
