@@ -57,6 +57,10 @@ def test_one_leader_runs_the_jobs_and_another_takes_over_when_it_dies(
         var_dir=tmp_path / "var", lease_seconds=30, send_empty_digests=True, smtp_rate_per_s=1e6
     )
     clock = ManualClock(dt.datetime.now(dt.UTC))
+    # Subscribed before any scheduler runs: on SQLite a read-then-write transaction racing the
+    # leader's first jobs can be refused at once ("database is locked", a stale WAL snapshot is not
+    # retried by the busy timeout); the UPDATE below that makes it due writes first and waits its turn.
+    sid = subscribe(committed_engine, "lead@example.org")
     a = SchedulerService(two_engines[0], settings, clock, instance="instance-a")
     b = SchedulerService(two_engines[1], settings, clock, instance="instance-b")
     try:
@@ -69,7 +73,6 @@ def test_one_leader_runs_the_jobs_and_another_takes_over_when_it_dies(
             assert (job.coalesce, job.max_instances) == (True, 1)
             assert job.misfire_grace_time == job.trigger.interval.total_seconds()
         # The leader's jobs really run: a due subscription gets its digest in the outbox.
-        sid = subscribe(committed_engine, "lead@example.org")
         with Session(committed_engine) as s, s.begin():
             s.execute(
                 update(Subscription).where(Subscription.id == sid).values(next_digest_at=utc(2020, 1, 1))
