@@ -35,15 +35,15 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from scale_data import NOW, CachedEmbedder, drop_database, fresh_database, load_papers, load_subscriptions  # noqa: E402
 from sqlalchemy import select  # noqa: E402
-from sqlalchemy.orm import Session, selectinload  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
 
 from service.config import Settings  # noqa: E402
 from service.delivery.claims import BATCH  # noqa: E402
-from service.delivery.pools import PoolMatcher  # noqa: E402
+from service.delivery.pools import PoolMatcher, to_compose  # noqa: E402
 from service.digest.rank import DatabaseEmbeddingCache, embedder_for, paper_doc  # noqa: E402
 from service.matching.batch import BatchScreen, ScreenedRanker, SemanticScreen, load_interests  # noqa: E402
 from service.matching.semantic import MiniLMEmbedder, embed_papers  # noqa: E402
-from service.models import Paper, Profile, Subscription  # noqa: E402
+from service.models import Paper, Subscription  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -92,15 +92,7 @@ def compose_pass(engine: Any, settings: Settings) -> dict[str, Any]:
         for start in range(0, len(ids), BATCH):
             chunk = ids[start : start + BATCH]
             with Session(engine) as session:
-                subs = session.scalars(
-                    select(Subscription)
-                    .where(Subscription.id.in_(chunk))
-                    .options(
-                        selectinload(Subscription.subscriber),
-                        selectinload(Subscription.profile).selectinload(Profile.interests),
-                        selectinload(Subscription.profile).selectinload(Profile.feedback),
-                    )
-                ).all()
+                subs = session.scalars(to_compose(chunk)).all()
                 cpu, wall = time.process_time(), time.perf_counter()
                 digests = matcher.compose(session, subs, {sub.id: "bench" for sub in subs})
                 batches.append((len(subs), time.process_time() - cpu, time.perf_counter() - wall))

@@ -23,8 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, select, update
-from sqlalchemy.orm import selectinload
+from sqlalchemy import Engine, update
 
 from service import why
 from service.channels.base import Channel
@@ -48,7 +47,7 @@ from service.delivery.recovery import Heartbeat, recover
 from service.delivery.schedule import Schedule, ScheduleError, latest_slot, next_send_at
 from service.digest.compose import Ranker
 from service.digest.model import Digest
-from service.models import Profile, Subscription
+from service.models import Subscription
 from service.oplog import log_event
 
 if TYPE_CHECKING:
@@ -226,16 +225,10 @@ def _deliver_batch(run: _Pass, due: list[tuple[int, dt.datetime]], now: dt.datet
     plans: list[tuple[int, str, Schedule]] = []
     broken: dict[int, str] = {}
     digests: dict[int, Digest] = {}
+    from service.delivery.pools import to_compose  # imported with the pass's PoolMatcher already
+
     with session_factory(run.engine)() as session:  # reads only: paper vectors are cached apart
-        subs = session.scalars(
-            select(Subscription)
-            .where(Subscription.id.in_(due_at))
-            .options(
-                selectinload(Subscription.subscriber),
-                selectinload(Subscription.profile).selectinload(Profile.interests),
-                selectinload(Subscription.profile).selectinload(Profile.feedback),
-            )
-        ).all()
+        subs = session.scalars(to_compose(due_at)).all()
         by_id = {sub.id: sub for sub in subs}
         for sid in due_at:
             sub = by_id.get(sid)

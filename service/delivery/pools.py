@@ -33,13 +33,13 @@ import bisect
 import datetime as dt
 import time
 from collections import OrderedDict, defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any, Protocol
 
 import numpy as np
-from sqlalchemy import Connection, Engine, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Connection, Engine, Select, select
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from service.config import Settings
 from service.delivery.metrics import RANK_SECONDS
@@ -313,6 +313,19 @@ class PoolMatcher:
                 self.pools.popitem(last=False)
         self.pools.move_to_end(at)
         return pool
+
+
+def to_compose(ids: Collection[int]) -> Select[tuple[Subscription]]:
+    """The subscriptions `ids` with what composing their digests reads (subscriber, interests, feedback)."""
+    return (
+        select(Subscription)
+        .where(Subscription.id.in_(ids))
+        .options(
+            selectinload(Subscription.subscriber),
+            selectinload(Subscription.profile).selectinload(Profile.interests),
+            selectinload(Subscription.profile).selectinload(Profile.feedback),
+        )
+    )
 
 
 def held_papers(

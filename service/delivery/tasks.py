@@ -51,7 +51,7 @@ from service.delivery.claims import (
 from service.delivery.dispatch import DispatchReport, log_delivery
 from service.delivery.lease import instance_name
 from service.delivery.metrics import PASS_SECONDS
-from service.delivery.pools import PoolMatcher
+from service.delivery.pools import PoolMatcher, to_compose
 from service.delivery.recovery import Heartbeat, recover
 from service.delivery.retries import EnqueuedRetries, retries_for_the_clock, short_retries
 from service.delivery.schedule import Schedule, ScheduleError, latest_slot, next_send_at
@@ -181,15 +181,7 @@ def match_shard(
     plans: list[tuple[Subscription, str, dt.datetime]] = []
     broken: list[int] = []
     with session_factory(engine)() as session, session.begin():
-        subs = session.scalars(
-            select(Subscription)
-            .where(Subscription.id.in_(due_at), Subscription.next_digest_at == until)
-            .options(
-                selectinload(Subscription.subscriber),
-                selectinload(Subscription.profile).selectinload(Profile.interests),
-                selectinload(Subscription.profile).selectinload(Profile.feedback),
-            )
-        ).all()
+        subs = session.scalars(to_compose(due_at).where(Subscription.next_digest_at == until)).all()
         for sub in subs:
             try:
                 schedule = Schedule.of(sub)
