@@ -32,18 +32,23 @@ def transient_papers() -> dict[str, Paper]:
     }
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_screen_keeps_every_interest_the_ranker_would_send_papers(seed: int) -> None:
-    rng = random.Random(seed)
-    interests = [interest for _, interest in random_interests(seed, 60)]
-    # Some with wildcards in a query or exclusion, some with seeds: the cases the screen must not cut.
-    interests += [
+def _interests_not_to_cut(seed: int, rng: random.Random) -> list[Interest]:
+    """Random interests, and some with wildcards in a query or exclusion, some with seeds: the cases the
+    screen must not cut."""
+    return [
+        *(interest for _, interest in random_interests(seed, 60)),
         Interest("w1", "attention", query=f"quantiz* OR {rng.choice(WORDS)}"),
         Interest("w2", "attention, memory", exclude=["quantiz*"]),
         Interest("w3", "galaxy", query="NOT quantiz*"),
         Interest("s1", "", seeds=["p1"]),
         Interest("s2", "dark matter", liked=["p2"]),
     ]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_screen_keeps_every_interest_the_ranker_would_send_papers(seed: int) -> None:
+    rng = random.Random(seed)
+    interests = _interests_not_to_cut(seed, rng)
     papers = transient_papers()
     stored = [StoredInterest(1, n, i.name, EDITED, i) for n, i in enumerate(interests)]
     screen = BatchScreen(stored)
@@ -193,14 +198,7 @@ def test_a_pool_screened_by_its_own_index_keeps_every_interest_the_ranker_would_
     seed: int,
 ) -> None:
     rng = random.Random(seed)
-    interests = [interest for _, interest in random_interests(seed, 60)]
-    interests += [
-        Interest("w1", "attention", query=f"quantiz* OR {rng.choice(WORDS)}"),
-        Interest("w2", "attention, memory", exclude=["quantiz*"]),
-        Interest("w3", "galaxy", query="NOT quantiz*"),
-        Interest("s1", "", seeds=["p1"]),
-        Interest("s2", "dark matter", liked=["p2"]),
-    ]
+    interests = _interests_not_to_cut(seed, rng)
     ruled_out = 0
     for _ in range(8):
         context = MatchContext(rng.sample(PAPERS, rng.randint(2, len(PAPERS))))

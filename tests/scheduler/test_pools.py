@@ -118,12 +118,8 @@ def test_pool_matching_gives_the_per_subscription_digests_and_loads_the_papers_o
     assert len(matcher.pools) == 1
 
 
-def test_a_large_pool_ranks_each_subscription_as_a_fresh_context_of_its_papers(
-    db: Session, settings: Settings
-) -> None:
-    """Past diffusion.MIN_POOL papers the pool's shared neighbour graph, kept columns, candidate rows
-    and brief-then-complete explanations all come into play: each digest must still be the one a
-    context built for that subscription alone over the same papers gives."""
+def _large_pool(db: Session) -> list[int]:
+    """130 papers (past diffusion.MIN_POOL): the topics' papers with a filler word each."""
     fillers = ["solvers", "benchmarks", "datasets", "kernels", "compilers", "sensors", "robots", "markets"]
     paper_ids = []
     for n in range(130):
@@ -133,6 +129,16 @@ def test_a_large_pool_ranks_each_subscription_as_a_fresh_context_of_its_papers(
             db, f"arxiv:2611.8{n:04d}", f"{title} with {word} {n}", f"{abstract} We study {word}."
         )
         paper_ids.append(paper.id)
+    return paper_ids
+
+
+def test_a_large_pool_ranks_each_subscription_as_a_fresh_context_of_its_papers(
+    db: Session, settings: Settings
+) -> None:
+    """Past diffusion.MIN_POOL papers the pool's shared neighbour graph, kept columns, candidate rows
+    and brief-then-complete explanations all come into play: each digest must still be the one a
+    context built for that subscription alone over the same papers gives."""
+    paper_ids = _large_pool(db)
     sids = [add_subscription(db, f"r{n}@example.org", topic) for n, (topic, _, _) in enumerate(TOPICS)]
     sids.append(add_subscription(db, "two@example.org", "sparse attention", "graph neural networks solvers"))
     earlier = Delivery(
@@ -267,15 +273,7 @@ def test_profiles_with_seeds_or_feedback_in_the_pool_rank_in_its_shared_context(
     """Seed papers and feedback among the pool's papers are rows of its context: such a profile gets the
     digest a context of the pool alone gives it, without a context of its own. A seed outside the pool
     still has its own context (rank_papers), as compose_digest ranks it."""
-    fillers = ["solvers", "benchmarks", "datasets", "kernels", "compilers", "sensors", "robots", "markets"]
-    paper_ids = []
-    for n in range(130):
-        _, title, abstract = TOPICS[n % len(TOPICS)]
-        word = fillers[(n // len(TOPICS)) % len(fillers)]
-        paper = add_paper(
-            db, f"arxiv:2611.8{n:04d}", f"{title} with {word} {n}", f"{abstract} We study {word}."
-        )
-        paper_ids.append(paper.id)
+    paper_ids = _large_pool(db)
     old = add_paper(
         db,
         "arxiv:2401.00001",
