@@ -53,7 +53,7 @@ from service.digest.rank import (
     rank_papers,
     to_interest,
 )
-from service.interest_vectors import stored_text_vectors
+from service.interest_vectors import text_vectors
 from service.matching import MatchContext
 from service.matching.batch import ScreenedRanker
 from service.matching.dedup import remember_duplicates
@@ -61,6 +61,7 @@ from service.matching.diffusion import MIN_POOL
 from service.matching.interests import CompiledInterest, InterestError, compile_interest
 from service.matching.one_thread import one_blas_thread
 from service.matching.ranking import CandidateRows
+from service.matching.vector_screen import VectorScreen
 from service.models import DeliveryPaper, Paper, Profile, Subscription
 from service.reader_models import model_for
 
@@ -92,6 +93,9 @@ class Pool:
         self._context: MatchContext | None = None
         self._all_rows: CandidateRows | None = None
         self.build_seconds = 0.0
+        # With the sentence embedding: interest text -> some pool paper is in reach by meaning, for
+        # the subscriptions being matched (remember_interest_vectors); None without it.
+        self.reached: dict[str, bool] | None = None
 
     def context(self, session: Session) -> MatchContext:
         if self._context is None:
@@ -109,14 +113,16 @@ class Pool:
         return self._context
 
     def remember_interest_vectors(self, session: Session, subscriptions: Sequence[Subscription]) -> None:
-        """With the sentence embedding on: the subscriptions' stored interest vectors
-        (service/interest_vectors.py, written when the batch screen is built) go into the context, so
-        that ranking them does not run the model once per interest. Interests without a current
-        stored vector are embedded by the ranker, as before."""
-        if embedder_for(self.settings) is None:
+        """With the sentence embedding on: the subscriptions' interest vectors (service/
+        interest_vectors.py; missing ones are embedded in one batch and stored) go into the context,
+        so that ranking them does not run the model once per interest, and `reached` says for each
+        interest text whether some pool paper is close enough to it to be sent by meaning (the
+        screen's half by meaning: one matrix product for the batch)."""
+        self.reached = None
+        if embedder_for(self.settings) is None or not self.papers:
             return
         context = self.context(session)
-        assert context.embedder is not None
+        assert context.embedder is not None and context.embeddings is not None
         interests: list[tuple[int, CompiledInterest]] = []
         for sub in subscriptions:
             for row in sub.profile.interests:
@@ -124,7 +130,12 @@ class Pool:
                     interests.append((row.id, compile_interest(to_interest(row, [], [], self.settings))))
                 except InterestError:
                     continue  # the ranker skips it with a warning
-        context.remember_text_vectors(stored_text_vectors(session, interests, context.embedder.model_id))
+        vectors = text_vectors(session, interests, context.embedder)
+        context.remember_text_vectors(vectors)
+        texts = list(vectors)
+        matrix = np.stack([vectors[t] for t in texts]) if texts else np.zeros((0, context.embedder.dimension))
+        reach = VectorScreen(range(len(texts)), matrix).reach(context.embeddings[: len(self.papers)])
+        self.reached = dict(zip(texts, reach.tolist(), strict=True))
 
     def candidates(self, held: AbstractSet[int]) -> Candidates:
         """The pool's papers but those a subscription's inbox already holds."""
@@ -281,7 +292,7 @@ class PoolMatcher:
             screen = self.screen
             lexical = pool.context(session).index if pool.papers else None
             if screen is not None and screen.rules_out_shared(
-                session, profile, pool.papers, interests, key, lexical
+                session, profile, pool.papers, interests, key, lexical, pool.reached
             ):
                 return []
             return self.scorer(session, profile, papers, interests, pool, limit)

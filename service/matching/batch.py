@@ -30,7 +30,7 @@ import datetime as dt
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session
 from service.config import Settings, get_settings
 from service.digest.model import DigestItem
 from service.digest.rank import DatabaseEmbeddingCache, embedder_for, paper_doc, rank_papers, to_interest
-from service.interest_vectors import load_vector_screen
+from service.interest_vectors import interest_text, load_vector_screen
 from service.matching.documents import analyze_paper
 from service.matching.interests import CompiledInterest, Interest, InterestError, compile_interest
 from service.matching.lexical import LexicalIndex
@@ -168,12 +168,20 @@ def may_want(compiled: CompiledInterest, index: LexicalIndex) -> bool:
 
 
 def may_want_from(
-    profile: Profile, interests: Sequence[str] | None, index: LexicalIndex, settings: Settings
+    profile: Profile,
+    interests: Sequence[str] | None,
+    index: LexicalIndex,
+    settings: Settings,
+    reached: Mapping[str, bool] | None = None,
 ) -> bool:
-    """False only when ranking the profile's interests (all, or those named) over the index's pool,
-    without the sentence embedding, is sure to give nothing. The profile is read as it is now, so
-    an edit or a new liked paper counts at once: nothing is kept between profiles but the index's
-    own word masks."""
+    """False only when ranking the profile's interests (all, or those named) over the index's pool is
+    sure to give nothing. The profile is read as it is now, so an edit or a new liked paper counts
+    at once: nothing is kept between profiles but the index's own word masks.
+
+    Without the sentence embedding `reached` is None. With it, `reached` says for each interest text
+    (interest_vectors.interest_text) whether some pool paper's vector is close enough to the text's
+    (vector_screen.VectorScreen.reach): such an interest is ranked whatever its filters say (broader
+    is safe), and so is one whose text is not in `reached`."""
     liked = [str(f.paper_id) for f in profile.feedback if f.relevant]
     for row in profile.interests:
         if interests is not None and row.name not in interests:
@@ -185,6 +193,8 @@ def may_want_from(
         except InterestError:
             continue  # the ranker skips it too: it can never match
         if may_want(compiled, index):
+            return True
+        if reached is not None and reached.get(interest_text(compiled), True):
             return True
     return False
 
@@ -407,15 +417,19 @@ class ScreenedRanker:
         interests: Sequence[str] | None,
         pool: tuple[int, int],
         lexical: LexicalIndex | None = None,
+        reached: Mapping[str, bool] | None = None,
     ) -> bool:
         """rules_out for profiles drawn from one shared pool (`pool` names it, e.g. first id and size).
 
-        The interests any pool paper may interest are found once per pool; each profile is then a set
-        lookup. Papers a subscription already got are still in that set: it only rules out less.
+        Given the pool's index (`lexical`), and with the sentence embedding on which interest texts
+        some pool paper reaches (`reached`), each profile is screened against the pool alone
+        (may_want_from): nothing is built over all stored interests. Otherwise the interests any pool
+        paper may interest are found once per pool by the batch screen; each profile is then a set
+        lookup. Papers a subscription already got are still counted: it only rules out less.
         """
         self.calls += 1
-        if lexical is not None and papers and self._by_words_only():
-            if may_want_from(profile, interests, lexical, self.settings):
+        if lexical is not None and papers and (reached is not None or self._by_words_only()):
+            if may_want_from(profile, interests, lexical, self.settings, reached):
                 return False
             self.skipped += 1
             return True

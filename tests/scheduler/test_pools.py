@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import Engine, event, select, update
+from sqlalchemy import Engine, event, func, select, update
 from sqlalchemy.orm import Session
 from threadpoolctl import threadpool_info
 
@@ -29,7 +29,7 @@ from service.matching.batch import ScreenedRanker
 from service.matching.diffusion import MIN_POOL
 from service.matching.ranking import MatchContext
 from service.matching.semantic import embed_papers
-from service.models import Delivery, DeliveryPaper, Feedback, Paper, Profile, Subscription
+from service.models import Delivery, DeliveryPaper, Feedback, InterestVector, Paper, Profile, Subscription
 from tests.digest.helpers import NOW, add_paper, add_subscription
 from tests.matching.test_pool_ranking import WordEmbedder
 from tests.scheduler.helpers import RecordingTransport, email_channel, subscribe, utc
@@ -374,6 +374,60 @@ def test_with_embeddings_a_pass_runs_no_model_once_paper_and_interest_vectors_ar
 
     assert embedder.texts == before
     assert all(digests[sid].items for sid in sids)  # ranked by meaning and words: the pass did run
+
+
+class FarEmbedder(CountingEmbedder):
+    """CountingEmbedder with one more dimension that only texts naming a troubadour use: such an
+    interest shares neither a word nor a meaning with any paper of the pool."""
+
+    dimension = WordEmbedder.dimension + 1
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        self.texts += len(texts)
+        out = np.pad(WordEmbedder().embed(texts), ((0, 0), (0, 1)))
+        for row, text in enumerate(texts):
+            if "troubadour" in text:
+                out[row] = np.eye(self.dimension, dtype=np.float32)[-1]
+        return out
+
+
+def test_with_embeddings_the_pool_screens_each_profile_by_words_and_meaning_and_stores_missing_vectors(
+    db: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the semantic path a pool screens each profile against its own papers (words by its index,
+    meaning by one product of the batch's interest vectors with the pool's): the digests are those of
+    an unscreened pass, the far profile is skipped, no screen of all stored interests is built, and
+    interest vectors missing from the database are embedded once, in one batch, and stored."""
+    embedder = FarEmbedder()
+    for module in (digest_rank, pools, batch):
+        monkeypatch.setattr(module, "embedder_for", lambda _settings: embedder)
+    _papers(db)
+    sids = [add_subscription(db, f"r{n}@example.org", topic) for n, (topic, _, _) in enumerate(TOPICS)]
+    sids.append(add_subscription(db, "far@example.org", "troubadour songs"))
+    sids.append(add_subscription(db, "two@example.org", "troubadour lyrics", "protein folding"))
+    semantic = settings.model_copy(update={"semantic": True})
+    embed_papers([paper_doc(p) for p in db.scalars(select(Paper))], embedder, DatabaseEmbeddingCache(db))
+    db.flush()
+    subs = list(db.scalars(select(Subscription).where(Subscription.id.in_(sids)).order_by(Subscription.id)))
+    periods = {sub.id: "p" for sub in subs}
+    before = embedder.texts
+
+    screen = ScreenedRanker(semantic, build_after=0)
+    screened = PoolMatcher(semantic, NOW, screen=screen).compose(db, subs, periods)
+
+    assert embedder.texts - before == len(TOPICS) + 3  # each interest text once, in one batch
+    assert db.scalar(select(func.count()).select_from(InterestVector)) == len(TOPICS) + 3
+    assert screen.skipped == 1 and screen._screen is None
+    assert screened[sids[len(TOPICS)]].items == []
+    plain = PoolMatcher(semantic, NOW).compose(db, subs, periods)
+    for sid in sids:
+        assert [(i.paper_id, i.why) for i in screened[sid].items] == [
+            (i.paper_id, i.why) for i in plain[sid].items
+        ]
+    assert all(screened[sid].items for sid in sids if sid != sids[len(TOPICS)])
+    again = embedder.texts
+    PoolMatcher(semantic, NOW, screen=ScreenedRanker(semantic, build_after=0)).compose(db, subs, periods)
+    assert embedder.texts == again  # stored: the next pass runs no model
 
 
 def test_a_pass_ranks_with_matrix_products_on_one_thread(db: Session, settings: Settings) -> None:
