@@ -60,12 +60,16 @@ from service.matching.dedup import remember_duplicates
 from service.matching.diffusion import MIN_POOL
 from service.matching.interests import CompiledInterest, InterestError, compile_interest
 from service.matching.one_thread import one_blas_thread
-from service.matching.ranking import CandidateRows
-from service.matching.vector_screen import VectorScreen
+from service.matching.ranking import SEMANTIC_EVIDENCE, CandidateRows
+from service.matching.vector_screen import MARGIN
 from service.models import DeliveryPaper, Paper, Profile, Subscription
 from service.reader_models import model_for
 
-POOLS_KEPT = 4  # match contexts kept per pass (a pool per distinct window; most passes have one)
+POOLS_KEPT = 4
+# A pool paper this close to an interest's text may be sent by meaning (the vector screen's floor).
+SCREEN_FLOOR = (
+    SEMANTIC_EVIDENCE - MARGIN
+)  # match contexts kept per pass (a pool per distinct window; most passes have one)
 
 
 class PoolScorer(Protocol):
@@ -109,15 +113,18 @@ class Pool:
             if len(self.papers) >= MIN_POOL:
                 self._context.graph.remember_spread()  # profile after profile spreads from the same papers
                 remember_duplicates(self._context)  # and meets the same near-duplicate pairs
+                if embedder is not None:
+                    self._context.remember_paper_similarities()  # and feeds back the same top papers
             self.build_seconds = time.perf_counter() - started
         return self._context
 
     def remember_interest_vectors(self, session: Session, subscriptions: Sequence[Subscription]) -> None:
         """With the sentence embedding on: the subscriptions' interest vectors (service/
         interest_vectors.py; missing ones are embedded in one batch and stored) go into the context,
-        so that ranking them does not run the model once per interest, and `reached` says for each
-        interest text whether some pool paper is close enough to it to be sent by meaning (the
-        screen's half by meaning: one matrix product for the batch)."""
+        so that ranking them does not run the model once per interest; their cosines with the pool's
+        papers are one matrix product for the batch, kept for ranking them, and `reached` says for
+        each interest text whether some pool paper is close enough to be sent by meaning (the
+        screen's half by meaning)."""
         self.reached = None
         if embedder_for(self.settings) is None or not self.papers:
             return
@@ -133,8 +140,7 @@ class Pool:
         vectors = text_vectors(session, interests, context.embedder)
         context.remember_text_vectors(vectors)
         texts = list(vectors)
-        matrix = np.stack([vectors[t] for t in texts]) if texts else np.zeros((0, context.embedder.dimension))
-        reach = VectorScreen(range(len(texts)), matrix).reach(context.embeddings[: len(self.papers)])
+        reach = (context.remember_text_similarities(texts) >= SCREEN_FLOOR).any(axis=1)
         self.reached = dict(zip(texts, reach.tolist(), strict=True))
 
     def candidates(self, held: AbstractSet[int]) -> Candidates:

@@ -36,6 +36,8 @@ SNIPPET_CHARS = 280
 SNIPPET_LEAD = 60  # context kept before the first highlighted word of the window
 SHARED_TERMS = 5
 SEED_EVIDENCE = 3
+# (keyword, paper row) evidence a context keeps before starting over (~200 bytes each).
+KEYWORD_MEMO_SIZE = 200_000
 
 Span = tuple[int, int]
 
@@ -175,20 +177,34 @@ def _keywords(keywords: str) -> tuple[tuple[str, tuple[tuple[str, str], ...], Ph
 
 
 def keyword_evidence(keywords: str, context: MatchContext, row: int) -> list[KeywordEvidence]:
-    """How much of each keyword (as the subscriber wrote it) the paper's title and abstract hold."""
-    paper = context.index.papers[row]
-    fields = [paper.field_terms("title"), paper.field_terms("abstract")]
+    """How much of each keyword (as the subscriber wrote it) the paper's title and abstract hold.
+
+    Kept per (keyword, paper) in the context's memo: a pass explains the same pool papers for
+    profile after profile, and readers of one field write the same keywords."""
+    memo = context.keyword_memo
     evidence: list[KeywordEvidence] = []
     for keyword, words, phrase in _keywords(keywords):
-        matched = tuple(
-            dict.fromkeys(shown for term, shown in words if term in fields[0] or term in fields[1])
-        )
-        whole = phrase is not None and len(matched) == len(words)
-        if whole:
-            assert phrase is not None
-            whole = any(phrase_occurs(f, phrase) for f in fields)
-        evidence.append(KeywordEvidence(keyword, matched, len(words), whole))
+        found = memo.get((keyword, row))
+        if found is None:
+            found = _keyword_in(keyword, words, phrase, context, row)
+            if len(memo) >= KEYWORD_MEMO_SIZE:
+                memo.clear()
+            memo[(keyword, row)] = found
+        evidence.append(found)
     return evidence
+
+
+def _keyword_in(
+    keyword: str, words: tuple[tuple[str, str], ...], phrase: Phrase | None, context: MatchContext, row: int
+) -> KeywordEvidence:
+    paper = context.index.papers[row]
+    fields = [paper.field_terms("title"), paper.field_terms("abstract")]
+    matched = tuple(dict.fromkeys(shown for term, shown in words if term in fields[0] or term in fields[1]))
+    whole = phrase is not None and len(matched) == len(words)
+    if whole:
+        assert phrase is not None
+        whole = any(phrase_occurs(f, phrase) for f in fields)
+    return KeywordEvidence(keyword, matched, len(words), whole)
 
 
 def _shared_with_seeds(context: MatchContext, row: int, seeds: list[int]) -> set[str]:

@@ -26,7 +26,7 @@ import scipy.sparse as sp
 from .dedup import suppress_duplicates
 from .diffusion import MIN_POOL, NeighbourGraph, best_rows, standardize
 from .documents import PaperDoc, analyze_paper
-from .explain import Explanation, brief, explain
+from .explain import Explanation, KeywordEvidence, brief, explain
 from .interests import CompiledInterest, Interest, compile_interest, plain_text
 from .lexical import LexicalIndex
 from .reader_features import interest_features
@@ -52,6 +52,9 @@ SEMANTIC_EVIDENCE = 0.3
 SEED_LEXICAL_EVIDENCE = 0.05
 # Rocchio's gamma: how far disliked papers push the profile away (SMART used 0.15-0.25).
 DISLIKED_WEIGHT = 0.25
+# Cosines between pool papers a shared context keeps for keyword feedback (a row per paper): every
+# paper of a 5,000-paper pool at float32.
+PAPER_SIMILARITY_BYTES = 128 * 2**20
 
 
 @dataclass(slots=True)
@@ -111,6 +114,10 @@ class MatchContext:
             self.centred = centred / np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)
         self._graph: NeighbourGraph | None = None
         self._text_vectors: dict[str, np.ndarray] = {}
+        self._text_similarities: dict[str, np.ndarray] = {}
+        self._paper_similarities: dict[int, np.ndarray] | None = None
+        # explain.keyword_evidence's results by (keyword, row): they depend on nothing else.
+        self.keyword_memo: dict[tuple[str, int], KeywordEvidence] = {}
 
     @property
     def semantic(self) -> bool:
@@ -135,6 +142,50 @@ class MatchContext:
         if text not in self._text_vectors:
             self._text_vectors[text] = self.embedder.embed([text])[0]
         return self._text_vectors[text]
+
+    def text_similarity(self, text: str) -> np.ndarray:
+        """Cosine between the text's vector and each pool paper's."""
+        found = self._text_similarities.get(text)
+        if found is not None:
+            return found
+        assert self.embeddings is not None
+        return self.embeddings[: self.pool_size] @ self.embed_text(text)
+
+    def remember_text_similarities(self, texts: Sequence[str]) -> np.ndarray:
+        """text_similarity of each text (a row each), as one matrix product; kept for ranking the
+        texts' interests, in place of what an earlier call kept. Rows may differ from a lone
+        text_similarity in the last float32 bits (a product of matrices adds in its own order)."""
+        assert self.embeddings is not None and self.embedder is not None
+        pool = self.embeddings[: self.pool_size]
+        if not texts:
+            self._text_similarities = {}
+            return np.zeros((0, self.pool_size), dtype=pool.dtype)
+        rows = np.stack([self.embed_text(t) for t in texts]) @ pool.T
+        self._text_similarities = dict(zip(texts, rows, strict=True))
+        return rows
+
+    def remember_paper_similarities(self) -> None:
+        """Keep the cosines between pool papers that keyword feedback (`_expanded`) reads: worth it
+        when many interests rank over one pool, whose top papers repeat."""
+        if self._paper_similarities is None:
+            self._paper_similarities = {}
+
+    def paper_similarities(self, rows: np.ndarray) -> np.ndarray | None:
+        """Cosines of pool papers `rows` with every pool paper (a row each), or None when not kept."""
+        kept = self._paper_similarities
+        if kept is None:
+            return None
+        assert self.embeddings is not None
+        pool = self.embeddings[: self.pool_size]
+        wanted = [int(r) for r in rows]
+        missing = [r for r in wanted if r not in kept]
+        fresh = dict(zip(missing, pool[missing] @ pool.T, strict=True)) if missing else {}
+        room = PAPER_SIMILARITY_BYTES // max(pool.itemsize * self.pool_size, 1)
+        if len(missing) <= room:
+            while kept and len(kept) + len(missing) > room:
+                del kept[next(iter(kept))]
+            kept.update(fresh)
+        return np.stack([kept[r] if r in kept else fresh[r] for r in wanted])
 
     def rows(self, ids: Collection[str]) -> list[int] | np.ndarray:
         if isinstance(ids, CandidateRows) and ids.context is self:
@@ -171,19 +222,30 @@ def _rocchio(matrix: np.ndarray | sp.spmatrix, positive: list[int], negative: li
 
 
 def _expanded(
-    similarity: np.ndarray, query: np.ndarray, vectors: np.ndarray, allowed: np.ndarray
+    similarity: np.ndarray,
+    query: np.ndarray,
+    vectors: np.ndarray,
+    allowed: np.ndarray,
+    kept: Callable[[np.ndarray], np.ndarray | None] | None = None,
 ) -> np.ndarray:
     """Cosine to the keywords' vector moved towards its nearest papers (pseudo-relevance feedback).
 
     A few words are a thin query: adding the mean vector of the KEYWORD_FEEDBACK_DEPTH most similar
-    papers (Rocchio on sentence vectors) says what the reader's field writes about.
+    papers (Rocchio on sentence vectors) says what the reader's field writes about. The product with
+    the moved vector is linear: where `kept` gives the top papers' cosines with every paper
+    (MatchContext.paper_similarities), it is the keywords' own cosines plus the mean of those rows,
+    with no product per interest.
     """
     candidates = np.flatnonzero(allowed)
     if len(candidates) < 2 * KEYWORD_FEEDBACK_DEPTH:
         return similarity
     top = best_rows(similarity, candidates, KEYWORD_FEEDBACK_DEPTH)
     moved = query + vectors[top].mean(axis=0)
-    return vectors @ (moved / max(float(np.linalg.norm(moved)), 1e-12))
+    norm = max(float(np.linalg.norm(moved)), 1e-12)
+    rows = kept(top) if kept is not None else None
+    if rows is not None:
+        return (similarity + rows.mean(axis=0)) / norm
+    return vectors @ (moved / norm)
 
 
 def _feature_model_scores(
@@ -235,11 +297,17 @@ def score_pool(
         if context.semantic:
             text = ", ".join(plain_text(q) for q in worded)
             assert context.embeddings is not None
-            semantic = context.embeddings[:n] @ context.embed_text(text) if text else np.zeros(n)
+            semantic = context.text_similarity(text) if text else np.zeros(n)
             signals["keywords_semantic"] = semantic
             evidence |= semantic >= SEMANTIC_EVIDENCE  # on the keywords' own vector (the vector screen's too)
             if text:
-                semantic = _expanded(semantic, context.embed_text(text), context.embeddings[:n], allowed)
+                semantic = _expanded(
+                    semantic,
+                    context.embed_text(text),
+                    context.embeddings[:n],
+                    allowed,
+                    context.paper_similarities,
+                )
             combined = standardize(semantic, allowed) + KEYWORD_LEXICAL_WEIGHT * combined
         parts.append((combined, 1.0))
     positive = context.rows(compiled.positive_seeds)

@@ -34,3 +34,25 @@ def test_papers_like_the_nearest_ones_rise() -> None:
     small = np.zeros(len(vectors), dtype=bool)
     small[:3] = True
     assert np.array_equal(_expanded(before, query, vectors, small), before)
+
+
+def test_kept_paper_similarities_give_the_same_feedback() -> None:
+    """With the top papers' cosines kept (a pool's), the moved vector's product is their mean plus
+    the keywords' own cosines: the same values as one product with the moved vector."""
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(40, 8))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    query = unit(*rng.normal(size=8))
+    before = vectors @ query
+    allowed = rng.random(40) > 0.2
+    asked: list[list[int]] = []
+
+    def kept(rows: np.ndarray) -> np.ndarray:
+        asked.append(rows.tolist())
+        return vectors[rows] @ vectors.T
+
+    assert np.allclose(
+        _expanded(before, query, vectors, allowed, kept), _expanded(before, query, vectors, allowed)
+    )
+    assert len(asked) == 1 and len(asked[0]) == KEYWORD_FEEDBACK_DEPTH
+    assert all(allowed[r] for r in asked[0])

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from service.interest_vectors import interest_text
-from service.matching import dedup, diffusion
+from service.matching import dedup, diffusion, explain
 from service.matching.diffusion import NeighbourGraph, best_rows
 from service.matching.documents import PaperDoc
 from service.matching.interests import Interest, compile_interest
@@ -174,3 +174,46 @@ def test_near_duplicates_found_at_once_are_the_pairs_compared_one_by_one() -> No
     assert found == expected and len(found) >= 20
     for interest in interests(profiles[::3]):
         assert described(rank(interest, shared)) == described(rank(interest, alone)), interest.name
+
+
+def test_keyword_evidence_kept_for_other_profiles_is_what_a_fresh_context_finds() -> None:
+    """The context keeps each (keyword, paper) evidence for the profiles after: a warm context (every
+    profile ranked over it first) explains each pair as a context that never saw it does."""
+    docs, profiles = dev_set(300)
+    warm = MatchContext(docs)
+    chosen = interests(profiles[:40])
+    for interest in chosen:
+        rank(interest, warm, top_k=10)
+    assert warm.keyword_memo
+    cold = MatchContext(docs)
+    rows = random.Random(4).sample(range(len(docs)), 60)
+    found = 0
+    for interest in chosen:
+        for row in rows:
+            expected = explain.keyword_evidence(interest.keywords, cold, row)
+            assert explain.keyword_evidence(interest.keywords, warm, row) == expected
+            found += sum(bool(k.words) for k in expected)
+    assert found > 50  # many pairs hold words: the comparison means something
+
+
+def test_kept_similarities_rank_as_the_products_per_interest_do() -> None:
+    """A pass's pool keeps the cosines of the batch's interest texts (one matrix product) and between
+    its papers (keyword feedback): rankings are those of one product per interest, up to float32
+    rounding (scores to 1e-4; only papers that close may swap places)."""
+    docs, profiles = dev_set(600)
+    alone = MatchContext(docs, embedder=WordEmbedder())
+    kept = MatchContext(docs, embedder=WordEmbedder())
+    kept.remember_paper_similarities()
+    chosen = interests(profiles[::3])
+    texts = sorted({t for t in (interest_text(compile_interest(i)) for i in chosen) if t})
+    kept.remember_text_similarities(texts)
+    compared = 0
+    for interest in chosen:
+        expected = rank(interest, alone, top_k=10)
+        got = rank(interest, kept, top_k=10)
+        assert np.allclose([m.score for m in got], [m.score for m in expected], rtol=0, atol=1e-4)
+        for g, e in zip(got, expected, strict=True):
+            assert g.paper_id == e.paper_id or abs(g.score - e.score) < 1e-4, interest.name
+        compared += len(got)
+    assert compared > 2 * len(chosen)
+    assert kept._paper_similarities and kept._text_similarities  # the kept products were used
