@@ -66,6 +66,12 @@ def readable(text: str) -> str:
 
 def readable_segments(segments: list[Segment]) -> list[Segment]:
     """Snippet segments made readable; a math span cut by a highlight is rendered whole."""
+    return list(_readable_segments(tuple(segments)))
+
+
+@lru_cache(maxsize=16_384)
+def _readable_segments(segments: tuple[Segment, ...]) -> tuple[Segment, ...]:
+    """readable_segments, kept: a pass shows one paper's snippet, highlighted alike, again and again."""
     out: list[Segment] = []
     pending: list[Segment] = []
     for segment in segments:
@@ -80,4 +86,4 @@ def readable_segments(segments: list[Segment]) -> list[Segment]:
         pending = []
     if pending:
         out.extend(Segment(readable(s.text), s.hit) for s in pending)
-    return out
+    return tuple(out)

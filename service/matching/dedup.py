@@ -37,6 +37,7 @@ def _text_shingles(title: str, abstract: str) -> frozenset[tuple[str, ...]]:
 # Pairs remembered per context: a pass meets the same pairs profile after profile, but a 5,000-paper
 # pool has 12.5M of them; a dict of int keys this long holds about 100 MB.
 PAIRS_KEPT = 1_000_000
+_BLOCK = 1024  # rows per product when finding every pair close in meaning
 
 
 class _Compared:
@@ -46,8 +47,10 @@ class _Compared:
     def __init__(self) -> None:
         self.shingles: dict[int, frozenset[tuple[str, ...]]] = {}
         self.pairs: dict[int, bool] = {}  # key: low row * 2**32 + high row
-        # Every row's near duplicates, when found for the whole context at once (remember_duplicates).
+        # Every row's near duplicates, when found for the whole context at once (remember_duplicates):
+        # by text, and with the sentence embedding by meaning.
         self.near: dict[int, set[int]] | None = None
+        self.close: dict[int, set[int]] | None = None
 
 
 _COMPARED: WeakKeyDictionary[MatchContext, _Compared] = WeakKeyDictionary()
@@ -90,6 +93,21 @@ def remember_duplicates(context: MatchContext) -> None:
         near.setdefault(a, set()).add(b)
         near.setdefault(b, set()).add(a)
     compared.near = near
+    compared.close = _close_by_meaning(context.embeddings) if context.embeddings is not None else None
+
+
+def _close_by_meaning(vectors: np.ndarray) -> dict[int, set[int]]:
+    """Every pair of rows whose vectors' cosine passes EMBEDDING_DUPLICATE, block by block. A product
+    of matrices adds in its own order: a pair within float32 rounding of the bound may fall on the
+    other side of it than a row-by-row product puts it."""
+    close: dict[int, set[int]] = {}
+    for start in range(0, len(vectors), _BLOCK):
+        block = vectors[start : start + _BLOCK] @ vectors.T
+        rows, cols = np.nonzero(block > EMBEDDING_DUPLICATE)
+        for a, b in zip((rows + start).tolist(), cols.tolist(), strict=True):
+            if a != b:
+                close.setdefault(a, set()).add(b)
+    return close
 
 
 def suppress_duplicates(order: np.ndarray, context: MatchContext, limit: int) -> np.ndarray:
@@ -103,7 +121,13 @@ def suppress_duplicates(order: np.ndarray, context: MatchContext, limit: int) ->
     compared = _COMPARED.setdefault(context, _Compared())
     for row in order:
         row = int(row)
-        if vectors is not None and kept and float(np.max(vectors[kept] @ vectors[row])) > EMBEDDING_DUPLICATE:
+        if compared.close is not None:
+            close = compared.close.get(row)
+            if close and any(other in close for other in kept):
+                continue
+        elif (
+            vectors is not None and kept and float(np.max(vectors[kept] @ vectors[row])) > EMBEDDING_DUPLICATE
+        ):
             continue
         if compared.near is not None:
             near = compared.near.get(row)

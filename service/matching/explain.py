@@ -19,6 +19,7 @@ from .lexical import phrase_occurs
 from .query import Phrase, Term
 
 if TYPE_CHECKING:
+    from .documents import PaperDoc
     from .ranking import MatchContext, Ranking
 
 __all__ = [
@@ -38,6 +39,8 @@ SHARED_TERMS = 5
 SEED_EVIDENCE = 3
 # (keyword, paper row) evidence a context keeps before starting over (~200 bytes each).
 KEYWORD_MEMO_SIZE = 200_000
+# Shown parts of explanations (words, highlights, snippet) a context keeps, by paper and words found.
+SHOWN_MEMO_SIZE = 50_000
 
 Span = tuple[int, int]
 
@@ -284,7 +287,6 @@ def explain(compiled: CompiledInterest, context: MatchContext, row: int, ranking
 def completed(compiled: CompiledInterest, context: MatchContext, row: int, short: Explanation) -> Explanation:
     """The whole explanation of a paper whose :func:`brief` one is ``short``: a digest cuts its
     ranking on the brief ones (service/digest/cutoff.py) and completes only those it keeps."""
-    doc = context.docs[row]
     found, phrases = _matched_terms(compiled, context, row)
     seed_rows = context.rows(compiled.positive_seeds)
     shared = _shared_with_seeds(context, row, seed_rows)
@@ -296,6 +298,32 @@ def completed(compiled: CompiledInterest, context: MatchContext, row: int, short
         for i in np.argsort(-sims)[:SEED_EVIDENCE]:
             seed = context.docs[seed_rows[i]]
             evidence.append(SeedEvidence(seed.id, seed.title, round(float(sims[i]), 3)))
+    key = (row, frozenset(found), frozenset(shared))
+    shown = context.shown_memo.get(key)
+    if shown is None:
+        shown = _shown(context.docs[row], found, shared)
+        if len(context.shown_memo) >= SHOWN_MEMO_SIZE:
+            context.shown_memo.clear()
+        context.shown_memo[key] = shown
+    surface, shared_surface, title_spans, snippet = shown
+    return Explanation(
+        terms=list(surface),
+        phrases=phrases,
+        seeds=evidence,
+        shared_terms=list(shared_surface[:SHARED_TERMS]) if shared else [],
+        title_highlights=title_spans,
+        snippet=snippet,
+        signals=short.signals,
+        keywords=short.keywords,
+    )
+
+
+Shown = tuple[tuple[str, ...], tuple[str, ...], tuple[Span, ...], Snippet]
+
+
+def _shown(doc: PaperDoc, found: set[str], shared: set[str]) -> Shown:
+    """What an explanation shows of a paper, given the profile's words found in it and the terms it
+    shares with the seeds: the words as the paper spells them, the shared terms, the highlights."""
     wanted = found | shared
     title_spans = _spans(doc.title, wanted)
     abstract_spans = _spans(doc.abstract, wanted)
@@ -308,13 +336,9 @@ def completed(compiled: CompiledInterest, context: MatchContext, row: int, short
                 surface.append(word)
                 folded.add(word.casefold())
     shared_surface = sorted({doc.abstract[s:e].casefold() for s, e in abstract_spans} - folded)
-    return Explanation(
-        terms=surface,
-        phrases=phrases,
-        seeds=evidence,
-        shared_terms=shared_surface[:SHARED_TERMS] if shared else [],
-        title_highlights=tuple(title_spans),
-        snippet=make_snippet(doc.abstract, abstract_spans),
-        signals=short.signals,
-        keywords=short.keywords,
+    return (
+        tuple(surface),
+        tuple(shared_surface),
+        tuple(title_spans),
+        make_snippet(doc.abstract, abstract_spans),
     )

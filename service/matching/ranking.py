@@ -26,7 +26,7 @@ import scipy.sparse as sp
 from .dedup import suppress_duplicates
 from .diffusion import MIN_POOL, NeighbourGraph, best_rows, standardize
 from .documents import PaperDoc, analyze_paper
-from .explain import Explanation, KeywordEvidence, brief, explain
+from .explain import Explanation, KeywordEvidence, Shown, brief, explain
 from .interests import CompiledInterest, Interest, compile_interest, plain_text
 from .lexical import LexicalIndex
 from .reader_features import interest_features
@@ -118,6 +118,8 @@ class MatchContext:
         self._paper_similarities: dict[int, np.ndarray] | None = None
         # explain.keyword_evidence's results by (keyword, row): they depend on nothing else.
         self.keyword_memo: dict[tuple[str, int], KeywordEvidence] = {}
+        # explain.completed's shown parts by (row, words found, terms shared with the seeds).
+        self.shown_memo: dict[tuple[int, frozenset[str], frozenset[str]], Shown] = {}
 
     @property
     def semantic(self) -> bool:

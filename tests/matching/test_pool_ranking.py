@@ -176,6 +176,33 @@ def test_near_duplicates_found_at_once_are_the_pairs_compared_one_by_one() -> No
         assert described(rank(interest, shared)) == described(rank(interest, alone)), interest.name
 
 
+def test_papers_close_in_meaning_found_at_once_are_the_pairs_compared_one_by_one() -> None:
+    """With the embedding, remember_duplicates also finds every pair the ranking's check by cosine
+    would drop (one product per block instead of one per kept paper): the same pairs, the same
+    rankings."""
+    docs, profiles = dev_set(400)
+    copies = [
+        PaperDoc(f"{doc.id}-v", doc.title, doc.abstract + " Code is released.", doc.authors)
+        for doc in random.Random(3).sample(docs, 30)
+    ]
+    pool = docs + copies
+    shared, alone = MatchContext(pool, embedder=WordEmbedder()), MatchContext(pool, embedder=WordEmbedder())
+    dedup.remember_duplicates(shared)
+    close = dedup._COMPARED[shared].close
+    assert close is not None and shared.embeddings is not None
+    found = {(a, b) for a, others in close.items() for b in others if a < b}
+    cosines = shared.embeddings @ shared.embeddings.T
+    expected = {
+        (a, b)
+        for a in range(len(pool))
+        for b in range(a + 1, len(pool))
+        if cosines[a, b] > dedup.EMBEDDING_DUPLICATE
+    }
+    assert found == expected and len(found) >= 30
+    for interest in interests(profiles[::3]):
+        assert described(rank(interest, shared)) == described(rank(interest, alone)), interest.name
+
+
 def test_keyword_evidence_kept_for_other_profiles_is_what_a_fresh_context_finds() -> None:
     """The context keeps each (keyword, paper) evidence for the profiles after: a warm context (every
     profile ranked over it first) explains each pair as a context that never saw it does."""
