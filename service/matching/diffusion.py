@@ -26,6 +26,8 @@ MIN_POOL = 5 * NEIGHBOURS
 _BLOCK = 1024
 # Propagated unit vectors kept per graph (each as long as the graph): every one of a 5,000-paper pool.
 SPREAD_BYTES = 256 * 2**20
+# Columns propagated in one product when spreads are kept (a profile's missing rows, then rows ahead).
+SPREAD_BLOCK = 32
 
 
 def best_rows(values: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
@@ -89,7 +91,8 @@ class NeighbourGraph:
         weights = weights.maximum(weights.T)
         degree = np.asarray(weights.sum(axis=1)).ravel()
         scale = sp.diags(1.0 / np.sqrt(np.maximum(degree, 1e-12)))
-        self.matrix = sp.csr_matrix(scale @ weights @ scale)
+        # float64 once: products with float64 score columns would cast a float32 matrix every time.
+        self.matrix = sp.csr_matrix(scale @ weights @ scale, dtype=np.float64)
         self._spread: dict[int, np.ndarray] | None = None
 
     def remember_spread(self) -> None:
@@ -118,32 +121,48 @@ class NeighbourGraph:
         candidates = np.flatnonzero(allowed)
         # Known papers take their place among the ``depth`` trusted ones; a few guesses always join.
         guesses = max(depth - len(set(known)), MIN_GUESSES)
-        top = best_rows(first, candidates, guesses)
+        ahead: np.ndarray | None = None
+        if self._spread is not None:  # the next best are likely another profile's top: spread them too
+            ranked = best_rows(first, candidates, guesses + SPREAD_BLOCK)
+            top, ahead = ranked[:guesses], ranked[guesses:]
+        else:
+            top = best_rows(first, candidates, guesses)
         seeds[top] = 1.0
         seeds[list(known)] = 1.0
-        return self._spread_of(np.flatnonzero(seeds)) if seeds.any() else seeds
+        return self._spread_of(np.flatnonzero(seeds), ahead) if seeds.any() else seeds
 
-    def _spread_of(self, rows: np.ndarray) -> np.ndarray:
+    def _spread_of(self, rows: np.ndarray, ahead: np.ndarray | None = None) -> np.ndarray:
         """propagate() of the rows' indicator vector, as the sum of each row's own spread.
 
         Always summed, never propagated at once: a spread kept from an earlier profile is then
         bit for bit the one computed afresh, so profiles rank alike (ties included) whether their
-        pool keeps spreads or not."""
+        pool keeps spreads or not. Where spreads are kept, missing rows are propagated together with
+        rows `ahead` not kept yet, up to SPREAD_BLOCK columns: a column of a wide product costs about
+        half of a lone one, and comes out bit for bit the same (each column adds in its own order)."""
         wanted = [int(r) for r in rows]
         kept = self._spread if self._spread is not None else {}
         found = {r: kept[r] for r in wanted if r in kept}
-        missing = [r for r in wanted if r not in found]
+        missing = [r for r in wanted if r not in kept]
         if missing:
-            units = np.zeros((self.size, len(missing)))
-            units[missing, np.arange(len(missing))] = 1.0
-            spread = self.propagate(units)
             room = SPREAD_BYTES // max(8 * self.size, 1)
-            while self._spread and len(self._spread) + len(missing) > room:
+            batch = list(missing)
+            if self._spread is not None and ahead is not None:
+                asked = set(missing)
+                extra = [int(r) for r in ahead if int(r) not in kept and int(r) not in asked]
+                extra = extra[: max(SPREAD_BLOCK - len(missing), 0)]
+                if len(kept) + len(missing) + len(extra) <= room:  # never evict for a guess
+                    batch += extra
+            units = np.zeros((self.size, len(batch)))
+            units[batch, np.arange(len(batch))] = 1.0
+            spread = self.propagate(units)
+            while self._spread and len(self._spread) + len(batch) > room:
                 del self._spread[next(iter(self._spread))]
-            for i, row in enumerate(missing):
-                found[row] = spread[:, i].copy()
+            for i, row in enumerate(batch):
+                column = spread[:, i].copy()
+                if i < len(missing):
+                    found[row] = column
                 if self._spread is not None:
-                    self._spread[row] = found[row]
+                    self._spread[row] = column
         total = np.zeros(self.size)
         for row in wanted:
             total += found[row]

@@ -55,6 +55,8 @@ DISLIKED_WEIGHT = 0.25
 # Cosines between pool papers a shared context keeps for keyword feedback (a row per paper): every
 # paper of a 5,000-paper pool at float32.
 PAPER_SIMILARITY_BYTES = 128 * 2**20
+# A ranking's head sorted before near-duplicates are dropped, in multiples of the papers asked for.
+HEAD_SORTED = 3
 
 
 @dataclass(slots=True)
@@ -377,11 +379,20 @@ def rank(
     limit = top_k if top_k is not None else compiled.interest.top_k
     floor = threshold if threshold is not None else compiled.interest.threshold
     order = np.flatnonzero(ranking.allowed & ranking.evidence)
-    order = order[np.argsort(-ranking.scores[order], kind="stable")]
     if floor is not None:
         order = order[ranking.scores[order] >= floor]
+    # Only the head is sorted (best_rows: the stable sort's head, ties included); the whole ranking
+    # only when near-duplicates leave the head short of `limit`.
+    head = best_rows(ranking.scores, order, HEAD_SORTED * limit)
     if dedupe:
-        order = suppress_duplicates(order, context, limit)
+        kept = suppress_duplicates(head, context, limit)
+        if len(kept) < limit and len(head) < len(order):
+            kept = suppress_duplicates(
+                order[np.argsort(-ranking.scores[order], kind="stable")], context, limit
+            )
+        order = kept
+    else:
+        order = head
     matches = []
     for position, row in enumerate(order[:limit]):
         why = (

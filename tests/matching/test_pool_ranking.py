@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from service.interest_vectors import interest_text
-from service.matching import dedup, diffusion, explain
+from service.matching import dedup, diffusion, explain, ranking
 from service.matching.diffusion import NeighbourGraph, best_rows
 from service.matching.documents import PaperDoc
 from service.matching.interests import Interest, compile_interest
@@ -244,3 +244,22 @@ def test_kept_similarities_rank_as_the_products_per_interest_do() -> None:
         compared += len(got)
     assert compared > 2 * len(chosen)
     assert kept._paper_similarities and kept._text_similarities  # the kept products were used
+
+
+def test_sorting_only_the_head_ranks_as_sorting_everything(monkeypatch: pytest.MonkeyPatch) -> None:
+    """rank sorts only the head of a ranking (HEAD_SORTED x the papers asked for) and sorts it all
+    when near-duplicates leave the head short: the same papers in the same order either way."""
+    docs, profiles = dev_set(400)
+    copies = [
+        PaperDoc(f"{doc.id}-v{n}", doc.title, doc.abstract + f" Version {n}.", doc.authors)
+        for doc in docs[:60]
+        for n in range(3)
+    ]
+    context = MatchContext(docs + copies)
+    chosen = interests(profiles[::4])
+    monkeypatch.setattr(ranking, "HEAD_SORTED", 10**6)
+    expected = [described(rank(i, context, top_k=10)) for i in chosen]
+    monkeypatch.setattr(ranking, "HEAD_SORTED", 1)
+    got = [described(rank(i, context, top_k=10)) for i in chosen]
+    assert got == expected
+    assert sum(len(g) for g in got) > 3 * len(chosen)
