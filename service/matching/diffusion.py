@@ -105,8 +105,12 @@ class NeighbourGraph:
     def propagate(self, seeds: np.ndarray, alpha: float = ALPHA, iterations: int = ITERATIONS) -> np.ndarray:
         """Iterate f = alpha * W f + (1 - alpha) * y from the seed vector y."""
         scores = seeds.astype(float)
+        kept = (1.0 - alpha) * seeds
         for _ in range(iterations):
-            scores = alpha * (self.matrix @ scores) + (1.0 - alpha) * seeds
+            # alpha * (W f) + kept, in place: the same operations in the same order, fewer arrays.
+            scores = self.matrix @ scores
+            scores *= alpha
+            scores += kept
         return scores
 
     def feedback(

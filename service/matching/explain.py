@@ -271,17 +271,29 @@ def make_snippet(text: str, spans: list[Span], size: int = SNIPPET_CHARS) -> Sni
     return Snippet(text[lo:hi], kept, clipped_start=lo > 0, clipped_end=hi < len(text))
 
 
-def brief(compiled: CompiledInterest, context: MatchContext, row: int, ranking: Ranking) -> Explanation:
-    """Only the keyword evidence and the signals: what deciding whether to send needs."""
-    return Explanation(
-        signals={name: round(float(values[row]), 4) for name, values in ranking.signals.items()},
-        keywords=keyword_evidence(compiled.interest.keywords, context, row),
-    )
+def brief(
+    compiled: CompiledInterest,
+    context: MatchContext,
+    row: int,
+    ranking: Ranking,
+    signals: dict[str, float] | None = None,
+) -> Explanation:
+    """Only the keyword evidence and the signals: what deciding whether to send needs. `signals`:
+    the row's signals already read (rounded to 4 places), when the caller read a ranking's head."""
+    if signals is None:
+        signals = {name: round(float(values[row]), 4) for name, values in ranking.signals.items()}
+    return Explanation(signals=signals, keywords=keyword_evidence(compiled.interest.keywords, context, row))
 
 
-def explain(compiled: CompiledInterest, context: MatchContext, row: int, ranking: Ranking) -> Explanation:
+def explain(
+    compiled: CompiledInterest,
+    context: MatchContext,
+    row: int,
+    ranking: Ranking,
+    signals: dict[str, float] | None = None,
+) -> Explanation:
     """Build the explanation of pool paper ``row`` for this interest."""
-    return completed(compiled, context, row, brief(compiled, context, row, ranking))
+    return completed(compiled, context, row, brief(compiled, context, row, ranking, signals))
 
 
 def completed(compiled: CompiledInterest, context: MatchContext, row: int, short: Explanation) -> Explanation:

@@ -297,7 +297,8 @@ def score_pool(
         lexical = sum((index.score(q.root)[:n] for q in worded), np.zeros(n))
         signals["keywords_lexical"] = lexical
         evidence |= lexical > 0
-        combined = standardize(lexical, allowed)
+        with_words = not context.semantic or KEYWORD_LEXICAL_WEIGHT != 0.0
+        combined = standardize(lexical, allowed) if with_words else np.zeros(n)
         if context.semantic:
             text = ", ".join(plain_text(q) for q in worded)
             assert context.embeddings is not None
@@ -393,12 +394,16 @@ def rank(
         order = kept
     else:
         order = head
+    rows = order[:limit]
+    # Each signal of the kept rows read at once (as Python floats, rounded as brief rounds them).
+    columns = {name: values[rows].tolist() for name, values in ranking.signals.items()}
     matches = []
-    for position, row in enumerate(order[:limit]):
+    for position, (row, score) in enumerate(zip(rows.tolist(), ranking.scores[rows].tolist(), strict=True)):
+        signals = {name: round(column[position], 4) for name, column in columns.items()}
         why = (
-            explain(compiled, context, int(row), ranking)
+            explain(compiled, context, row, ranking, signals)
             if explained
-            else brief(compiled, context, int(row), ranking)
+            else brief(compiled, context, row, ranking, signals)
         )
-        matches.append(Match(context.docs[row].id, float(ranking.scores[row]), position + 1, why))
+        matches.append(Match(context.docs[row].id, score, position + 1, why))
     return matches
