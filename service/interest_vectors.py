@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from sqlalchemy import Connection, Engine, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from service.matching.interests import CompiledInterest, plain_text
@@ -121,9 +121,12 @@ def text_vectors(
 
 
 def _store(bind: Engine | Connection, rows: list[InterestVector]) -> None:
+    """Storing saves the next pass an embedding; failing to store loses nothing of this one."""
     try:
         with Session(bind) as session, session.begin():
             for row in rows:
                 session.merge(row)
     except IntegrityError:
         log.info("interest vectors: %d stored by another worker meanwhile; kept in memory", len(rows))
+    except OperationalError as exc:  # e.g. SQLite busy past its timeout: the next pass stores them
+        log.warning("interest vectors: %d not stored (%s); kept in memory", len(rows), exc.orig)

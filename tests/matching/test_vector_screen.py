@@ -8,9 +8,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from service.interest_vectors import interest_text, load_vector_screen
+from service.interest_vectors import interest_text, load_vector_screen, text_vectors
 from service.matching.batch import BatchScreen, StoredInterest
 from service.matching.documents import paper_text
 from service.matching.interests import CompiledInterest, Interest, compile_interest
@@ -136,3 +137,27 @@ def test_interest_vectors_are_stored_once_and_redone_after_an_edit(db: Session) 
     galaxy = embedder.embed([paper_text(PAPERS[4])])
     assert again.wanted(galaxy) == set()  # neither "molecules" nor "graph" is near a galaxy paper
     assert screen.wanted(galaxy) == {profile.interests[0].id}
+
+
+def test_a_pass_keeps_interest_vectors_it_cannot_store(
+    db: Session, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A pass embeds missing interest vectors and stores them in a short transaction of its own; when
+    the database refuses that write (SQLite busy past its timeout), the pass still ranks with them and
+    says so, and nothing is stored."""
+    embedder = ConceptEmbedder()
+    profile = Profile(name="ada", interests=[InterestRow(name="a", keywords="astronomy")])
+    db.add(profile)
+    db.flush()
+    interests = [(row.id, compile_interest(Interest(row.name, row.keywords))) for row in profile.interests]
+
+    def refused(self: Session, *args: object, **kwargs: object) -> None:
+        raise OperationalError("INSERT INTO interest_vectors", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(Session, "merge", refused)
+    with caplog.at_level("WARNING", logger="service.interest_vectors"):
+        vectors = text_vectors(db, interests, embedder)
+    assert list(vectors) == ["astronomy"] and embedder.texts == 1
+    assert "1 not stored (database is locked)" in caplog.text
+    monkeypatch.undo()
+    assert db.query(InterestVector).count() == 0
