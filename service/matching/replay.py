@@ -114,7 +114,8 @@ def replay(
     centroid = EmbeddingCentroid(embeddings) if embeddings is not None else None
     if centroid is None:
         report.notes.append("embedding centroid skipped, paperboy lexical-only: [semantic] extra not used")
-    seeds_anywhere = {s for p in dataset.profiles for s in p.seeds}
+    # Sorted: a set's order follows the hash seed, and the references' order moves float sums.
+    seeds_anywhere = sorted({s for p in dataset.profiles for s in p.seeds})
     keyword_vectors: dict[str, np.ndarray] = {}
 
     def keyword_vector(text: str) -> np.ndarray:
