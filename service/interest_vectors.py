@@ -21,7 +21,7 @@ from service.matching.semantic import Embedder, vector_from_bytes, vector_to_byt
 from service.matching.vector_screen import VectorScreen
 from service.models import InterestVector
 
-__all__ = ["interest_text", "load_vector_screen", "stored_text_vectors", "text_vectors"]
+__all__ = ["interest_text", "load_vector_screen", "text_vectors"]
 
 log = logging.getLogger(__name__)
 
@@ -92,15 +92,6 @@ def load_vector_screen(
     ids = list(texts)
     matrix = np.stack([vectors[i] for i in ids]) if ids else np.zeros((0, embedder.dimension))
     return VectorScreen(ids, matrix)
-
-
-def stored_text_vectors(
-    session: Session, interests: Sequence[tuple[int, CompiledInterest]], model_id: str
-) -> dict[str, np.ndarray]:
-    """Interest text -> its stored vector, for the interests whose stored vector is of their current
-    text (reads only: a missing one is embedded by the ranker, as before)."""
-    texts = _texts(interests)
-    return {texts[i]: vector for i, vector in _stored(session, texts, model_id).items()}
 
 
 def text_vectors(

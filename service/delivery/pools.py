@@ -65,11 +65,9 @@ from service.matching.vector_screen import MARGIN
 from service.models import DeliveryPaper, Paper, Profile, Subscription
 from service.reader_models import model_for
 
-POOLS_KEPT = 4
+POOLS_KEPT = 4  # match contexts kept per pass (a pool per distinct window; most passes have one)
 # A pool paper this close to an interest's text may be sent by meaning (the vector screen's floor).
-SCREEN_FLOOR = (
-    SEMANTIC_EVIDENCE - MARGIN
-)  # match contexts kept per pass (a pool per distinct window; most passes have one)
+SCREEN_FLOOR = SEMANTIC_EVIDENCE - MARGIN
 
 
 class PoolScorer(Protocol):

@@ -11,6 +11,7 @@ import scipy.sparse as sp
 
 from .analysis import terms
 from .documents import PaperDoc
+from .memo import remembered
 
 if TYPE_CHECKING:
     from .ranking import MatchContext
@@ -143,14 +144,11 @@ def suppress_duplicates(order: np.ndarray, context: MatchContext, limit: int) ->
 
 def _duplicates(compared: _Compared, context: MatchContext, row: int, other: int) -> bool:
     pair = (row << 32) | other if row < other else (other << 32) | row
-    same = compared.pairs.get(pair)
-    if same is None:
-        if len(compared.pairs) >= PAIRS_KEPT:  # a memo, not a record: start again rather than grow
-            compared.pairs.clear()
-        same = compared.pairs[pair] = is_near_duplicate(
-            _shingles(compared, context, row), _shingles(compared, context, other)
-        )
-    return same
+    return remembered(compared.pairs, pair, PAIRS_KEPT, _compare, (compared, context, row, other))
+
+
+def _compare(compared: _Compared, context: MatchContext, row: int, other: int) -> bool:
+    return is_near_duplicate(_shingles(compared, context, row), _shingles(compared, context, other))
 
 
 def _shingles(compared: _Compared, context: MatchContext, row: int) -> frozenset[tuple[str, ...]]:

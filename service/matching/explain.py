@@ -16,6 +16,7 @@ import numpy as np
 from .analysis import analyze
 from .interests import CompiledInterest
 from .lexical import phrase_occurs
+from .memo import remembered
 from .query import Phrase, Term
 
 if TYPE_CHECKING:
@@ -184,17 +185,16 @@ def keyword_evidence(keywords: str, context: MatchContext, row: int) -> list[Key
 
     Kept per (keyword, paper) in the context's memo: a pass explains the same pool papers for
     profile after profile, and readers of one field write the same keywords."""
-    memo = context.keyword_memo
-    evidence: list[KeywordEvidence] = []
-    for keyword, words, phrase in _keywords(keywords):
-        found = memo.get((keyword, row))
-        if found is None:
-            found = _keyword_in(keyword, words, phrase, context, row)
-            if len(memo) >= KEYWORD_MEMO_SIZE:
-                memo.clear()
-            memo[(keyword, row)] = found
-        evidence.append(found)
-    return evidence
+    return [
+        remembered(
+            context.keyword_memo,
+            (keyword, row),
+            KEYWORD_MEMO_SIZE,
+            _keyword_in,
+            (keyword, words, phrase, context, row),
+        )
+        for keyword, words, phrase in _keywords(keywords)
+    ]
 
 
 def _keyword_in(
@@ -271,29 +271,17 @@ def make_snippet(text: str, spans: list[Span], size: int = SNIPPET_CHARS) -> Sni
     return Snippet(text[lo:hi], kept, clipped_start=lo > 0, clipped_end=hi < len(text))
 
 
-def brief(
-    compiled: CompiledInterest,
-    context: MatchContext,
-    row: int,
-    ranking: Ranking,
-    signals: dict[str, float] | None = None,
-) -> Explanation:
-    """Only the keyword evidence and the signals: what deciding whether to send needs. `signals`:
-    the row's signals already read (rounded to 4 places), when the caller read a ranking's head."""
-    if signals is None:
-        signals = {name: round(float(values[row]), 4) for name, values in ranking.signals.items()}
-    return Explanation(signals=signals, keywords=keyword_evidence(compiled.interest.keywords, context, row))
+def brief(compiled: CompiledInterest, context: MatchContext, row: int, ranking: Ranking) -> Explanation:
+    """Only the keyword evidence and the signals: what deciding whether to send needs."""
+    return Explanation(
+        signals={name: round(float(values[row]), 4) for name, values in ranking.signals.items()},
+        keywords=keyword_evidence(compiled.interest.keywords, context, row),
+    )
 
 
-def explain(
-    compiled: CompiledInterest,
-    context: MatchContext,
-    row: int,
-    ranking: Ranking,
-    signals: dict[str, float] | None = None,
-) -> Explanation:
+def explain(compiled: CompiledInterest, context: MatchContext, row: int, ranking: Ranking) -> Explanation:
     """Build the explanation of pool paper ``row`` for this interest."""
-    return completed(compiled, context, row, brief(compiled, context, row, ranking, signals))
+    return completed(compiled, context, row, brief(compiled, context, row, ranking))
 
 
 def completed(compiled: CompiledInterest, context: MatchContext, row: int, short: Explanation) -> Explanation:
@@ -310,14 +298,13 @@ def completed(compiled: CompiledInterest, context: MatchContext, row: int, short
         for i in np.argsort(-sims)[:SEED_EVIDENCE]:
             seed = context.docs[seed_rows[i]]
             evidence.append(SeedEvidence(seed.id, seed.title, round(float(sims[i]), 3)))
-    key = (row, frozenset(found), frozenset(shared))
-    shown = context.shown_memo.get(key)
-    if shown is None:
-        shown = _shown(context.docs[row], found, shared)
-        if len(context.shown_memo) >= SHOWN_MEMO_SIZE:
-            context.shown_memo.clear()
-        context.shown_memo[key] = shown
-    surface, shared_surface, title_spans, snippet = shown
+    surface, shared_surface, title_spans, snippet = remembered(
+        context.shown_memo,
+        (row, frozenset(found), frozenset(shared)),
+        SHOWN_MEMO_SIZE,
+        _shown,
+        (context.docs[row], found, shared),
+    )
     return Explanation(
         terms=list(surface),
         phrases=phrases,

@@ -394,16 +394,12 @@ def rank(
         order = kept
     else:
         order = head
-    rows = order[:limit]
-    # Each signal of the kept rows read at once (as Python floats, rounded as brief rounds them).
-    columns = {name: values[rows].tolist() for name, values in ranking.signals.items()}
     matches = []
-    for position, (row, score) in enumerate(zip(rows.tolist(), ranking.scores[rows].tolist(), strict=True)):
-        signals = {name: round(column[position], 4) for name, column in columns.items()}
+    for position, row in enumerate(order[:limit]):
         why = (
-            explain(compiled, context, row, ranking, signals)
+            explain(compiled, context, int(row), ranking)
             if explained
-            else brief(compiled, context, row, ranking, signals)
+            else brief(compiled, context, int(row), ranking)
         )
-        matches.append(Match(context.docs[row].id, score, position + 1, why))
+        matches.append(Match(context.docs[row].id, float(ranking.scores[row]), position + 1, why))
     return matches
