@@ -21,6 +21,8 @@ ALPHA = 0.8  # how much of a paper's score comes from its neighbours, the rest f
 ITERATIONS = 20
 FEEDBACK_DEPTH = 10  # the first ranking's top papers taken as relevant
 MIN_GUESSES = 3
+# A paper's density: its mean cosine to this many nearest papers (CSLS's k, Conneau et al. 2018).
+DENSITY_NEIGHBOURS = 10
 # Below this many papers a k-NN graph links nearly everything to everything: not used.
 MIN_POOL = 5 * NEIGHBOURS
 _BLOCK = 1024
@@ -73,10 +75,12 @@ class NeighbourGraph:
         n = vectors.shape[0]
         self.size = n
         k = min(k, max(n - 1, 0))
+        # Each paper's mean cosine to its nearest ones: a hub, close to everything, has a high one.
+        self.density = np.zeros(n)
         if k == 0:
             self.matrix = sp.csr_matrix((n, n))
             return
-        rows, cols, vals = [], [], []
+        rows, cols, vals, density = [], [], [], []
         # Cosine similarities block by block: a 50,000-paper pool never needs an n x n array.
         for start in range(0, n, _BLOCK):
             block = vectors[start : start + _BLOCK] @ vectors.T
@@ -84,9 +88,11 @@ class NeighbourGraph:
             block[np.arange(block.shape[0]), np.arange(start, start + block.shape[0])] = -np.inf
             nearest = np.argpartition(-block, k - 1, axis=1)[:, :k]
             sims = np.take_along_axis(block, nearest, axis=1)
+            density.append(np.sort(sims, axis=1)[:, -min(DENSITY_NEIGHBOURS, k) :].mean(axis=1))
             rows.append(np.repeat(np.arange(start, start + block.shape[0]), k))
             cols.append(nearest.ravel())
             vals.append(np.maximum(sims.ravel(), 0.0))
+        self.density = np.concatenate(density)
         weights = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), (n, n))
         weights = weights.maximum(weights.T)
         degree = np.asarray(weights.sum(axis=1)).ravel()

@@ -52,6 +52,13 @@ SEMANTIC_EVIDENCE = 0.3
 SEED_LEXICAL_EVIDENCE = 0.05
 # Rocchio's gamma: how far disliked papers push the profile away (SMART used 0.15-0.25).
 DISLIKED_WEIGHT = 0.25
+# Hubness: some papers sit close to everything and would top every reader's list. CSLS (Conneau et
+# al. 2018, "Word translation without parallel data") ranks by 2 cos(x, q) - r(x) - r(q), r being the
+# mean cosine to the 10 nearest neighbours; for one reader's vector q that orders papers as
+# cos(x, q) - r(x) / 2. The textbook form, not tuned; applied to the vectors made of papers (the seeds'
+# Rocchio vector, the reader's learned weights), not to a query of a few words, where it lost (README
+# "Hubness").
+HUBNESS_PENALTY = 0.5
 # Cosines between pool papers a shared context keeps for keyword feedback (a row per paper): every
 # paper of a 5,000-paper pool at float32.
 PAPER_SIMILARITY_BYTES = 128 * 2**20
@@ -252,6 +259,18 @@ def _expanded(
     return vectors @ (moved / norm)
 
 
+def _less_hubs(products: np.ndarray, direction: np.ndarray, context: MatchContext) -> np.ndarray:
+    """Pool papers' products with a reader's direction as CSLS orders them (see HUBNESS_PENALTY).
+
+    Only where the neighbour graph, which measures each paper's density, is built (MIN_POOL).
+    """
+    n = context.pool_size
+    if n < MIN_POOL:
+        return products
+    cosines = products / max(float(np.linalg.norm(direction)), 1e-12)
+    return cosines - HUBNESS_PENALTY * context.graph.density[:n]
+
+
 def _feature_model_scores(
     compiled: CompiledInterest,
     context: MatchContext,
@@ -327,7 +346,8 @@ def score_pool(
             if positive:
                 closest = (context.embeddings[:n] @ context.embeddings[positive].T).max(axis=1)
                 evidence |= closest >= SEMANTIC_EVIDENCE
-            semantic = context.centred[:n] @ _rocchio(context.centred, positive, negative)
+            vector = _rocchio(context.centred, positive, negative)
+            semantic = _less_hubs(context.centred[:n] @ vector, vector, context)
             signals["seeds_semantic"] = semantic
             combined = combined + standardize(semantic, allowed)
         weight = 1.0 if positive else 0.5  # dislikes alone only nudge
@@ -339,7 +359,7 @@ def score_pool(
     model = interest.model
     model_id = context.embedder.model_id if context.embedder is not None else None
     if model is not None and context.embeddings is not None and model.model_id == model_id and parts:
-        learned = model.score(context.embeddings[:n])
+        learned = _less_hubs(model.score(context.embeddings[:n]) - model.bias, model.weights, context)
         signals["learned"] = learned
         # Relative to the signals already there: at full weight it counts as much as all of them.
         parts.append((learned, blend_weight(model.labels) * hybrid))
