@@ -50,7 +50,7 @@ def open_modal(
             if sub is not None:
                 where = Where(where.channel_id, where.team_id, where.enterprise_id, sub.id)
             view = view_payload(where, sub)
-            client = workspace_client(session, settings, where.team_id, where.enterprise_id)
+            client = workspace_client(session, settings, where.team_id, where.enterprise_id, retry_reset=True)
         client.views_open(trigger_id=trigger_id, view=view)
     except (NotInstalled, SlackApiError, OSError) as exc:
         log.warning("slack: the subscription modal did not open: %s", type(exc).__name__)
@@ -83,7 +83,9 @@ def home_action(
     """One Home tab button, for a subscription of a channel the user is in; then the tab is refreshed."""
     try:
         with Session(engine) as session, session.begin():
-            client = workspace_client(session, settings, team_id, enterprise_id)
+            # Only the edit button's calls (a read, then views.open) may be retried; others post.
+            retry = action == home.EDIT
+            client = workspace_client(session, settings, team_id, enterprise_id, retry_reset=retry)
             sub = session.get(Subscription, int(value)) if value.isdigit() else None
             allowed = home.channel_subscriptions(session, user_channels(client, user_id), team_id)
             if sub is None or sub not in allowed:

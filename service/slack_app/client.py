@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 from slack_sdk.web import WebClient
 from sqlalchemy.orm import Session
 
@@ -14,14 +15,24 @@ class NotInstalled(Exception):
 
 
 def workspace_client(
-    session: Session, settings: Settings, team_id: str | None, enterprise_id: str | None
+    session: Session,
+    settings: Settings,
+    team_id: str | None,
+    enterprise_id: str | None,
+    *,
+    retry_reset: bool = False,
 ) -> WebClient:
+    """``retry_reset``: try once more when the connection drops. For views.open: its trigger_id lasts
+    3 s, so a modal lost to a reset connection is lost for good, and Slack refuses a used trigger_id,
+    so a retry after a modal did open changes nothing. Calls that post stay single (a retry could
+    post twice)."""
     token = bot_token(session, settings, team_id, enterprise_id)
     if not token:
         raise NotInstalled(f"paperboy is not installed in workspace {team_id or enterprise_id}")
     timeout = max(1, int(min(settings.http_timeout_s, 10)))
+    retries = [ConnectionErrorRetryHandler(max_retry_count=1)] if retry_reset else []
     return WebClient(
-        token=token, base_url=api_base(settings), timeout=timeout, logger=QUIET, retry_handlers=[]
+        token=token, base_url=api_base(settings), timeout=timeout, logger=QUIET, retry_handlers=retries
     )
 
 
