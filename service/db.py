@@ -51,6 +51,13 @@ def check_database_url(url: str) -> None:
             )
 
 
+# An execution option: on SQLite, the transaction takes the write lock when it begins (BEGIN IMMEDIATE).
+# A plain BEGIN reads from a snapshot; if another process commits before this transaction's first write,
+# that write is refused at once ("database is locked": a stale WAL snapshot is not retried by the busy
+# timeout). With the lock taken first, the busy timeout waits for the other writer instead.
+IMMEDIATE = "paperboy_sqlite_immediate"
+
+
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite gets WAL, foreign keys and a busy timeout."""
     check_database_url(url)
@@ -71,7 +78,8 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
-            conn.exec_driver_sql("BEGIN")
+            immediate = conn.get_execution_options().get(IMMEDIATE)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True)
@@ -96,8 +104,15 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 @contextmanager
 def session_scope(engine: Engine | None = None) -> Iterator[Session]:
-    """A session that commits on success and rolls back on any error."""
-    session = session_factory(engine or get_engine())()
+    """A session that commits on success and rolls back on any error.
+
+    On SQLite it begins with the write lock (IMMEDIATE): these are the CLI's commands and short
+    read-then-write steps, which another process's commit must not refuse halfway.
+    """
+    engine = engine or get_engine()
+    if engine.dialect.name == "sqlite":
+        engine = engine.execution_options(**{IMMEDIATE: True})
+    session = session_factory(engine)()
     try:
         yield session
         session.commit()
