@@ -104,14 +104,18 @@ def test_digest_preview_dry_run_and_send(cli_db: Engine, smtp: SmtpServer, tmp_p
     code, out = run("subscribe", "c@example.org", "-i", "sparse attention")
     assert code == 0, out
     sub_id = str(subscriptions()[0]["id"])
+    # The CLI reads the real clock, so the papers are seen hours before it (a fixed date falls out of the
+    # first digest's 7-day lookback a week later).
+    seen = dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)
     with session_scope(cli_db) as session:
         add_paper(
             session,
             "arxiv:2611.00001",
             "Sparse attention <b>for</b> everyone",
             "We make sparse attention cheap.",
+            seen=seen,
         )
-        add_paper(session, "arxiv:2611.00002", "Protein folding", "Nothing about transformers.")
+        add_paper(session, "arxiv:2611.00002", "Protein folding", "Nothing about transformers.", seen=seen)
 
     code, out = run("digest", "preview", sub_id, "--format", "text")
     assert code == 0, out
