@@ -294,6 +294,8 @@ def rank_in_context(
             if match.paper_id not in best or match.score > best[match.paper_id][0].score:
                 best[match.paper_id] = (match, row)
     # Places shared across interests: a reader of three topics sees each (service/matching/diversity.py).
-    ordered = allocate(list(best.values()), lambda pair: pair[1].name, lambda pair: pair[0].score)
+    ordered = allocate(
+        list(best.values()), lambda pair: pair[1].name, lambda pair: pair[0].score, semantic=context.semantic
+    )
     items = [to_item(by_id[m.paper_id], m, row.name, row.keywords or "") for m, row in ordered]
     return with_followed_authors(items, rows, papers)

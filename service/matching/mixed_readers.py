@@ -74,7 +74,9 @@ def score_mixed_readers(profiles: Sequence[EvalProfile], context: MatchContext) 
         items = list(best.items())
         orders = {
             "by score": sorted(items, key=lambda item: -item[1][0]),
-            "shared places": allocate(items, lambda item: item[1][1], lambda item: item[1][0]),
+            "shared places": allocate(
+                items, lambda item: item[1][1], lambda item: item[1][0], semantic=context.semantic
+            ),
         }
         relevant = frozenset().union(*(m.relevant for m in group))
         for name, ordered in orders.items():
