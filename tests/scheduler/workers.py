@@ -78,7 +78,10 @@ def paperboy(env: dict[str, str], *args: str, log: Path | None = None) -> subpro
 
 
 def worker(env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
-    return paperboy(env, "worker", "-c", "1", "-n", f"{name}@%h", "-l", "WARNING")
+    # The node name is the test's own (its queue prefix): a worker another run left behind holds its
+    # name's exclusive pidbox queue, and a new worker of that name would stop at once (RESOURCE_LOCKED).
+    node = f"{name}-{env.get('QUEUE_PREFIX', '').strip('-')}@%h"
+    return paperboy(env, "worker", "-c", "1", "-n", node, "-l", "WARNING")
 
 
 def kill(*procs: subprocess.Popen[bytes] | None) -> None:
