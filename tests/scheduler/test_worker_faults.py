@@ -20,7 +20,16 @@ from service.delivery import lease
 from service.delivery.tasks import CHANNEL_QUEUES, configure, enqueue_pass
 from service.models import Delivery
 from tests.cli import run_cli
-from tests.scheduler.workers import DUE, kill, paperboy, sent_count, subscribe_many, wait_until, worker
+from tests.scheduler.workers import (
+    DUE,
+    kill,
+    paperboy,
+    recently,
+    sent_count,
+    subscribe_many,
+    wait_until,
+    worker,
+)
 from tests.smtp_server import SmtpServer
 
 TRY_LATER = "451 4.3.0 try again later"
@@ -78,7 +87,7 @@ def test_an_smtp_relay_down_for_a_minute_then_every_digest_goes_out_once_and_the
         "DISPATCH_INTERVAL_S": "3600",
         "RETRY_INTERVAL_S": "2",
     }
-    ids = subscribe_many(pg_engine, 6)
+    ids = subscribe_many(pg_engine, 6, seen=recently())
     down_until, back = time.monotonic() + 60, 0.0
     clock = paperboy(env, "run", log=tmp_path / "clock.log")
     workers = worker(env, "w")
@@ -122,7 +131,7 @@ def test_two_clocks_only_the_leader_enqueues_and_the_other_takes_over_when_it_is
     worker_env: dict[str, str], pg_engine: Engine, smtp: SmtpServer, tmp_path: Path
 ) -> None:
     env = {**worker_env, "LEASE_SECONDS": "5", "DISPATCH_INTERVAL_S": "1"}
-    before = subscribe_many(pg_engine, 8, "before")
+    before = subscribe_many(pg_engine, 8, "before", seen=recently())
     workers = worker(env, "w")
     leader = paperboy(env, "run", log=tmp_path / "leader.log")
     standby = None

@@ -21,7 +21,7 @@ from service.delivery.tasks import CHANNEL_QUEUES, configure, enqueue_pass
 from service.models import Subscription
 from tests.scheduler.helpers import utc
 from tests.scheduler.tcp_proxy import TcpProxy
-from tests.scheduler.workers import DUE, kill, sent_count, subscribe_many, wait_until, worker
+from tests.scheduler.workers import DUE, kill, recently, sent_count, subscribe_many, wait_until, worker
 from tests.smtp_server import ScriptedHandler, SmtpServer
 
 
@@ -80,7 +80,7 @@ def test_a_worker_killed_mid_batch_leaves_its_work_to_another_none_twice_none_lo
         worker_env = {**worker_env, "SMTP_URL": slow.url}
         monkeypatch.setenv("SMTP_URL", slow.url)
         get_settings.cache_clear()
-        ids = subscribe_many(pg_engine, 24)
+        ids = subscribe_many(pg_engine, 24, seen=recently())
         settings = get_settings()
         configure(settings)
         first = worker(worker_env, "first")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import socket
@@ -33,8 +34,12 @@ def broker_up() -> bool:
         return False
 
 
-def subscribe_many(engine: Engine, count: int, prefix: str = "w") -> list[int]:
-    """`count` subscriptions to one paper, scheduled on the tests' clock (due at DUE)."""
+def subscribe_many(engine: Engine, count: int, prefix: str = "w", *, seen: dt.datetime = T0) -> list[int]:
+    """`count` subscriptions to one paper, scheduled on the tests' clock (due at DUE).
+
+    A test whose processes read the real clock passes `seen` near it (`recently()`): a paper seen at
+    T0 falls out of a first digest's 7-day lookback a week after T0, and its digests come out empty.
+    """
     with Session(engine) as s, s.begin():
         if s.scalar(select(func.count()).select_from(Subscription)) == 0:
             add_paper(
@@ -42,12 +47,17 @@ def subscribe_many(engine: Engine, count: int, prefix: str = "w") -> list[int]:
                 "arxiv:2611.00001",
                 "Sparse attention for long documents",
                 "Attention made sparse.",
-                seen=T0,
+                seen=seen,
             )
         ids = [add_subscription(s, f"{prefix}{n}@example.org", "sparse attention") for n in range(count)]
         s.execute(update(Subscription).where(Subscription.id.in_(ids)).values(next_digest_at=None))
     schedule_new(engine, T0)
     return ids
+
+
+def recently() -> dt.datetime:
+    """An hour before the real clock: when a paper is new for processes that read that clock."""
+    return dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
 
 
 def wait_until(check: Callable[[], bool], seconds: float) -> None:
