@@ -46,9 +46,9 @@ def allocate(
             if not queue:
                 del queues[name]
         if not semantic:
-            rest = [item for queue in queues.values() for item in queue]
-            return chosen + sorted(rest, key=lambda item: -score(item))
-    return chosen
+            break
+    rest = [item for queue in queues.values() for item in queue]  # none left after every turn
+    return chosen + sorted(rest, key=lambda item: -score(item))
 
 
 def interest_coverage(shown: Sequence[Collection[Hashable]], wanted: Collection[Hashable]) -> float:
