@@ -14,7 +14,6 @@ import argparse
 import json
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from relevance_subsets import DEV, draw_subset, write_subset  # noqa: E402
+from relevance_subsets import DEV, drawn_subsets  # noqa: E402
 
 from service.matching.evaluation import load_dataset  # noqa: E402
 from service.matching.mixed_readers import MixedResult, score_mixed_readers  # noqa: E402
@@ -65,13 +64,7 @@ def main() -> None:
     cache = NpzEmbeddingCache(args.cache)
     started = time.process_time()
     dev = measured(args.dev, embedder, cache)
-    subsets: list[list[MixedResult]] = []
-    with tempfile.TemporaryDirectory() as scratch:
-        for spec in specs:
-            papers, seed = (int(part) for part in spec.split(":"))
-            folder = Path(scratch) / f"{papers}-seed{seed}"
-            write_subset(folder, *draw_subset(args.dev, papers, seed))
-            subsets.append(measured(folder, embedder, cache))
+    subsets = [measured(folder, embedder, cache) for _, _, folder in drawn_subsets(args.dev, specs)]
     table = {"dev": pooled([dev]), "subsets": pooled(subsets)}
     for name, orders in table.items():
         for order, row in sorted(orders.items()):

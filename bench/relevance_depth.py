@@ -17,7 +17,6 @@ import argparse
 import json
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from relevance_subsets import DEV, draw_subset, write_subset  # noqa: E402
+from relevance_subsets import DEV, drawn_subsets  # noqa: E402
 
 from service.matching.baselines import EmbeddingCosine, SemanticSearch  # noqa: E402
 from service.matching.diffusion import NeighbourGraph, best_rows  # noqa: E402
@@ -138,14 +137,10 @@ def main() -> None:
     cache = NpzEmbeddingCache(args.cache)
     started = time.process_time()
     sets: dict[str, dict[str, dict[str, list[float]]]] = {}
-    with tempfile.TemporaryDirectory() as scratch:
-        for spec in args.subset:
-            papers, seed = (int(part) for part in spec.split(":"))
-            folder = Path(scratch) / f"{papers}-seed{seed}"
-            write_subset(folder, *draw_subset(args.dev, papers, seed))
-            sets[spec] = measure(folder, embedder, cache)
-        for folder in args.set:
-            sets[str(folder)] = measure(folder, embedder, cache)
+    for papers, seed, folder in drawn_subsets(args.dev, args.subset):
+        sets[f"{papers}:{seed}"] = measure(folder, embedder, cache)
+    for folder in args.set:
+        sets[str(folder)] = measure(folder, embedder, cache)
     parts = summary(sets)
     for part, rows in parts.items():
         base = rows["baseline"]

@@ -14,7 +14,6 @@ import argparse
 import json
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from relevance_subsets import DEV, draw_subset, write_subset  # noqa: E402
+from relevance_subsets import DEV, drawn_subsets  # noqa: E402
 
 from service.matching.evaluation import KINDS, EvalReport, evaluate, load_dataset  # noqa: E402
 from service.matching.semantic import MiniLMEmbedder, NpzEmbeddingCache, semantic_available  # noqa: E402
@@ -73,23 +72,20 @@ def main() -> None:
     parser.add_argument("--lexical-only", action="store_true")
     parser.add_argument("--json", type=Path, default=RESULTS)
     args = parser.parse_args()
-    subsets = [tuple(int(part) for part in spec.split(":")) for spec in args.subset or ["1000:1", "1200:2"]]
+    specs = args.subset or ["1000:1", "1200:2"]
     embedder = None if args.lexical_only or not semantic_available() else MiniLMEmbedder()
     cache = NpzEmbeddingCache(args.cache)
     rows: list[dict[str, Any]] = []
     started = time.process_time()
-    with tempfile.TemporaryDirectory() as scratch:
-        for papers, seed in subsets:
-            folder = Path(scratch) / f"{papers}-seed{seed}"
-            write_subset(folder, *draw_subset(args.dev, papers, seed))
-            report = evaluate(load_dataset(folder), embedder=embedder, cache=cache)
-            row = leads(report)
-            rows.append({"papers": papers, "seed": seed, "kinds": row})
-            cells = "  ".join(
-                f"{kind} {r['paperboy']:.3f} vs {r['baseline']} {r['baseline_ndcg']:.3f} ({r['lead']:+.0%})"
-                for kind, r in row.items()
-            )
-            print(f"{papers} papers, seed {seed}: {cells}", flush=True)
+    for papers, seed, folder in drawn_subsets(args.dev, specs):
+        report = evaluate(load_dataset(folder), embedder=embedder, cache=cache)
+        row = leads(report)
+        rows.append({"papers": papers, "seed": seed, "kinds": row})
+        cells = "  ".join(
+            f"{kind} {r['paperboy']:.3f} vs {r['baseline']} {r['baseline_ndcg']:.3f} ({r['lead']:+.0%})"
+            for kind, r in row.items()
+        )
+        print(f"{papers} papers, seed {seed}: {cells}", flush=True)
     total = pooled([row["kinds"] for row in rows])
     print(
         "pooled: "

@@ -14,7 +14,6 @@ import argparse
 import json
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from relevance_subsets import DEV, draw_subset, write_subset  # noqa: E402
+from relevance_subsets import DEV, drawn_subsets  # noqa: E402
 
 from service.matching.evaluation import KINDS, load_dataset  # noqa: E402
 from service.matching.replay import REPLAY_METHODS, ReplayReport, replay  # noqa: E402
@@ -56,17 +55,13 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=RESULTS)
     args = parser.parse_args()
     specs = args.subset or ["1000:301", "1200:302"]
-    subsets = [tuple(int(part) for part in spec.split(":")) for spec in specs]
     embedder = MiniLMEmbedder()
     cache = NpzEmbeddingCache(args.cache)
     reports: list[ReplayReport] = []
     started = time.process_time()
-    with tempfile.TemporaryDirectory() as scratch:
-        for papers, seed in subsets:
-            folder = Path(scratch) / f"{papers}-seed{seed}"
-            write_subset(folder, *draw_subset(args.dev, papers, seed))
-            reports.append(replay(load_dataset(folder), args.rounds, embedder=embedder, cache=cache))
-            print(f"{papers} papers, seed {seed}: replayed", flush=True)
+    for papers, seed, folder in drawn_subsets(args.dev, specs):
+        reports.append(replay(load_dataset(folder), args.rounds, embedder=embedder, cache=cache))
+        print(f"{papers} papers, seed {seed}: replayed", flush=True)
     table = pooled(reports, args.rounds)
     for kind in KINDS:
         for method, kinds in table.items():
@@ -79,7 +74,7 @@ def main() -> None:
             print(f"{kind:<15} {method:<19} {cells}  r{args.rounds}/r1 {gain}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {
-        "subsets": [f"{papers}:{seed}" for papers, seed in subsets],
+        "subsets": specs,
         "rounds": args.rounds,
         "ndcg_at_10": table,
         "cpu_seconds": time.process_time() - started,

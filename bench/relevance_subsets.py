@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import tempfile
 from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 DEV = Path(__file__).resolve().parents[1].parent / "shared" / "eval" / "dev"
@@ -56,6 +58,17 @@ def write_subset(out: Path, papers: list[dict], profiles: list[dict]) -> None:
         handle.writelines(json.dumps(p) + "\n" for p in papers)
     with (out / "profiles.jsonl").open("w", encoding="utf-8") as handle:
         handle.writelines(json.dumps(p) + "\n" for p in profiles)
+
+
+def drawn_subsets(dev: Path, specs: Sequence[str]) -> Iterator[tuple[int, int, Path]]:
+    """Each ``PAPERS:SEED`` spec drawn into a folder of its own, one at a time, as (papers, seed, folder);
+    the folders are temporary, removed once the loop is done."""
+    with tempfile.TemporaryDirectory() as scratch:
+        for spec in specs:
+            papers, seed = (int(part) for part in spec.split(":"))
+            folder = Path(scratch) / f"{papers}-seed{seed}"
+            write_subset(folder, *draw_subset(dev, papers, seed))
+            yield papers, seed, folder
 
 
 def main() -> None:
