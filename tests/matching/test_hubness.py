@@ -59,19 +59,25 @@ def clump_pool() -> tuple[MatchContext, list[PaperDoc]]:
     return MatchContext(docs, embedder=TableEmbedder(table)), docs
 
 
-def clump_papers_in_top(context: MatchContext, docs: list[PaperDoc], k: int = 20) -> int:
-    interest = compile_interest(Interest("reader", seeds=tuple(f"topic{i}" for i in range(5))))
-    result = score_pool(interest, context)
-    scores = np.where(result.allowed, result.signals["seeds_semantic"], -np.inf)
+SEEDS = tuple(f"topic{i}" for i in range(5))
+
+
+def clump_papers_in_top(
+    context: MatchContext, docs: list[PaperDoc], interest: Interest, signal: str, k: int = 20
+) -> int:
+    """How many of the clump's papers the interest's `signal` puts in its top k."""
+    result = score_pool(compile_interest(interest), context)
+    scores = np.where(result.allowed, result.signals[signal], -np.inf)
     return sum(docs[row].id.startswith("clump") for row in np.argsort(-scores)[:k])
 
 
 def test_a_dense_clump_does_not_crowd_out_the_readers_topic(monkeypatch: pytest.MonkeyPatch) -> None:
     context, docs = clump_pool()
-    assert clump_papers_in_top(context, docs) == 0
+    reader = Interest("reader", seeds=SEEDS)
+    assert clump_papers_in_top(context, docs, reader, "seeds_semantic") == 0
     # Without the penalty the clump, closer to the seeds' mean than the topic's own spread, fills the list.
     monkeypatch.setattr(ranking, "HUBNESS_PENALTY", 0.0)
-    assert clump_papers_in_top(context, docs) >= 5
+    assert clump_papers_in_top(context, docs, reader, "seeds_semantic") >= 5
 
 
 def test_small_pools_keep_the_plain_cosine() -> None:
@@ -90,21 +96,14 @@ def test_the_learned_scorer_is_read_the_same_way(monkeypatch: pytest.MonkeyPatch
     in the background the model was trained against) does not fill its list either."""
     context, docs = clump_pool()
     assert context.embeddings is not None and context.embedder is not None
-    seeds = tuple(f"topic{i}" for i in range(5))
     earlier = [row for row, doc in enumerate(docs) if not doc.id.startswith("clump")]
     model = train_reader_model(
         context.embedder.model_id,
-        context.embeddings[context.rows(seeds)],
+        context.embeddings[context.rows(SEEDS)],
         np.empty((0, context.embeddings.shape[1])),
         Background.of(context.embeddings[earlier]),
     )
-    interest = compile_interest(Interest("reader", seeds=seeds, model=model))
-
-    def clump_in_top(k: int = 20) -> int:
-        result = score_pool(interest, context)
-        scores = np.where(result.allowed, result.signals["learned"], -np.inf)
-        return sum(docs[row].id.startswith("clump") for row in np.argsort(-scores)[:k])
-
-    assert clump_in_top() == 0
+    reader = Interest("reader", seeds=SEEDS, model=model)
+    assert clump_papers_in_top(context, docs, reader, "learned") == 0
     monkeypatch.setattr(ranking, "HUBNESS_PENALTY", 0.0)
-    assert clump_in_top() >= 5
+    assert clump_papers_in_top(context, docs, reader, "learned") >= 5
